@@ -1,0 +1,1 @@
+"""groundup's harness: datasets, runs, results and the command line."""

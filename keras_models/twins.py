@@ -1,0 +1,80 @@
+"""Build the Keras twin of a scratch network: same layers, loss, optimizer and weights."""
+
+from __future__ import annotations
+
+import functools
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from scratch import MLP, Architecture, activations
+
+
+def keras_activation(identifier):
+    """Keras' activation for a scratch activation name or config."""
+    config = activations.get(identifier).get_config()
+    name = config.pop("name")
+    fn = keras.activations.get(name)
+    return functools.partial(fn, **config) if config else fn
+
+
+def keras_optimizer(config: dict) -> keras.optimizers.Optimizer:
+    """A Keras optimizer from a scratch optimizer's ``get_config()``.
+
+    Keras 3 takes ``learning_rate=``; the old ``lr=`` is rejected.
+    """
+    config = dict(config)
+    name = config.pop("name")
+    classes = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam}
+    if name not in classes:
+        raise ValueError(f"No Keras twin for optimizer {name!r}; choose one of {sorted(classes)}.")
+    return classes[name](**config)
+
+
+def build(arch: Architecture, optimizer: dict | None = None, dtype: str = "float32",
+          dropout: float | None = None, **compile_kwargs) -> keras.Sequential:
+    """A compiled ``keras.Sequential`` of ``arch``: Dense layers with a Dropout after
+    every hidden one when ``dropout`` (default ``arch.dropout``) is positive."""
+    dropout = arch.dropout if dropout is None else dropout
+    layers: list = [keras.Input(shape=(arch.sizes[0],), dtype=dtype)]
+    last = len(arch.sizes) - 2
+    for i, (n_out, act) in enumerate(zip(arch.sizes[1:], arch.activations)):
+        layers.append(keras.layers.Dense(n_out, activation=keras_activation(act), dtype=dtype))
+        if dropout and i < last:
+            layers.append(keras.layers.Dropout(dropout, dtype=dtype))
+    model = keras.Sequential(layers, name=f"{arch.name}_twin")
+    model.compile(optimizer=keras_optimizer(optimizer or {"name": "sgd", "learning_rate": 0.01}),
+                  loss=arch.loss, **compile_kwargs)
+    return model
+
+
+def twin_of(mlp: MLP, **compile_kwargs) -> keras.Sequential:
+    """The Keras twin of ``mlp``, starting from a copy of its current weights."""
+    config = mlp.get_config()
+    arch = Architecture("twin", tuple(config["sizes"]), tuple(config["activations"]),
+                        config["loss"], config["dropout"])
+    model = build(arch, config["optimizer"], config["dtype"], **compile_kwargs)
+    model.set_weights(mlp.get_weights())
+    return model
+
+
+def gradients(model: keras.Model, x: np.ndarray, y: np.ndarray, training: bool = True
+              ) -> tuple[float, list[np.ndarray]]:
+    """The compiled loss and its gradients [dW1, db1, ...] by ``tf.GradientTape``."""
+    with tf.GradientTape() as tape:
+        # The compiled loss reduces with "sum_over_batch_size": the mean over the batch.
+        loss = tf.reduce_mean(keras.losses.get(model.loss)(y, model(x, training=training)))
+    grads = tape.gradient(loss, model.trainable_weights)
+    return float(loss), [g.numpy() for g in grads]
+
+
+def train_step(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
+    """One optimizer step from the tape's gradients, in the model's own dtype.
+
+    ``model.train_on_batch`` would first cast float64 inputs to Keras' floatx
+    (float32); this keeps a float64 twin in float64 end to end.
+    """
+    loss, grads = gradients(model, x, y)
+    model.optimizer.apply(grads, model.trainable_variables)
+    return loss

@@ -1,0 +1,271 @@
+"""A multilayer perceptron with Keras' verbs and a switch between the two backprop modes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from scratch import activations, initializers, losses, optimizers
+from scratch.architectures import Architecture
+from scratch.layers import Dense, Dropout
+
+BACKPROP_MODES = ("shortcut", "jacobian")
+DTYPES = ("float32", "float64")
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss became NaN or infinite; ``history`` holds the epochs completed before."""
+
+    def __init__(self, message: str, history: History):
+        super().__init__(message)
+        self.history = history
+
+
+@dataclass
+class History:
+    """Like Keras' History: ``history['loss'][e]`` is the mean training loss of epoch e."""
+
+    history: dict[str, list[float]] = field(default_factory=lambda: {"loss": []})
+
+    @property
+    def epoch(self) -> list[int]:
+        return list(range(len(self.history["loss"])))
+
+
+def epoch_order(n: int, epoch: int, seed: int, shuffle: bool = True) -> np.ndarray:
+    """The sample order of one epoch, a function of (seed, epoch) alone, so that
+    another implementation can be fed exactly the same batches."""
+    if not shuffle:
+        return np.arange(n)
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+class MLP:
+    """A fully connected network: ``MLP(784-512-10, relu/softmax, backprop=shortcut)``.
+
+    Args:
+        sizes: layer widths, input first, e.g. (784, 512, 10).
+        activations: one per layer after the input, by Keras' name or as an Activation.
+        loss: a Keras loss name, e.g. 'categorical_crossentropy'.
+        optimizer: 'sgd', 'adam', a config dict or an Optimizer.
+        dropout: rate of the Dropout after every hidden layer (0: none).
+        kernel_initializer, bias_initializer: names from ``scratch.initializers``.
+        backprop: 'shortcut' (closed forms) or 'jacobian' (explicit Jacobians).
+        dtype: 'float32' or 'float64'.
+        seed: seeds the weights, the dropout masks and the shuffling.
+    """
+
+    def __init__(self, sizes, activations_, loss, optimizer="sgd", *, dropout: float = 0.0,
+                 kernel_initializer: str = "glorot_uniform", bias_initializer: str = "zeros",
+                 backprop: str = "shortcut", dtype: str = "float32", seed: int = 0):
+        sizes = tuple(int(s) for s in sizes)
+        if len(sizes) < 2 or min(sizes) < 1:
+            raise ValueError(f"sizes must be at least two positive widths, got {sizes}.")
+        if len(activations_) != len(sizes) - 1:
+            raise ValueError(f"{len(sizes) - 1} layers need {len(sizes) - 1} activations, "
+                             f"got {len(activations_)}: {list(activations_)}.")
+        if backprop not in BACKPROP_MODES:
+            raise ValueError(f"Unknown backprop mode {backprop!r}; choose one of {BACKPROP_MODES}.")
+        if str(dtype) not in DTYPES:
+            raise ValueError(f"Unsupported dtype {dtype!r}; choose one of {DTYPES}.")
+        self.sizes, self.backprop, self.dtype, self.seed = sizes, backprop, np.dtype(dtype), seed
+        self.loss = losses.get(loss)
+        self.optimizer = optimizers.get(optimizer)
+        self.dropout = float(dropout)
+        self.initializers = (kernel_initializer, bias_initializer)
+        self.rng = np.random.default_rng(seed)
+        init_w, init_b = initializers.get(kernel_initializer), initializers.get(bias_initializer)
+        self.layers: list[Dense | Dropout] = []
+        for n_in, n_out, act in zip(sizes, sizes[1:], activations_):
+            if self.layers and self.dropout:
+                self.layers.append(Dropout(self.dropout, self.rng))
+            self.layers.append(Dense(init_w((n_in, n_out), self.rng, self.dtype),
+                                     init_b((n_out,), self.rng, self.dtype),
+                                     activations.get(act)))
+        self.stop_training = False
+
+    @classmethod
+    def from_architecture(cls, arch: Architecture, optimizer="sgd", **kwargs) -> MLP:
+        return cls(arch.sizes, arch.activations, arch.loss, optimizer,
+                   dropout=kwargs.pop("dropout", arch.dropout), **kwargs)
+
+    @property
+    def dense(self) -> list[Dense]:
+        return [layer for layer in self.layers if isinstance(layer, Dense)]
+
+    # Forward and backward.
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        for layer in self.layers:
+            x = layer.forward(x, training)
+        return x
+
+    def gradients(self, x: np.ndarray, y: np.ndarray) -> tuple[float, list[np.ndarray]]:
+        """The batch loss and its gradients [dW1, db1, dW2, db2, ...], by ``self.backprop``."""
+        x, y = self._check(x, y)
+        s = self.forward(x, training=True)
+        if self.backprop == "shortcut":
+            self._backward_shortcut(s, y)
+        else:
+            self._backward_jacobian(s, y)
+        return self._loss_value(y, s), [g for layer in self.dense for g in layer.grads]
+
+    def _backward_shortcut(self, s: np.ndarray, y: np.ndarray) -> None:
+        dz = self._output_delta(s, y)
+        grad = None if dz is not None else self.loss.gradient(y, s)
+        last = len(self.layers) - 1
+        for k in range(last, -1, -1):
+            layer = self.layers[k]
+            kwargs = {"dz": dz} if k == last else {}
+            grad = layer.backward(grad, input_grad=k > 0, **kwargs)
+
+    def _fused(self) -> bool:
+        """Whether the loss is a cross-entropy over this output activation's logits."""
+        return self.loss.logits_activation == self.dense[-1].activation.name
+
+    def _output_delta(self, s: np.ndarray, y: np.ndarray) -> np.ndarray | None:
+        """dL/dZ of the output layer where it fuses to (S - y)/n; else None."""
+        return self.loss.delta_from_logits(y, s) if self._fused() else None
+
+    def _loss_value(self, y: np.ndarray, s: np.ndarray) -> float:
+        """The batch loss as Keras reports it: from the logits where the loss fuses."""
+        if self._fused():
+            return float(np.mean(self.loss.per_sample_from_logits(y, self.dense[-1].z)))
+        return self.loss(y, s)
+
+    def _backward_jacobian(self, s: np.ndarray, y: np.ndarray) -> None:
+        dL_dS = self.loss.gradient(y, s)  # row i is the vector dL/dS_i
+        for layer in self.layers:
+            layer.zero_grads()
+        for i in range(len(s)):
+            grad = dL_dS[i:i + 1]
+            for k in range(len(self.layers) - 1, -1, -1):
+                grad = self.layers[k].backward_jacobian(grad, i, input_grad=k > 0)
+
+    def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
+        loss, grads = self.gradients(x, y)
+        self.optimizer.apply([p for layer in self.dense for p in layer.params], grads)
+        return loss
+
+    # Keras' verbs.
+
+    def fit(self, x, y, epochs: int = 1, batch_size: int | None = 32, shuffle: bool = True,
+            seed: int | None = None, validation_data=None, callbacks=(), verbose: int = 0
+            ) -> History:
+        """Train with minibatches in the order ``epoch_order(n, epoch, seed)`` gives.
+
+        Callbacks are objects with any of ``on_epoch_end(epoch, logs)`` and
+        ``on_train_batch_end(batch, logs)``; setting ``model.stop_training`` stops.
+        Raises TrainingDiverged when the loss stops being finite.
+        """
+        x, y = self._check(x, y)
+        n = len(x)
+        batch_size = n if batch_size is None else batch_size
+        _check_positive_int("batch_size", batch_size)
+        _check_positive_int("epochs", epochs, allow_zero=True)
+        seed = self.seed if seed is None else seed
+        history = History()
+        self.stop_training = False
+        for epoch in range(epochs):
+            order = epoch_order(n, epoch, seed, shuffle)
+            xs, ys = (x, y) if not shuffle else (x[order], y[order])  # contiguous batches
+            total = 0.0
+            for b, start in enumerate(range(0, n, batch_size)):
+                xb, yb = xs[start:start + batch_size], ys[start:start + batch_size]
+                loss = self.train_step(xb, yb)
+                if not np.isfinite(loss):
+                    raise TrainingDiverged(
+                        f"The loss became {loss} at epoch {epoch}, batch {b}: training diverged. "
+                        "Lower the learning rate, or train in float64.", history)
+                total += loss * len(xb)
+                for cb in callbacks:
+                    getattr(cb, "on_train_batch_end", lambda *a: None)(b, {"loss": loss})
+            logs = {"loss": total / n}
+            if validation_data is not None:
+                logs["val_loss"] = self.evaluate(*validation_data)
+            for key, value in logs.items():
+                history.history.setdefault(key, []).append(value)
+            if verbose:
+                print(f"Epoch {epoch + 1}/{epochs} " + " ".join(f"{k}={v:.4f}" for k, v in logs.items()))
+            for cb in callbacks:
+                getattr(cb, "on_epoch_end", lambda *a: None)(epoch, logs)
+            if self.stop_training:
+                break
+        return history
+
+    def predict(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        x = self._check(x)
+        return np.concatenate([self.forward(x[s]) for s in _slices(len(x), batch_size)])
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int | None = None) -> float:
+        """The mean loss over (x, y), computed batch by batch as Keras does."""
+        x, y = self._check(x, y)
+        total = sum(self._loss_value(y[s], self.forward(x[s])) * len(y[s])
+                    for s in _slices(len(x), batch_size))
+        return total / len(x)
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of [W1, b1, W2, b2, ...], Keras' order and layout."""
+        return [p.copy() for layer in self.dense for p in layer.params]
+
+    def set_weights(self, weights: list[np.ndarray]) -> None:
+        params = [p for layer in self.dense for p in layer.params]
+        if len(weights) != len(params):
+            raise ValueError(f"Expected {len(params)} arrays [W1, b1, ...], got {len(weights)}.")
+        for i, (p, w) in enumerate(zip(params, weights)):
+            w = np.asarray(w)
+            if w.shape != p.shape:
+                raise ValueError(f"Weight {i} has shape {w.shape}; this model needs {p.shape}.")
+            p[...] = w
+
+    def get_config(self) -> dict:
+        return {
+            "sizes": list(self.sizes),
+            "activations": [layer.activation.get_config() for layer in self.dense],
+            "loss": self.loss.name,
+            "optimizer": self.optimizer.get_config(),
+            "dropout": self.dropout,
+            "kernel_initializer": self.initializers[0],
+            "bias_initializer": self.initializers[1],
+            "backprop": self.backprop,
+            "dtype": self.dtype.name,
+            "seed": self.seed,
+        }
+
+    def count_params(self) -> int:
+        return sum(p.size for layer in self.dense for p in layer.params)
+
+    def __repr__(self) -> str:
+        sizes = "-".join(map(str, self.sizes))
+        acts = "/".join(repr(layer.activation) for layer in self.dense)
+        drop = f", dropout={self.dropout:g}" if self.dropout else ""
+        return f"MLP({sizes}, {acts}{drop}, backprop={self.backprop})"
+
+    # Input checks: bad input gets a ValueError that names the problem.
+
+    def _check(self, x, y=None):
+        x = np.asarray(x, dtype=self.dtype)
+        if x.ndim != 2 or x.shape[1] != self.sizes[0]:
+            raise ValueError(f"Inputs must have shape (n, {self.sizes[0]}) for {self!r}, "
+                             f"got {x.shape}.")
+        if y is None:
+            return x
+        sparse = self.loss.name == "sparse_categorical_crossentropy"
+        y = np.asarray(y) if sparse else np.asarray(y, dtype=self.dtype)
+        if len(y) != len(x):
+            raise ValueError(f"Got {len(x)} inputs but {len(y)} targets.")
+        self.loss.check(y, np.empty((len(x), self.sizes[-1])))
+        return x, y
+
+
+def _slices(n: int, batch_size: int | None) -> list[slice]:
+    batch_size = n if batch_size is None else batch_size
+    _check_positive_int("batch_size", batch_size)
+    return [slice(i, i + batch_size) for i in range(0, n, batch_size)]
+
+
+def _check_positive_int(name: str, value, allow_zero: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (0 if allow_zero else 1):
+        raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} "
+                         f"integer, got {value!r}.")

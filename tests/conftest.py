@@ -1,0 +1,36 @@
+"""Shared fixtures. TensorFlow is imported once per session, and only by tests that ask."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="session")
+def twins():
+    """The keras_models package (imports TensorFlow, several seconds, once)."""
+    import keras_models
+
+    return keras_models
+
+
+def finite_difference(f, params: list[np.ndarray], h: float = 1e-6) -> list[np.ndarray]:
+    """Central differences of the scalar f() with respect to every entry of every array."""
+    grads = []
+    for p in params:
+        g = np.zeros_like(p)
+        for idx in np.ndindex(p.shape):
+            old = p[idx]
+            p[idx] = old + h
+            up = f()
+            p[idx] = old - h
+            down = f()
+            p[idx] = old
+            g[idx] = (up - down) / (2 * h)
+        grads.append(g)
+    return grads
+
+
+def relative_error(a: np.ndarray, b: np.ndarray) -> float:
+    """||a - b|| / max(||a|| + ||b||, 1e-12): the norm-wise relative error."""
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-12))

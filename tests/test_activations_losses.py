@@ -1,0 +1,85 @@
+"""Every activation and loss against central finite differences, in float64."""
+
+import numpy as np
+import pytest
+
+from scratch import activations, losses
+from tests.conftest import finite_difference, relative_error
+
+RTOL = 1e-6
+rng = np.random.default_rng(0)
+ACTIVATIONS = ["linear", "sigmoid", "tanh", "relu", "leaky_relu", {"name": "leaky_relu",
+               "negative_slope": 0.1}, "softmax"]
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS, ids=str)
+def test_activation_jacobian_matches_finite_differences(name):
+    act = activations.get(name)
+    z = rng.normal(size=6)
+    numeric = np.stack([
+        (act(z + h) - act(z - h)) / 2e-6 for h in np.eye(6) * 1e-6
+    ], axis=1)
+    assert relative_error(act.jacobian(z), numeric) < RTOL
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS, ids=str)
+def test_vjp_is_grad_times_jacobian(name):
+    """The shortcut's closed form equals the row vector times the explicit Jacobian."""
+    act = activations.get(name)
+    z, grad = rng.normal(size=(4, 6)), rng.normal(size=(4, 6))
+    explicit = np.stack([g @ act.jacobian(row) for g, row in zip(grad, z)])
+    np.testing.assert_allclose(act.vjp(z, act(z), grad), explicit, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("name", [a for a in ACTIVATIONS if a != "softmax"], ids=str)
+def test_elementwise_derivative_is_jacobian_diagonal(name):
+    act = activations.get(name)
+    z = rng.normal(size=5)
+    assert np.array_equal(act.jacobian(z), np.diag(act.derivative(z)))
+
+
+def test_softmax_jacobian_rows_sum_to_zero_and_is_symmetric():
+    j = activations.get("softmax").jacobian(rng.normal(size=7))
+    np.testing.assert_allclose(j.sum(axis=1), 0, atol=1e-15)
+    np.testing.assert_array_equal(j, j.T)
+
+
+def test_sigmoid_is_stable_for_large_inputs():
+    with np.errstate(over="raise"):
+        s = activations.get("sigmoid")(np.array([-1000.0, 0.0, 1000.0]))
+    np.testing.assert_array_equal(s, [0.0, 0.5, 1.0])
+
+
+def _targets(name, n, k):
+    if name == "sparse_categorical_crossentropy":
+        return rng.integers(0, k, n)
+    if name == "categorical_crossentropy":
+        return np.eye(k)[rng.integers(0, k, n)]
+    return rng.random((n, k))
+
+
+@pytest.mark.parametrize("name", sorted(losses.LOSSES))
+def test_loss_gradient_matches_finite_differences(name):
+    loss = losses.get(name)
+    y_pred = rng.uniform(0.1, 0.9, (5, 4))  # inside the clip range, where the value is smooth
+    y_true = _targets(name, 5, 4)
+    numeric, = finite_difference(lambda: loss(y_true, y_pred), [y_pred])
+    assert relative_error(loss.gradient(y_true, y_pred), numeric) < RTOL
+
+
+@pytest.mark.parametrize("name", sorted(losses.LOSSES))
+def test_loss_values_match_keras(name, twins):
+    import keras
+
+    y_pred = activations.get("softmax")(rng.normal(size=(6, 3)))
+    y_pred[0] = [1.0, 0.0, 0.0]  # a saturated row: Keras' clipping decides this one
+    y_true = _targets(name, 6, 3)
+    expected = keras.losses.get(name)(y_true, y_pred).numpy()
+    np.testing.assert_allclose(losses.get(name).per_sample(y_true, y_pred), expected, rtol=1e-6)
+
+
+def test_one_hot_and_sparse_agree():
+    labels = np.array([2, 0, 1])
+    s = activations.get("softmax")(rng.normal(size=(3, 3)))
+    cce, scce = losses.get("categorical_crossentropy"), losses.get("sparse_categorical_crossentropy")
+    assert cce(losses.one_hot(labels, 3), s) == pytest.approx(scce(labels, s))
