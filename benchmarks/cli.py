@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return data_command(args)
     except UsageError as err:
-        console.print(f"[bold red]groundup {args.command}:[/] {err}")
+        console.print(f"[bold red]groundup {args.command}:[/] {err}", soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         console.print("[yellow]Interrupted.[/]")
