@@ -147,11 +147,13 @@ def load_idx_dir(folder: Path) -> dict[str, np.ndarray]:
             arrays[key] = read_idx(path)
         except (IdxError, OSError) as err:
             raise DataError(str(err)) from None
-        if key.startswith("y") and arrays[key].ndim != 1 or key.startswith("x") and arrays[key].ndim != 3:
+        ndim = 1 if key.startswith("y") else 3
+        if arrays[key].ndim != ndim:
             raise DataError(f"{path}: shape {arrays[key].shape} is wrong for {name}; expected "
-                            f"{'(n,)' if key.startswith('y') else '(n, 28, 28)'}.")
+                            f"{'(n,)' if ndim == 1 else '(n, 28, 28)'}.")
     if missing:
-        raise DataError(f"{folder}: missing {', '.join(missing)} (raw or .gz), and no {KERAS_NAME}.")
+        raise DataError(f"{folder}: missing {', '.join(missing)} (raw or .gz), "
+                        f"and no {KERAS_NAME}.")
     return arrays
 
 

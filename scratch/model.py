@@ -187,7 +187,8 @@ class MLP:
             for key, value in logs.items():
                 history.history.setdefault(key, []).append(value)
             if verbose:
-                print(f"Epoch {epoch + 1}/{epochs} " + " ".join(f"{k}={v:.4f}" for k, v in logs.items()))
+                scores = " ".join(f"{k}={v:.4f}" for k, v in logs.items())
+                print(f"Epoch {epoch + 1}/{epochs} {scores}")
             for cb in callbacks:
                 getattr(cb, "on_epoch_end", lambda *a: None)(epoch, logs)
             if self.stop_training:
@@ -266,6 +267,7 @@ def _slices(n: int, batch_size: int | None) -> list[slice]:
 
 
 def _check_positive_int(name: str, value, allow_zero: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (0 if allow_zero else 1):
+    whole = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    if not whole or value < (0 if allow_zero else 1):
         raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} "
                          f"integer, got {value!r}.")
