@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     data = commands.add_parser("data", help="fetch or verify MNIST and print where it came from")
     data.add_argument("--data-dir", help="a folder of IDX files or an mnist.npz "
                       "(default: $GROUNDUP_DATA_DIR, then the Keras cache)")
+    commands.add_parser("list", help="show the tasks and their reference configurations")
     return parser
 
 
@@ -35,17 +36,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        if args.command == "data":
-            from benchmarks.commands import data_command
+        from benchmarks import commands as run
 
-            return data_command(args)
+        return {"data": run.data_command, "list": run.list_command}[args.command](args)
     except UsageError as err:
         console.print(f"[bold red]groundup {args.command}:[/] {err}", soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         console.print("[yellow]Interrupted.[/]")
         return 130
-    return 0
 
 
 if __name__ == "__main__":

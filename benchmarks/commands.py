@@ -10,6 +10,8 @@ from rich.table import Table
 
 from benchmarks.cli import UsageError
 from benchmarks.datasets import DataError, load_mnist
+from benchmarks.tasks import CONFIGS
+from scratch import activations
 
 out = Console()
 
@@ -34,3 +36,21 @@ def data_command(args: argparse.Namespace) -> int:
         out.print(f"sha256 {key:<7} {digest}", soft_wrap=True)
     out.print(f"cache: {ds.cache_path or 'none (a data dir is read in place)'}", soft_wrap=True)
     return 0
+
+
+def list_command(args: argparse.Namespace) -> int:
+    table = Table("task", "config", "network", "optimizer", "epochs", "batch", "target", "source",
+                  title="Tasks and reference configurations")
+    for c in CONFIGS.values():
+        opt = ", ".join(f"{k}={v}" for k, v in c.optimizer.items() if k != "name")
+        drop = f", dropout {c.arch.dropout:g}" if c.arch.dropout else ""
+        network = f"{c.arch} {'/'.join(map(_act, c.arch.activations))}{drop}"
+        table.add_row(c.task, c.config, network,
+                      f"{c.optimizer['name']} {opt}".strip(), f"{c.epochs:,}", str(c.batch_size),
+                      c.target, c.source)
+    out.print(table)
+    return 0
+
+
+def _act(identifier) -> str:
+    return identifier if isinstance(identifier, str) else repr(activations.get(identifier))

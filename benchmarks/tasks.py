@@ -1,0 +1,94 @@
+"""The tasks and their reference configurations (ANCHORS.md sections 1 and 2).
+
+One entry per (task, config): adding a configuration means adding one entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from scratch import MNIST, REVERSE4, XOR, Architecture
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """Everything both implementations need to train the same network the same way."""
+
+    task: str
+    config: str
+    arch: Architecture
+    optimizer: dict
+    epochs: int
+    batch_size: int
+    kernel_initializer: str = "glorot_uniform"
+    bias_initializer: str = "zeros"
+    shuffle: bool = True
+    target: str = ""
+    source: str = ""
+    quick: dict = field(default_factory=dict)  # overrides for the quick profile
+
+    @property
+    def key(self) -> str:
+        return f"{self.task}/{self.config}"
+
+
+BLOG_MNIST = MNIST.replace(activations=({"name": "leaky_relu", "negative_slope": 0.1}, "softmax"))
+CONFIGS = {c.key: c for c in [
+    TaskConfig("xor", "blog", XOR, {"name": "sgd", "learning_rate": 0.01}, epochs=100_000,
+               batch_size=4, shuffle=False, target="all four outputs right after rounding",
+               source="XOR in Keras (2017): SGD 0.01, epochs=100000, batch_size=4",
+               quick={"epochs": 2_000}),
+    TaskConfig("reverse4", "blog", REVERSE4, {"name": "sgd", "learning_rate": 0.1}, epochs=10_000,
+               batch_size=8, shuffle=False, target="the training set reproduced exactly",
+               source="Reversing 4-bit numbers (2018): SGD 0.1, epochs=10000, batch_size=8",
+               quick={"epochs": 2_000}),
+    TaskConfig("mnist", "blog", BLOG_MNIST, {"name": "sgd", "learning_rate": 0.1}, epochs=5,
+               batch_size=50, kernel_initializer="uniform", bias_initializer="uniform",
+               shuffle=False, target="97% test accuracy",
+               source="MNIST from the ground up (2021): leaky ReLU 0.1, U(-1, 1), SGD 0.1, "
+                      "batch 50, 5 epochs, file order",
+               quick={"epochs": 1, "train_samples": 10_000}),
+    TaskConfig("mnist", "tf-tutorial", MNIST.replace(dropout=0.2), {"name": "adam"}, epochs=5,
+               batch_size=32, target="97% test accuracy",
+               source="TensorFlow get-started: relu, dropout 0.2, Adam, batch 32, 5 epochs",
+               quick={"epochs": 1, "train_samples": 10_000}),
+]}
+
+
+def get_config(task: str, config: str | None = None) -> TaskConfig:
+    """The configuration of a task; the task's first one when ``config`` is None."""
+    keys = [k for k in CONFIGS if k.split("/")[0] == task]
+    if not keys:
+        tasks = sorted({c.task for c in CONFIGS.values()})
+        raise ValueError(f"Unknown task {task!r}; choose one of {tasks}.")
+    key = keys[0] if config is None else f"{task}/{config}"
+    if key not in CONFIGS:
+        raise ValueError(f"Unknown config {config!r} for {task}; choose one of "
+                         f"{[k.split('/')[1] for k in keys]}.")
+    return CONFIGS[key]
+
+
+# The small tasks' data, generated in code.
+
+def binary(numbers, width: int) -> np.ndarray:
+    """Numbers as rows of bits, most significant first: binary([5], 4) = [[0, 1, 0, 1]]."""
+    numbers = np.asarray(numbers)
+    return ((numbers[:, None] >> np.arange(width - 1, -1, -1)) & 1).astype(np.float32)
+
+
+def xor_data() -> tuple[np.ndarray, np.ndarray]:
+    x = binary(range(4), 2)
+    return x, (x[:, :1] != x[:, 1:]).astype(np.float32)
+
+
+REVERSE4_TRAIN = [0b0000, 0b0001, 0b0010, 0b0101, 0b0110, 0b0111]
+REVERSE4_HELD_OUT = [0b0011, 0b0100]        # first bit 0, not trained on: interpolation
+REVERSE4_TEST = [0b1000, 0b1001, 0b1010, 0b1101, 0b1110, 0b1111]  # first bit 1: extrapolation
+
+
+def reverse_data(numbers, width: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs and their bit-reversed targets."""
+    x = binary(numbers, width)
+    return x, x[:, ::-1].copy()
