@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from scratch import activations, initializers, losses, optimizers
+from scratch import activations as activation_lib
+from scratch import initializers, losses, optimizers
 from scratch.architectures import Architecture
 from scratch.layers import Dense, Dropout
 
@@ -56,15 +57,15 @@ class MLP:
         seed: seeds the weights, the dropout masks and the shuffling.
     """
 
-    def __init__(self, sizes, activations_, loss, optimizer="sgd", *, dropout: float = 0.0,
+    def __init__(self, sizes, activations, loss, optimizer="sgd", *, dropout: float = 0.0,
                  kernel_initializer: str = "glorot_uniform", bias_initializer: str = "zeros",
                  backprop: str = "shortcut", dtype: str = "float32", seed: int = 0):
         sizes = tuple(int(s) for s in sizes)
         if len(sizes) < 2 or min(sizes) < 1:
             raise ValueError(f"sizes must be at least two positive widths, got {sizes}.")
-        if len(activations_) != len(sizes) - 1:
+        if len(activations) != len(sizes) - 1:
             raise ValueError(f"{len(sizes) - 1} layers need {len(sizes) - 1} activations, "
-                             f"got {len(activations_)}: {list(activations_)}.")
+                             f"got {len(activations)}: {list(activations)}.")
         if backprop not in BACKPROP_MODES:
             raise ValueError(f"Unknown backprop mode {backprop!r}; choose one of {BACKPROP_MODES}.")
         if str(dtype) not in DTYPES:
@@ -77,12 +78,12 @@ class MLP:
         self.rng = np.random.default_rng(seed)
         init_w, init_b = initializers.get(kernel_initializer), initializers.get(bias_initializer)
         self.layers: list[Dense | Dropout] = []
-        for n_in, n_out, act in zip(sizes, sizes[1:], activations_):
+        for n_in, n_out, act in zip(sizes, sizes[1:], activations):
             if self.layers and self.dropout:
                 self.layers.append(Dropout(self.dropout, self.rng))
             self.layers.append(Dense(init_w((n_in, n_out), self.rng, self.dtype),
                                      init_b((n_out,), self.rng, self.dtype),
-                                     activations.get(act)))
+                                     activation_lib.get(act)))
         self.stop_training = False
 
     @classmethod
