@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
+
+import pandas as pd
 
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks import environment
 from benchmarks.cli import UsageError
 from benchmarks.datasets import DataError, load_mnist
 from benchmarks.tasks import CONFIGS
@@ -54,3 +59,135 @@ def list_command(args: argparse.Namespace) -> int:
 
 def _act(identifier) -> str:
     return identifier if isinstance(identifier, str) else repr(activations.get(identifier))
+
+
+EXPERIMENTS = {"compare": "every implementation on every task, side by side"}
+
+
+def _choose(kind: str, wanted: list[str] | None, valid: list[str]) -> list[str]:
+    if not wanted:
+        return valid
+    bad = [w for w in wanted if w not in valid]
+    if bad:
+        raise UsageError(f"unknown {kind} {', '.join(map(repr, bad))}; choose from "
+                         f"{', '.join(valid)}.")
+    return wanted
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from benchmarks.implementations import IMPLEMENTATIONS
+    from benchmarks.runner import PROFILES, compare_specs
+
+    if args.resume:
+        out_dir = Path(args.resume)
+        saved = out_dir / "run.json"
+        if not saved.exists():
+            raise UsageError(f"{out_dir} holds no run.json: it is not a groundup run folder.")
+        settings = json.loads(saved.read_text())
+    else:
+        task_choices = sorted({c.task for c in CONFIGS.values()} | set(CONFIGS))
+        settings = {
+            "experiments": _choose("experiment", args.experiments, list(EXPERIMENTS)),
+            "profile": args.profile,
+            "tasks": _choose("task", args.task, task_choices) if args.task else
+            sorted({c.task for c in CONFIGS.values()}),
+            "impls": _choose("implementation", args.impl, list(IMPLEMENTATIONS)),
+            "seeds": args.seeds or PROFILES[args.profile].seeds,
+            "data_dir": args.data_dir,
+        }
+        out_dir = Path(args.out or Path("results") / "runs" / environment.utc_now())
+        clash = [e for e in settings["experiments"] if (out_dir / f"{e}.csv").exists()]
+        if clash:
+            raise UsageError(f"{out_dir} already holds {clash[0]}.csv; nothing is overwritten. "
+                             f"Use --resume {out_dir} to complete it, or another --out.")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "run.json").write_text(json.dumps(settings, indent=2))
+    profile = PROFILES[settings["profile"]]
+    specs = compare_specs(profile, settings["tasks"], settings["impls"], settings["seeds"],
+                          settings["data_dir"])
+    if any(s.task == "mnist" for s in specs):
+        try:
+            ds = load_mnist(settings["data_dir"])
+        except DataError as err:
+            raise UsageError(str(err)) from None
+        out.print(f"data: {ds.name} from {ds.source}", soft_wrap=True)
+    return _run_specs(specs, out_dir, settings["experiments"])
+
+
+def _run_specs(specs, out_dir: Path, experiments: list[str]) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
+        TimeElapsedColumn
+
+    from benchmarks.report import summarize, write_report
+    from benchmarks.runner import ResultsFile, memory_limit_mib, run_one
+
+    memory = memory_limit_mib()
+    for experiment in experiments:
+        results = ResultsFile(out_dir, experiment)
+        done = results.done()
+        todo = [s for s in specs if s.experiment == experiment and s.key not in done]
+        if done:
+            out.print(f"resuming {results.path}: {len(done)} rows kept, {len(todo)} to run")
+        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn()]
+        try:
+            with Progress(*columns, console=out, transient=False) as bars:
+                overall = bars.add_task(f"{experiment} runs", total=len(todo))
+                for spec in todo:
+                    epochs = bars.add_task(f"  {spec.label()}", total=spec.epochs)
+                    row = run_one(spec, out_dir,
+                                  lambda d, t, e=epochs: bars.update(e, completed=d, total=t),
+                                  memory)
+                    results.append(row)
+                    bars.remove_task(epochs)
+                    bars.advance(overall)
+                    bars.console.print(_summary_line(spec, row), soft_wrap=True)
+        except KeyboardInterrupt:
+            kept = len(results.done())
+            out.print(f"[yellow]Interrupted.[/] {kept} finished rows are in {results.path}. "
+                      f"Run `groundup run --resume {out_dir}` to complete the rest.",
+                      soft_wrap=True)
+            return 130
+        if not results.path.exists():
+            continue
+        paths = write_report(out_dir, experiment)
+        _print_table(summarize(pd.read_csv(results.path)), experiment)
+        for path in [results.path, *paths]:
+            out.print(f"wrote {path}", soft_wrap=True)
+    return 0
+
+
+def _summary_line(spec, row: dict) -> str:
+    if row["status"] != "ok":
+        return f"[red]✗[/] {spec.label()}: {row['status']}: {row['error']}"
+    flag = " (extrapolated)" if row.get("extrapolated") else ""
+    return (f"[green]✓[/] {spec.label()}: accuracy {row['accuracy']:.4f}, "
+            f"train {row['train_time_s']:.3g} s{flag}, peak {row['peak_rss_mib']:.1f} MiB")
+
+
+TERMINAL_COLUMNS = ["accuracy", "s/epoch", "peak MiB", "time / keras", "memory / keras",
+                    "extrapolated"]
+
+
+def _print_table(summary: pd.DataFrame, title: str) -> None:
+    """The key columns; the .md beside the CSV has them all."""
+    table = Table("task", "impl", *TERMINAL_COLUMNS, title=title)
+    for _, row in summary.iterrows():
+        table.add_row(f"{row['task']}/{row['config']}", row["impl"],
+                      *(str(row[c]) for c in TERMINAL_COLUMNS))
+    out.print(table)
+
+
+def report_command(args: argparse.Namespace) -> int:
+    from benchmarks.report import summarize, write_report
+
+    out_dir = Path(args.dir)
+    csvs = sorted(p for p in out_dir.glob("*.csv") if not p.stem.endswith("_curves"))
+    if not csvs:
+        raise UsageError(f"{out_dir} holds no results CSV; give a folder written by groundup run.")
+    for csv in csvs:
+        paths = write_report(out_dir, csv.stem)
+        _print_table(summarize(pd.read_csv(csv)), csv.stem)
+        for path in paths:
+            out.print(f"wrote {path}", soft_wrap=True)
+    return 0

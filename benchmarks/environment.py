@@ -1,0 +1,70 @@
+"""What every result row records about where it was measured."""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import subprocess
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return ""
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def blas() -> str:
+    try:
+        info = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        return f"{info.get('name', '')} {info.get('version', '')}".strip()
+    except Exception:  # numpy's build info varies by version and build
+        return ""
+
+
+def git_commit() -> str:
+    """HEAD's hash, with '-dirty' when the work tree has uncommitted changes."""
+    try:
+        run = functools.partial(subprocess.run, cwd=ROOT, capture_output=True, text=True,
+                                timeout=10)
+        head = run(["git", "rev-parse", "HEAD"]).stdout.strip()
+        dirty = run(["git", "status", "--porcelain", "--untracked-files=no"]).stdout.strip()
+        return f"{head}-dirty" if head and dirty else head
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+@functools.lru_cache(maxsize=1)
+def context() -> dict[str, str | int]:
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "tensorflow": _version("tensorflow") or _version("tensorflow-cpu"),
+        "keras": _version("keras"),
+        "cpu": cpu_model(),
+        "cores": os.cpu_count() or 0,
+        "blas": blas(),
+        "commit": git_commit(),
+    }
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,109 @@
+"""Tables and plots from an experiment's CSV: `groundup report DIR` rebuilds them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+METRICS = {  # column: (header, format)
+    "accuracy": ("accuracy", "{:.4f}"),
+    "final_loss": ("final loss", "{:.4g}"),
+    "train_time_s": ("train s", "{:.3g}"),
+    "epoch_time_s": ("s/epoch", "{:.3g}"),
+    "step_time_ms": ("ms/step", "{:.3g}"),
+    "predict_time_s": ("predict s", "{:.3g}"),
+    "time_to_target_s": ("to target s", "{:.3g}"),
+    "peak_rss_mib": ("peak MiB", "{:.1f}"),
+}
+GROUP = ["task", "config", "impl"]
+
+
+def summarize(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean ± std over seeds per task x config x impl, runs and statuses, ratios to keras."""
+    ok = df[df["status"] == "ok"]
+    stats = ok.groupby(GROUP)[list(METRICS)].agg(["mean", "std"])
+    table = pd.DataFrame(index=stats.index)
+    for col, (header, fmt) in METRICS.items():
+        mean, std = stats[(col, "mean")], stats[(col, "std")].fillna(0)
+        table[header] = [_pm(m, s, fmt) for m, s in zip(mean, std, strict=True)]
+    extrapolated = ok.groupby(GROUP)["extrapolated"].apply(lambda s: s.astype(str).eq("True").any())
+    table["extrapolated"] = extrapolated.map({True: "yes", False: ""})
+    for col, header in (("train_time_s", "time / keras"), ("peak_rss_mib", "memory / keras")):
+        means = stats[(col, "mean")]
+        keras = means.xs("keras", level="impl") if "keras" in means.index.get_level_values("impl") \
+            else None
+        table[header] = [
+            f"{m / keras.loc[(t, c)]:.3g}" if keras is not None and (t, c) in keras.index
+            and keras.loc[(t, c)] > 0 else "" for (t, c, _), m in means.items()]
+    runs = df.groupby(GROUP)["status"].agg(lambda s: ", ".join(f"{v} {k}" for k, v in
+                                                               s.value_counts().items()))
+    return table.join(runs.rename("runs"), how="outer").fillna("").reset_index()
+
+
+def _pm(mean: float, std: float, fmt: str) -> str:
+    if pd.isna(mean):
+        return ""
+    return fmt.format(mean) + (f" ± {fmt.format(std)}" if std else "")
+
+
+def write_report(out_dir: Path, experiment: str) -> list[Path]:
+    """``experiment``.md and its PNG plots, from ``experiment``.csv in ``out_dir``."""
+    df = pd.read_csv(out_dir / f"{experiment}.csv")
+    summary = summarize(df)
+    md = out_dir / f"{experiment}.md"
+    failed = df[df["status"] != "ok"]
+    lines = [f"# {experiment}", "",
+             f"{len(df)} runs, {len(failed)} not ok. Mean ± std over seeds; times exclude "
+             "warm-up; 'extrapolated' rows were measured on a prefix (see the CSV's "
+             "measured_* columns). Ratios divide by the `keras` row of the same task and config.",
+             "", summary.to_markdown(index=False), ""]
+    if len(failed):
+        lines += ["## Runs that did not finish", "",
+                  failed[["task", "config", "impl", "seed", "status", "error"]]
+                  .to_markdown(index=False), ""]
+    context = df.iloc[-1]
+    lines += [f"Measured with Python {context['python']}, NumPy {context['numpy']}, TensorFlow "
+              f"{context['tensorflow']}, Keras {context['keras']} on {context['cpu']} "
+              f"({context['cores']} cores, {context['blas']}), commit {context['commit']}."]
+    md.write_text("\n".join(lines) + "\n")
+    return [md, *plot(df, out_dir, experiment)]
+
+
+def plot(df: pd.DataFrame, out_dir: Path, experiment: str) -> list[Path]:
+    paths = []
+    curves_path = out_dir / f"{experiment}_curves.csv"
+    if curves_path.exists():
+        curves = pd.read_csv(curves_path)
+        groups = list(curves.groupby(["task", "config"]))
+        fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 4), squeeze=False)
+        for ax, ((task, config), part) in zip(axes[0], groups, strict=True):
+            for (impl, seed), run in part.groupby(["impl", "seed"]):
+                ax.plot(run["epoch"], run["loss"], label=f"{impl} s{seed}", alpha=0.8)
+            ax.set(title=f"{task}/{config}", xlabel="epoch", ylabel="training loss")
+            ax.set_yscale("log")
+            ax.legend(fontsize=7)
+        paths.append(_save(fig, out_dir / f"{experiment}_curves.png"))
+    ok = df[df["status"] == "ok"]
+    for col, label, name in (("epoch_time_s", "seconds per epoch (log)", "time"),
+                             ("peak_rss_mib", "peak RSS during training, MiB", "memory")):
+        if ok.empty:
+            break
+        means = ok.groupby(["task", "config", "impl"])[col].mean().unstack("impl")
+        fig, ax = plt.subplots(figsize=(8, 4))
+        means.plot.bar(ax=ax, logy=name == "time", rot=0)
+        ax.set(ylabel=label, xlabel="")
+        ax.set_xticklabels([f"{t}/{c}" for t, c in means.index])
+        paths.append(_save(fig, out_dir / f"{experiment}_{name}.png"))
+    return paths
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
