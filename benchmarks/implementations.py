@@ -73,9 +73,8 @@ class Monitor:
             raise FloatingPointError(f"The loss became {loss} after {self.epochs_done} epochs: "
                                      "training diverged. Lower the learning rate.")
         due = self.epochs_done % self.check_every < epochs or self.epochs_done >= self.total_epochs
-        self.last_loss = float(loss)
         if due:
-            self.curve.append((self.epochs_done, self.last_loss))
+            self.curve.append((self.epochs_done, float(loss)))
         if self.time_to_target is None and due:
             trained = self.elapsed()
             if self.target(predict):
@@ -110,6 +109,10 @@ class Implementation(ABC):
     @abstractmethod
     def warm_up(self, model, x: np.ndarray, y: np.ndarray, cfg: TaskConfig, epochs: int) -> None:
         """Everything done once before the timer starts; leaves the weights unchanged."""
+
+    def get_weights(self, model) -> list[np.ndarray]:
+        """[W1, b1, W2, b2, ...] in Keras' layout."""
+        return model.get_weights()
 
     def traced_peak_mib(self, model, x: np.ndarray, y: np.ndarray) -> float | None:
         """tracemalloc's peak over one gradient step, where tracemalloc sees the memory."""

@@ -144,11 +144,14 @@ class ResultsFile:
 
 
 def _append_csv(frame: pd.DataFrame, path: Path) -> None:
-    new = not path.exists()
-    with open(path, "a", newline="") as f:
-        frame.to_csv(f, header=new, index=False)
-        f.flush()
-        os.fsync(f.fileno())
+    """One os.write of whole lines: Ctrl-C lands before or after it, never inside a row."""
+    text = frame.to_csv(header=not path.exists(), index=False).encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, text)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def memory_limit_mib() -> float:

@@ -27,7 +27,8 @@ COLUMNS = {
     "measured_train_time_s": "training time actually measured in s",
     "measured_epochs": "epochs actually trained (fractional when stopped mid-epoch)",
     "warmup_s": "untimed warm-up (tracing, compilation) in s",
-    "final_loss": "training loss of the last epoch trained",
+    "final_loss": "loss of the final weights on the training set (computed by scratch's loss "
+                  "for every implementation)",
     "accuracy": "xor: outputs right after rounding; reverse4: patterns reproduced exactly; "
                 "mnist: test accuracy",
     "bit_accuracy": "xor, reverse4: fraction of output bits right after rounding",

@@ -1,0 +1,163 @@
+"""The harness end to end on tiny runs: rows, files, resume after an interrupt, bad input."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmarks.cli import main
+from benchmarks.implementations import IMPLEMENTATIONS, Monitor, scratch_model
+from benchmarks.runner import PROFILES, RunSpec, compare_specs, run_one
+from benchmarks.schema import COLUMNS, KEY
+from benchmarks.tasks import CONFIGS, get_config, load_task, xor_data
+from scratch import MNIST
+
+
+def read(out):
+    return pd.read_csv(out / "compare.csv")
+
+
+def test_end_to_end_every_implementation(tmp_path, capsys, monkeypatch):
+    from rich.console import Console
+
+    from benchmarks import commands
+
+    monkeypatch.setattr(commands, "out", Console(width=200))
+    out = tmp_path / "run"
+    args = ["run", "--profile", "smoke", "--task", "xor", "--task", "mnist", "--out", str(out)]
+    assert main(args) == 0
+    df = read(out)
+    assert list(df.columns) == list(COLUMNS)
+    assert len(df) == 8 and set(df["impl"]) == set(IMPLEMENTATIONS)
+    assert (df["status"] == "ok").all(), df[["impl", "task", "error"]]
+    mnist = df[df["task"] == "mnist"]
+    trained = mnist[mnist["impl"] != "scratch-jacobian"]  # the jacobian sees 2 samples
+    assert (trained["accuracy"] > 0.5).all() and mnist["f1"].notna().all()
+    assert (df["train_time_s"] > 0).all() and (df["peak_rss_mib"] >= 0).all()
+    assert df.loc[df["impl"].str.startswith("scratch"), "traced_peak_mib"].notna().all()
+    assert df.loc[df["impl"].str.startswith("keras"), "traced_peak_mib"].isna().all()
+    jac = mnist[mnist["impl"] == "scratch-jacobian"].iloc[0]
+    assert jac["train_samples"] == PROFILES["smoke"].jacobian_mnist_samples and jac["extrapolated"]
+    for name in ("compare.md", "compare_curves.csv", "compare_curves.png", "compare_time.png",
+                 "compare_memory.png", "run.json"):
+        assert (out / name).exists(), name
+    assert len(list((out / "confusion").glob("mnist-blog-*-seed0.csv"))) == 4
+    assert "| xor    | blog     | keras " in (out / "compare.md").read_text()
+    assert "time / keras" in capsys.readouterr().out
+
+
+def test_interrupted_run_keeps_its_rows_and_resume_completes_it(tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "benchmarks.cli", "run", "--profile", "smoke", "--task", "xor",
+           "--task", "reverse4", "--impl", "scratch-shortcut", "--impl", "scratch-jacobian",
+           "--seeds", "3", "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    csv = out / "compare.csv"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (
+            not csv.exists() or len(csv.read_text().splitlines()) < 3):  # header + 2 rows
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    kept = read(out)
+    assert 2 <= len(kept) < 12
+    assert main(["run", "--resume", str(out)]) == 0
+    done = read(out)
+    assert len(done) == 12 and not done.duplicated(KEY).any()
+    assert kept.equals(done.iloc[: len(kept)])  # earlier rows untouched
+
+
+def test_failures_become_rows(tmp_path):
+    spec = RunSpec("compare", "xor", "blog", "scratch-shortcut", 0, "quick", epochs=100_000,
+                   budget_s=600, timeout_s=0.5)
+    row = run_one(spec, tmp_path, lambda *a: None, memory_mib=1e9)
+    assert row["status"] == "timeout" and "killed after" in row["error"]
+    broken = tmp_path / "digits"
+    broken.mkdir()
+    spec = replace(spec, task="mnist", config="blog", timeout_s=120, epochs=1,
+                   data_dir=str(broken))
+    row = run_one(spec, tmp_path, lambda *a: None, memory_mib=1e9)
+    assert row["status"] == "error" and "missing train-images-idx3-ubyte" in row["error"]
+    assert row["commit"] and row["numpy"]
+
+
+def test_monitor_reports_divergence():
+    monitor = Monitor(budget_s=10, target=lambda predict: False, total_epochs=5)
+    monitor.start()
+    with pytest.raises(FloatingPointError, match="diverged"):
+        monitor.epoch_end(float("nan"), predict=None)
+
+
+SHUFFLED = replace(CONFIGS["mnist/tf-tutorial"], arch=MNIST.replace(sizes=(784, 16, 10)),
+                   optimizer={"name": "sgd", "learning_rate": 0.1}, batch_size=10)
+
+
+def train(impl_name, cfg, x, y, epochs, seed):
+    impl = IMPLEMENTATIONS[impl_name]
+    model = impl.build(cfg, scratch_model(cfg, "float32", 0).get_weights(), "float32", 0)
+    impl.warm_up(model, x, y, cfg, epochs)
+    impl.train(model, x, y, cfg, epochs, seed, Monitor(1e9, lambda p: False, epochs))
+    return impl.get_weights(model)
+
+
+@pytest.mark.parametrize("cfg, impl, epochs", [
+    (SHUFFLED, "keras", 2),           # shuffled minibatches, fed epoch by epoch
+    (SHUFFLED, "keras-tuned", 2),
+    (get_config("xor"), "keras", 30),  # file order, one fit call
+    (get_config("xor"), "keras-tuned", 30),  # a repeated full batch
+])
+def test_scratch_and_keras_see_identical_batches(cfg, impl, epochs):
+    if cfg.task == "xor":
+        x, y = xor_data()
+    else:
+        data = load_task(cfg, train_samples=50)
+        x, y = data.x, data.y
+    expected = train("scratch-shortcut", cfg, x, y, epochs, seed=0)
+    for w, e in zip(train(impl, cfg, x, y, epochs, seed=0), expected, strict=True):
+        np.testing.assert_allclose(w, e, atol=1e-5)
+    if cfg.shuffle:  # the check can fail: other batches give other weights
+        other = train("scratch-shortcut", cfg, x, y, epochs, seed=1)
+        assert max(np.abs(a - b).max() for a, b in zip(other, expected, strict=True)) > 1e-3
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "bogus"], "unknown experiment 'bogus'; choose from compare"),
+    (["run", "--task", "cifar"], "unknown task 'cifar'; choose from mnist, mnist/blog"),
+    (["run", "--impl", "torch"], "unknown implementation 'torch'; choose from scratch-shortcut"),
+    (["run", "--resume", "/nonexistent"], "holds no run.json"),
+    (["report", "/nonexistent"], "holds no results CSV"),
+])
+def test_bad_cli_input_gets_a_clear_message(args, message, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("seeds", ["0", "-2", "many"])
+def test_bad_numbers_are_refused(seeds, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "--seeds", seeds])
+    assert exit_.value.code == 2
+    assert f"must be a positive whole number, got '{seeds}'" in capsys.readouterr().err
+
+
+def test_an_existing_results_folder_is_never_overwritten(tmp_path, capsys):
+    (tmp_path / "compare.csv").write_text("experiment\n")
+    assert main(["run", "--out", str(tmp_path)]) == 2
+    assert "nothing is overwritten" in capsys.readouterr().err
+
+
+def test_quick_profile_covers_every_implementation_on_every_task():
+    specs = compare_specs(PROFILES["quick"], ["xor", "reverse4", "mnist"],
+                          list(IMPLEMENTATIONS), seeds=1)
+    assert {(s.task, s.impl) for s in specs} == {
+        (t, i) for t in ("xor", "reverse4", "mnist") for i in IMPLEMENTATIONS}
+    jac = [s for s in specs if s.task == "mnist" and s.impl == "scratch-jacobian"]
+    assert jac[0].train_samples == PROFILES["quick"].jacobian_mnist_samples
