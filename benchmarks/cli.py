@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="an implementation; repeat for several (default: all)")
     run.add_argument("--seeds", type=positive_int, metavar="N",
                      help="seeds 0..N-1 (default: the profile's)")
-    run.add_argument("--out", metavar="DIR", help="output folder (default: results/runs/<UTC time>)")
+    run.add_argument("--out", metavar="DIR",
+                     help="output folder (default: results/runs/<UTC time>)")
     run.add_argument("--resume", metavar="DIR", help="complete an interrupted run in DIR")
     run.add_argument("--data-dir", help="MNIST (or another IDX dataset) folder")
     report = commands.add_parser("report", help="rebuild the tables and plots of a run folder")

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import pandas as pd
-
 from rich.console import Console
 from rich.table import Table
 
@@ -115,8 +114,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def _run_specs(specs, out_dir: Path, experiments: list[str]) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
-        TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from benchmarks.report import summarize, write_report
     from benchmarks.runner import ResultsFile, memory_limit_mib, run_one

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 import time
-from array import array
 import tracemalloc
 from abc import ABC, abstractmethod
+from array import array
 from collections.abc import Callable
 
 import numpy as np
@@ -72,7 +72,9 @@ class Monitor:
         if not math.isfinite(loss):
             raise FloatingPointError(f"The loss became {loss} after {self.epochs_done} epochs: "
                                      "training diverged. Lower the learning rate.")
-        due = self.epochs_done % self.check_every < epochs or self.epochs_done >= self.total_epochs
+        self.over_budget = self.over_budget or self.elapsed() > self.budget_s
+        due = (self.epochs_done % self.check_every < epochs or self.over_budget
+               or self.epochs_done >= self.total_epochs)
         if due:
             self.curve.append((self.epochs_done, float(loss)))
         if self.time_to_target is None and due:
@@ -84,7 +86,6 @@ class Monitor:
             self._last_progress = now
         self.excluded += time.perf_counter() - now
         self.mark = self.epoch_start = time.perf_counter()
-        self.over_budget = self.over_budget or self.elapsed() > self.budget_s
         return self.over_budget
 
 

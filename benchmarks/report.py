@@ -83,7 +83,7 @@ def plot(df: pd.DataFrame, out_dir: Path, experiment: str) -> list[Path]:
         fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 4), squeeze=False)
         for ax, ((task, config), part) in zip(axes[0], groups, strict=True):
             for (impl, seed), run in part.groupby(["impl", "seed"]):
-                ax.plot(run["epoch"], run["loss"], label=f"{impl} s{seed}", alpha=0.8)
+                ax.plot(run["epoch"], run["loss"], ".-", label=f"{impl} s{seed}", alpha=0.8)
             ax.set(title=f"{task}/{config}", xlabel="epoch", ylabel="training loss")
             ax.set_yscale("log")
             ax.legend(fontsize=7)

@@ -162,6 +162,8 @@ class MLP:
         """
         x, y = self._check(x, y)
         n = len(x)
+        if n == 0:
+            raise ValueError("fit needs at least one sample; got empty inputs.")
         batch_size = n if batch_size is None else batch_size
         _check_positive_int("batch_size", batch_size)
         _check_positive_int("epochs", epochs, allow_zero=True)
@@ -171,7 +173,7 @@ class MLP:
         for epoch in range(epochs):
             order = epoch_order(n, epoch, seed, shuffle)
             xs, ys = (x, y) if not shuffle else (x[order], y[order])  # contiguous batches
-            total = 0.0
+            total, seen = 0.0, 0
             for b, start in enumerate(range(0, n, batch_size)):
                 xb, yb = xs[start:start + batch_size], ys[start:start + batch_size]
                 loss = self.train_step(xb, yb)
@@ -179,10 +181,12 @@ class MLP:
                     raise TrainingDiverged(
                         f"The loss became {loss} at epoch {epoch}, batch {b}: training diverged. "
                         "Lower the learning rate, or train in float64.", history)
-                total += loss * len(xb)
+                total, seen = total + loss * len(xb), seen + len(xb)
                 for cb in callbacks:
                     getattr(cb, "on_train_batch_end", lambda *a: None)(b, {"loss": loss})
-            logs = {"loss": total / n}
+                if self.stop_training:  # as in Keras 3: the epoch ends early, then its callbacks
+                    break
+            logs = {"loss": total / seen}
             if validation_data is not None:
                 logs["val_loss"] = self.evaluate(*validation_data)
             for key, value in logs.items():

@@ -14,6 +14,7 @@ def xor():
 @pytest.mark.parametrize("call, match", [
     (lambda m: m.predict(np.zeros((4, 3))), r"shape \(n, 2\).*got \(4, 3\)"),
     (lambda m: m.predict(np.zeros(4)), r"shape \(n, 2\)"),
+    (lambda m: m.fit(np.zeros((0, 2)), np.zeros((0, 1))), "at least one sample"),
     (lambda m: m.fit(np.zeros((4, 2)), np.zeros((3, 1))), "4 inputs but 3 targets"),
     (lambda m: m.fit(np.zeros((4, 2)), np.zeros((4, 2))), r"targets have shape \(4, 2\)"),
     (lambda m: m.fit(np.zeros((4, 2)), np.zeros((4, 1)), batch_size=0), "batch_size must be a positive"),
@@ -64,3 +65,20 @@ def test_divergence_is_reported_with_the_history_so_far():
     with np.errstate(all="ignore"), pytest.raises(FloatingPointError, match="diverged") as err:
         model.fit(x, y, epochs=100, batch_size=4)
     assert len(err.value.history.history["loss"]) >= 1
+
+
+def test_stop_training_from_a_batch_callback_ends_the_epoch_early():
+    model = MLP.from_architecture(XOR)
+    x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]])
+    y = np.array([[0], [1], [1], [0]])
+
+    class StopAfterTwoSteps:
+        steps = 0
+
+        def on_train_batch_end(self, batch, logs):
+            self.steps += 1
+            model.stop_training = self.steps == 2
+
+    stopper = StopAfterTwoSteps()
+    history = model.fit(x, y, epochs=5, batch_size=1, callbacks=[stopper])
+    assert stopper.steps == 2 and len(history.history["loss"]) == 1
