@@ -53,6 +53,15 @@ def list_command(args: argparse.Namespace) -> int:
                       f"{c.optimizer['name']} {opt}".strip(), f"{c.epochs:,}", str(c.batch_size),
                       c.target, c.source)
     out.print(table)
+    from benchmarks.implementations import IMPLEMENTATIONS
+
+    for title, rows in (("Experiments", EXPERIMENTS.items()),
+                        ("Implementations", ((i.name, i.description)
+                                             for i in IMPLEMENTATIONS.values()))):
+        listing = Table("name", "what", title=title)
+        for row in rows:
+            listing.add_row(*row)
+        out.print(listing)
     return 0
 
 

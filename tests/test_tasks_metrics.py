@@ -78,6 +78,7 @@ def test_cli_list_version_and_unknown_command(capsys, monkeypatch):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "tf-tutorial" in out and "reverse4" in out and "dropout 0.2" in out
+    assert "compare" in out and "keras-tuned" in out and "scratch-jacobian" in out
     with pytest.raises(SystemExit) as exit_:
         main(["--version"])
     assert exit_.value.code == 0 and "groundup 0.1.0" in capsys.readouterr().out
