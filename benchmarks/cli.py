@@ -29,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "implementations")
     run = commands.add_parser("run", help="run experiments, each run in a fresh process")
     run.add_argument("experiments", nargs="*", metavar="EXPERIMENT",
-                     help="compare (default: all)")
+                     help="compare (the default), generalisation or jacobian; `groundup list` "
+                          "shows them")
     run.add_argument("--profile", choices=["quick", "full", "smoke"], default="quick",
                      help="quick (default, minutes), full (the reference epochs) or smoke "
                           "(tiny, for tests)")
@@ -43,9 +44,44 @@ def build_parser() -> argparse.ArgumentParser:
                      help="output folder (default: results/runs/<UTC time>)")
     run.add_argument("--resume", metavar="DIR", help="complete an interrupted run in DIR")
     run.add_argument("--data-dir", help="MNIST (or another IDX dataset) folder")
+    run.add_argument("--memory-budget", type=positive_float, metavar="MIB",
+                     help="refuse jacobian-mode runs predicted to need more (default: half "
+                          "the available memory)")
+    run.add_argument("--variants", action="store_true",
+                     help="generalisation: also sweep width, depth, activation, optimizer, bits "
+                          "and Marcus' identity function")
+    model = commands.add_parser("jacobian-model", help="predict what the jacobian mode costs "
+                                "for an architecture, before running it")
+    model.add_argument("--sizes", type=sizes_list, default=(784, 512, 10), metavar="N,N,...",
+                       help="layer widths, input first (default: 784,512,10)")
+    model.add_argument("--dtype", choices=["float32", "float64"], default="float64")
+    model.add_argument("--batch", type=positive_int, default=32, metavar="N",
+                       help="samples per gradient step, for the peak (default: 32)")
     report = commands.add_parser("report", help="rebuild the tables and plots of a run folder")
     report.add_argument("dir", metavar="DIR")
     return parser
+
+
+def sizes_list(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(s) for s in text.split(","))
+    except ValueError:
+        sizes = ()
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(
+            f"must be two or more positive widths separated by commas, e.g. 784,512,10; "
+            f"got {text!r}")
+    return sizes
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
 
 
 def positive_int(text: str) -> int:
@@ -68,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks import commands as run
 
         handlers = {"data": run.data_command, "list": run.list_command,
-                    "run": run.run_command, "report": run.report_command}
+                    "run": run.run_command, "report": run.report_command,
+                    "jacobian-model": run.jacobian_model_command}
         return handlers[args.command](args)
     except UsageError as err:
         console.print(f"[bold red]groundup {args.command}:[/] {err}", soft_wrap=True)

@@ -53,9 +53,10 @@ def list_command(args: argparse.Namespace) -> int:
                       f"{c.optimizer['name']} {opt}".strip(), f"{c.epochs:,}", str(c.batch_size),
                       c.target, c.source)
     out.print(table)
+    from benchmarks.experiments import EXPERIMENTS
     from benchmarks.implementations import IMPLEMENTATIONS
 
-    for title, rows in (("Experiments", EXPERIMENTS.items()),
+    for title, rows in (("Experiments", ((e.name, e.description) for e in EXPERIMENTS.values())),
                         ("Implementations", ((i.name, i.description)
                                              for i in IMPLEMENTATIONS.values()))):
         listing = Table("name", "what", title=title)
@@ -69,9 +70,6 @@ def _act(identifier) -> str:
     return identifier if isinstance(identifier, str) else repr(activations.get(identifier))
 
 
-EXPERIMENTS = {"compare": "every implementation on every task, side by side"}
-
-
 def _choose(kind: str, wanted: list[str] | None, valid: list[str]) -> list[str]:
     if not wanted:
         return valid
@@ -83,8 +81,9 @@ def _choose(kind: str, wanted: list[str] | None, valid: list[str]) -> list[str]:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    from benchmarks.experiments import EXPERIMENTS
     from benchmarks.implementations import IMPLEMENTATIONS
-    from benchmarks.runner import PROFILES, compare_specs
+    from benchmarks.specs import PROFILES, Selection
 
     if args.resume:
         out_dir = Path(args.resume)
@@ -93,15 +92,18 @@ def run_command(args: argparse.Namespace) -> int:
             raise UsageError(f"{out_dir} holds no run.json: it is not a groundup run folder.")
         settings = json.loads(saved.read_text())
     else:
-        task_choices = sorted({c.task for c in CONFIGS.values()} | set(CONFIGS))
+        tasks = sorted({c.task for c in CONFIGS.values()})
         settings = {
-            "experiments": _choose("experiment", args.experiments, list(EXPERIMENTS)),
+            "experiments": _choose("experiment", args.experiments or ["compare"],
+                                   list(EXPERIMENTS)),
             "profile": args.profile,
-            "tasks": _choose("task", args.task, task_choices) if args.task else
-            sorted({c.task for c in CONFIGS.values()}),
-            "impls": _choose("implementation", args.impl, list(IMPLEMENTATIONS)),
-            "seeds": args.seeds or PROFILES[args.profile].seeds,
+            "tasks": _choose("task", args.task, sorted({*tasks, *CONFIGS})) if args.task else tasks,
+            "impls": _choose("implementation", args.impl, list(IMPLEMENTATIONS)) if args.impl
+            else None,
+            "seeds": args.seeds,
             "data_dir": args.data_dir,
+            "variants": args.variants,
+            "memory_budget_mib": args.memory_budget,
         }
         out_dir = Path(args.out or Path("results") / "runs" / environment.utc_now())
         clash = [e for e in settings["experiments"] if (out_dir / f"{e}.csv").exists()]
@@ -111,8 +113,10 @@ def run_command(args: argparse.Namespace) -> int:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "run.json").write_text(json.dumps(settings, indent=2))
     profile = PROFILES[settings["profile"]]
-    specs = compare_specs(profile, settings["tasks"], settings["impls"], settings["seeds"],
-                          settings["data_dir"])
+    chosen = Selection(settings["tasks"], settings["impls"], settings["seeds"],
+                       settings["data_dir"], settings.get("variants", False),
+                       settings.get("memory_budget_mib"))
+    specs = [s for e in settings["experiments"] for s in EXPERIMENTS[e].specs(profile, chosen)]
     if any(s.task == "mnist" for s in specs):
         try:
             ds = load_mnist(settings["data_dir"])
@@ -125,12 +129,13 @@ def run_command(args: argparse.Namespace) -> int:
 def _run_specs(specs, out_dir: Path, experiments: list[str]) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from benchmarks.experiments import EXPERIMENTS
     from benchmarks.report import summarize, write_report
     from benchmarks.runner import ResultsFile, memory_limit_mib, run_one
 
     memory = memory_limit_mib()
     for experiment in experiments:
-        results = ResultsFile(out_dir, experiment)
+        results = ResultsFile(out_dir, experiment, EXPERIMENTS[experiment].columns)
         done = results.done()
         todo = [s for s in specs if s.experiment == experiment and s.key not in done]
         if done:
@@ -168,7 +173,8 @@ def _summary_line(spec, row: dict) -> str:
     if row["status"] != "ok":
         return f"[red]✗[/] {spec.label()}: {row['status']}: {row['error']}"
     flag = " (extrapolated)" if row.get("extrapolated") else ""
-    return (f"[green]✓[/] {spec.label()}: accuracy {row['accuracy']:.4f}, "
+    accuracy = f"accuracy {row['accuracy']:.4f}, " if row.get("accuracy") is not None else ""
+    return (f"[green]✓[/] {spec.label()}: {accuracy}"
             f"train {row['train_time_s']:.3g} s{flag}, peak {row['peak_rss_mib']:.1f} MiB")
 
 
@@ -197,4 +203,37 @@ def report_command(args: argparse.Namespace) -> int:
         _print_table(summarize(pd.read_csv(csv)), csv.stem)
         for path in paths:
             out.print(f"wrote {path}", soft_wrap=True)
+    return 0
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.3g} {unit}"
+        n /= 1024
+    return ""
+
+
+def jacobian_model_command(args: argparse.Namespace) -> int:
+    from scratch.cost import backprop_cost
+
+    cost = backprop_cost(args.sizes, args.dtype)
+    name = "-".join(map(str, cost.sizes))
+    table = Table("layer", "Jacobian", "shape", "bytes per sample", "multiply-adds per sample",
+                  title=f"jacobian mode, {name}, {cost.dtype}: one sample's chain")
+    for j in cost.jacobians:
+        table.add_row(str(j.layer), j.name, f"{j.shape[0]} x {j.shape[1]}", _size(j.bytes),
+                      f"{j.macs:,}")
+    out.print(table)
+    both = Table("", "shortcut", "jacobian", "jacobian / shortcut",
+                 title=f"per gradient step of {args.batch} samples")
+    rows = [("peak live memory", cost.shortcut_peak_bytes(args.batch),
+             cost.jacobian_peak_bytes(args.batch), _size),
+            ("FLOPs per sample", cost.shortcut_flops_per_sample(),
+             cost.jacobian_flops_per_sample(), lambda v: f"{v:,}")]
+    for label, short, jac, fmt in rows:
+        both.add_row(label, fmt(short), fmt(jac), f"{jac / short:,.0f}x")
+    out.print(both)
+    out.print(f"The jacobian mode keeps one sample's Jacobians live at a time: "
+              f"{_size(cost.jacobian_sample_peak_bytes())} of them at the peak.")
     return 0

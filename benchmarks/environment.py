@@ -66,5 +66,16 @@ def context() -> dict[str, str | int]:
     }
 
 
+def available_mib() -> float:
+    """MemAvailable from /proc/meminfo (Linux); infinite where it cannot be read."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("inf")
+
+
 def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -14,6 +14,7 @@ import tracemalloc
 from abc import ABC, abstractmethod
 from array import array
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -87,6 +88,29 @@ class Monitor:
         self.excluded += time.perf_counter() - now
         self.mark = self.epoch_start = time.perf_counter()
         return self.over_budget
+
+
+@dataclass
+class Trained:
+    """A finished training run, handed to the experiment's ``measure``."""
+
+    spec: object            # the RunSpec
+    cfg: TaskConfig
+    impl: Implementation
+    model: object
+    data: object            # the TaskData
+    monitor: Monitor
+    initial: list[np.ndarray]
+
+    def final_weights(self) -> list[np.ndarray]:
+        return self.impl.get_weights(self.model)
+
+    def scratch_twin(self, weights: list[np.ndarray] | None = None) -> MLP:
+        """A scratch network holding ``weights`` (default: the final ones), so that every
+        implementation's loss and gradients are computed one way."""
+        model = scratch_model(self.cfg, self.spec.dtype, self.spec.seed)
+        model.set_weights(self.final_weights() if weights is None else weights)
+        return model
 
 
 class Implementation(ABC):

@@ -62,6 +62,11 @@ def write_report(out_dir: Path, experiment: str) -> list[Path]:
              "warm-up; 'extrapolated' rows were measured on a prefix (see the CSV's "
              "measured_* columns). Ratios divide by the `keras` row of the same task and config.",
              "", summary.to_markdown(index=False), ""]
+    from benchmarks.experiments import EXPERIMENTS
+
+    own = EXPERIMENTS.get(experiment)
+    if own and own.report:
+        lines += own.report(df)
     if len(failed):
         lines += ["## Runs that did not finish", "",
                   failed[["task", "config", "impl", "seed", "status", "error"]]
@@ -71,7 +76,8 @@ def write_report(out_dir: Path, experiment: str) -> list[Path]:
               f"{context['tensorflow']}, Keras {context['keras']} on {context['cpu']} "
               f"({context['cores']} cores, {context['blas']}), commit {context['commit']}."]
     md.write_text("\n".join(lines) + "\n")
-    return [md, *plot(df, out_dir, experiment)]
+    extra = [f(df, out_dir, experiment) for f in own.plots] if own else []
+    return [md, *plot(df, out_dir, experiment), *(p for p in extra if p)]
 
 
 def plot(df: pd.DataFrame, out_dir: Path, experiment: str) -> list[Path]:

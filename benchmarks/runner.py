@@ -12,113 +12,23 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 
 from benchmarks import environment
+from benchmarks.experiments import base_row
 from benchmarks.schema import COLUMNS, KEY
-from benchmarks.tasks import get_config
+from benchmarks.specs import RunSpec
 from benchmarks.worker import PROGRESS
-
-
-@dataclass
-class Profile:
-    name: str
-    budget_s: float     # training time a run may spend before it is extrapolated
-    timeout_s: float    # wall time after which a run is killed
-    seeds: int          # default number of seeds
-    all_configs: bool   # every configuration of a task, or only its first
-    jacobian_mnist_samples: int  # scratch-jacobian trains MNIST on this many samples
-
-
-PROFILES = {
-    "quick": Profile("quick", budget_s=10, timeout_s=240, seeds=1, all_configs=False,
-                     jacobian_mnist_samples=4),
-    "full": Profile("full", budget_s=240, timeout_s=1800, seeds=3, all_configs=True,
-                    jacobian_mnist_samples=50),
-    # Tiny runs for the harness's own tests.
-    "smoke": Profile("smoke", budget_s=3, timeout_s=120, seeds=1, all_configs=False,
-                     jacobian_mnist_samples=2),
-}
-SMOKE_EPOCHS = {"xor": 50, "reverse4": 50, "mnist": 1}
-SMOKE_MNIST_SAMPLES = 500
-
-
-@dataclass
-class RunSpec:
-    experiment: str
-    task: str
-    config: str
-    impl: str
-    seed: int
-    profile: str
-    epochs: int
-    budget_s: float
-    timeout_s: float
-    dtype: str = "float32"
-    train_samples: int | None = None
-    data_dir: str | None = None
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def key(self) -> tuple:
-        return (self.experiment, self.task, self.config, self.impl, self.seed)
-
-    def label(self) -> str:
-        return f"{self.task}/{self.config} {self.impl} seed {self.seed}"
-
-
-def compare_specs(profile: Profile, tasks: list[str], impls: list[str], seeds: int,
-                  data_dir: str | None = None) -> list[RunSpec]:
-    """Every implementation on every task configuration, under one profile."""
-    from benchmarks.tasks import CONFIGS
-
-    specs = []
-    for cfg in CONFIGS.values():
-        chosen = [t for t in tasks if t in (cfg.task, cfg.key)]
-        first = next(c for c in CONFIGS.values() if c.task == cfg.task) is cfg
-        if not chosen or not (profile.all_configs or first or cfg.key in tasks):
-            continue
-        overrides = cfg.quick if profile.name == "quick" else {}
-        epochs = overrides.get("epochs", cfg.epochs)
-        samples = overrides.get("train_samples")
-        if profile.name == "smoke":
-            epochs, samples = SMOKE_EPOCHS[cfg.task], SMOKE_MNIST_SAMPLES
-        for impl in impls:
-            n = samples
-            if impl == "scratch-jacobian" and cfg.task == "mnist":
-                n = profile.jacobian_mnist_samples
-            for seed in range(seeds):
-                specs.append(RunSpec("compare", cfg.task, cfg.config, impl, seed, profile.name,
-                                     epochs, profile.budget_s, profile.timeout_s,
-                                     train_samples=n if cfg.task == "mnist" else None,
-                                     data_dir=data_dir))
-    return specs
-
-
-def base_row(spec: RunSpec) -> dict:
-    cfg = get_config(spec.task, spec.config)
-    activations = "/".join(a if isinstance(a, str) else a["name"] + str(a.get("negative_slope", ""))
-                           for a in cfg.arch.activations)
-    return {
-        "experiment": spec.experiment, "task": spec.task, "config": spec.config,
-        "impl": spec.impl, "seed": spec.seed, "profile": spec.profile, "epochs": spec.epochs,
-        "batch_size": cfg.batch_size, "optimizer": cfg.optimizer["name"],
-        "learning_rate": cfg.optimizer.get("learning_rate",
-                                           {"sgd": 0.01, "adam": 0.001}[cfg.optimizer["name"]]),
-        "optimizer_config": json.dumps(cfg.optimizer, sort_keys=True),
-        "architecture": f"{cfg.arch} {activations}" + (f" dropout {cfg.arch.dropout:g}"
-                                                       if cfg.arch.dropout else ""),
-        "dtype": spec.dtype, "train_samples": spec.train_samples,
-    }
 
 
 class ResultsFile:
     """The experiment's long-format CSV: appended and flushed one row at a time."""
 
-    def __init__(self, out_dir: Path, experiment: str):
+    def __init__(self, out_dir: Path, experiment: str, extra_columns: tuple[str, ...] = ()):
+        self.columns = [*COLUMNS, *extra_columns]
         self.path = out_dir / f"{experiment}.csv"
         self.curves = out_dir / f"{experiment}_curves.csv"
         self.confusion_dir = out_dir / "confusion"
@@ -130,8 +40,9 @@ class ResultsFile:
         return {tuple(r) for r in df[KEY].itertuples(index=False)}
 
     def append(self, row: dict) -> None:
+        """The schema's columns, then the experiment's own."""
         curve, confusion = row.pop("curve", None), row.pop("confusion", None)
-        frame = pd.DataFrame([row]).reindex(columns=list(COLUMNS))
+        frame = pd.DataFrame([row]).reindex(columns=self.columns)
         _append_csv(frame, self.path)
         keys = {k: row[k] for k in KEY}
         if curve:
@@ -155,10 +66,8 @@ def _append_csv(frame: pd.DataFrame, path: Path) -> None:
 
 
 def memory_limit_mib() -> float:
-    """80% of the memory available when the suite starts."""
-    text = Path("/proc/meminfo").read_text()
-    available = int(re.search(r"MemAvailable:\s+(\d+)", text).group(1)) / 1024
-    return 0.8 * available
+    """A run is killed above 80% of the memory available when the suite starts."""
+    return 0.8 * environment.available_mib()
 
 
 def _child_rss_mib(pid: int) -> float:

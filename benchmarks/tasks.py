@@ -106,6 +106,7 @@ class TaskData:
     x_test: np.ndarray
     y_test: np.ndarray
     n_full: int
+    splits: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
 def load_task(cfg: TaskConfig, dtype: str = "float32", train_samples: int | None = None,

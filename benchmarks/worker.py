@@ -16,10 +16,36 @@ import traceback
 from pathlib import Path
 
 from benchmarks import environment
-from benchmarks.implementations import IMPLEMENTATIONS, Monitor, scratch_model
-from benchmarks.tasks import get_config, load_task, score, target_reached
+from benchmarks.implementations import IMPLEMENTATIONS, Monitor, Trained, scratch_model
+from benchmarks.specs import RunSpec
+from benchmarks.tasks import target_reached
 
 PROGRESS = "@@progress"
+JACOBIAN_BUDGET_FRACTION = 0.5  # of the available memory, unless --memory-budget says
+
+
+class Refused(Exception):
+    """A run the jacobian guard will not start; the message says why and what to do."""
+
+
+def check_jacobian_memory(spec: RunSpec, cfg) -> None:
+    """Refuse a jacobian-mode run whose predicted peak exceeds the memory budget."""
+    if spec.impl != "scratch-jacobian":
+        return
+    from scratch.cost import backprop_cost
+
+    cost = backprop_cost(cfg.arch.sizes, spec.dtype)
+    batch = min(cfg.batch_size, spec.train_samples or cfg.batch_size)
+    need = cost.jacobian_peak_bytes(batch) / 2**20
+    budget = spec.memory_budget_mib or JACOBIAN_BUDGET_FRACTION * environment.available_mib()
+    if need > budget:
+        dzdw = max((j for j in cost.jacobians if j.name == "dZ/dW"), key=lambda j: j.bytes)
+        raise Refused(
+            f"scratch-jacobian on {'-'.join(map(str, cost.sizes))} in {spec.dtype} would need "
+            f"about {need:,.0f} MiB for one step (layer {dzdw.layer}'s dZ/dW alone is "
+            f"{dzdw.shape[0]} x {dzdw.shape[1]}, {dzdw.bytes / 2**20:,.0f} MiB per sample), over "
+            f"the memory budget of {budget:,.0f} MiB. Use a smaller hidden width, fewer samples "
+            f"per step, or float32 (half the bytes); or raise --memory-budget.")
 
 
 def rss_mib(field: str = "VmRSS") -> float:
@@ -40,14 +66,17 @@ def progress(done: int, total: int) -> None:
     print(f"{PROGRESS} {done} {total}", flush=True)
 
 
-def execute(spec: dict) -> dict:
-    cfg = get_config(spec["task"], spec["config"])
-    impl = IMPLEMENTATIONS[spec["impl"]]
-    dtype, seed, epochs = spec["dtype"], spec["seed"], spec["epochs"]
-    data = load_task(cfg, dtype, spec.get("train_samples"), spec.get("data_dir"))
-    x, y = data.x, data.y
-    initial = scratch_model(cfg, dtype, seed).get_weights()
-    model = impl.build(cfg, initial, dtype, seed)
+def execute(spec: RunSpec) -> dict:
+    from benchmarks.experiments import EXPERIMENTS
+
+    experiment = EXPERIMENTS[spec.experiment]
+    cfg = experiment.configure(spec)
+    check_jacobian_memory(spec, cfg)
+    impl = IMPLEMENTATIONS[spec.impl]
+    data = experiment.load(spec, cfg)
+    x, y, epochs = data.x, data.y, spec.epochs
+    initial = scratch_model(cfg, spec.dtype, spec.seed).get_weights()
+    model = impl.build(cfg, initial, spec.dtype, spec.seed)
 
     started = time.perf_counter()
     impl.warm_up(model, x, y, cfg, epochs)
@@ -56,57 +85,44 @@ def execute(spec: dict) -> dict:
     def target(predict) -> bool:
         return target_reached(cfg.task, data.y_test, predict(data.x_test))
 
-    check_every = max(1, epochs // 200)
-    monitor = Monitor(spec["budget_s"], target, epochs, check_every, progress)
+    monitor = Monitor(spec.budget_s, target, epochs, max(1, epochs // 200), progress)
     before = reset_peak_rss()
-    impl.train(model, x, y, cfg, epochs, seed, monitor)
+    impl.train(model, x, y, cfg, epochs, spec.seed, monitor)
     peak = rss_mib("VmHWM") - before
     measured = monitor.elapsed()
-
-    impl.predict(model, data.x_test)
-    predict_times = []
-    for _ in range(3):
-        t = time.perf_counter()
-        predictions = impl.predict(model, data.x_test)
-        predict_times.append(time.perf_counter() - t)
-
-    # The loss of the final weights on the training set, computed one way for every
-    # implementation (outside the timer): Keras' own logs average over the epoch.
-    final = scratch_model(cfg, dtype, seed)
-    final.set_weights(impl.get_weights(model))
-    final_loss = final.evaluate(x, y, batch_size=10_000)
+    trained = Trained(spec, cfg, impl, model, data, monitor, initial)
 
     batch = min(cfg.batch_size, len(x))
     samples_done = monitor.steps_done * batch
     extrapolated = samples_done < data.n_full * epochs
     per_sample = measured / max(samples_done, 1)
-    scores = score(cfg.task, data.y_test, predictions)
     return {
         "dataset": data.name,
         "train_samples": len(x),
         "train_time_s": per_sample * data.n_full * epochs if extrapolated else measured,
         "epoch_time_s": per_sample * data.n_full if extrapolated else measured / epochs,
         "step_time_ms": 1e3 * statistics.median(monitor.step_times) if monitor.step_times else None,
-        "predict_time_s": statistics.median(predict_times),
         "time_to_target_s": monitor.time_to_target,
         "measured_train_time_s": measured,
         "measured_epochs": samples_done / len(x),
         "warmup_s": warmup_s,
-        "final_loss": final_loss,
-        **{k: v for k, v in scores.items() if k != "confusion"},
+        # The loss of the final weights on the training set, computed one way for every
+        # implementation (outside the timer): Keras' own logs average over the epoch.
+        "final_loss": trained.scratch_twin().evaluate(x, y, batch_size=10_000),
         "peak_rss_mib": peak,
-        "traced_peak_mib": impl.traced_peak_mib(model, x[:batch], y[:batch]),
         "extrapolated": extrapolated,
         "curve": monitor.curve,
-        "confusion": scores["confusion"].tolist() if "confusion" in scores else None,
+        **experiment.measure(trained),
     }
 
 
 def main(spec_path: str, result_path: str) -> int:
-    spec = json.loads(Path(spec_path).read_text())
+    spec = RunSpec(**json.loads(Path(spec_path).read_text()))
     row = {"status": "ok", "error": ""}
     try:
         row.update(execute(spec))
+    except Refused as err:
+        row.update(status="refused", error=str(err))
     except FloatingPointError as err:
         row.update(status="diverged", error=str(err))
     except MemoryError as err:

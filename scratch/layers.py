@@ -53,7 +53,7 @@ class Dense:
         n_in, n_out = self.kernel.shape
         eye = np.eye(n_out, dtype=self.kernel.dtype)
         dA_dZ = self.activation.jacobian(self.z[i])       # (n_out, n_out), diagonal or not
-        dZ_dW = np.kron(self.x[i], eye)                   # (n_out, n_in * n_out): dZ_k/dW_jk = x_j
+        dZ_dW = _dz_dw(self.x[i], n_out)                  # (n_out, n_in * n_out)
         dZ_db = eye                                       # (n_out, n_out)
         dZ_dx = self.kernel.T                             # (n_out, n_in)
         dL_dZ = grad @ dA_dZ
@@ -67,6 +67,15 @@ class Dense:
     def __repr__(self) -> str:
         n_in, n_out = self.kernel.shape
         return f"Dense({n_in}->{n_out}, {self.activation!r})"
+
+
+def _dz_dw(x: np.ndarray, n_out: int) -> np.ndarray:
+    """dZ/dW for one sample: dZ_k/dW_jk = x_j, zero elsewhere; kron(x, I) in one allocation
+    (np.kron needs a temporary as large again for small n_out)."""
+    dz_dw = np.zeros((n_out, len(x), n_out), dtype=x.dtype)
+    k = np.arange(n_out)
+    dz_dw[k, :, k] = x
+    return dz_dw.reshape(n_out, len(x) * n_out)
 
 
 class Dropout:

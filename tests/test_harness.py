@@ -12,9 +12,11 @@ import pandas as pd
 import pytest
 
 from benchmarks.cli import main
+from benchmarks.experiments import compare_specs
 from benchmarks.implementations import IMPLEMENTATIONS, Monitor, scratch_model
-from benchmarks.runner import PROFILES, RunSpec, compare_specs, run_one
+from benchmarks.runner import run_one
 from benchmarks.schema import COLUMNS, KEY
+from benchmarks.specs import PROFILES, RunSpec, Selection
 from benchmarks.tasks import CONFIGS, get_config, load_task, xor_data
 from scratch import MNIST
 
@@ -128,7 +130,7 @@ def test_scratch_and_keras_see_identical_batches(cfg, impl, epochs):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["run", "bogus"], "unknown experiment 'bogus'; choose from compare"),
+    (["run", "bogus"], "unknown experiment 'bogus'; choose from compare, generalisation"),
     (["run", "--task", "cifar"], "unknown task 'cifar'; choose from mnist, mnist/blog"),
     (["run", "--impl", "torch"], "unknown implementation 'torch'; choose from scratch-shortcut"),
     (["run", "--resume", "/nonexistent"], "holds no run.json"),
@@ -155,8 +157,7 @@ def test_an_existing_results_folder_is_never_overwritten(tmp_path, capsys):
 
 
 def test_quick_profile_covers_every_implementation_on_every_task():
-    specs = compare_specs(PROFILES["quick"], ["xor", "reverse4", "mnist"],
-                          list(IMPLEMENTATIONS), seeds=1)
+    specs = compare_specs(PROFILES["quick"], Selection(["xor", "reverse4", "mnist"], None, None))
     assert {(s.task, s.impl) for s in specs} == {
         (t, i) for t in ("xor", "reverse4", "mnist") for i in IMPLEMENTATIONS}
     jac = [s for s in specs if s.task == "mnist" and s.impl == "scratch-jacobian"]

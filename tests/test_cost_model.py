@@ -1,0 +1,80 @@
+"""The cost model of the jacobian mode against what tracemalloc measures, and the guard."""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from scratch import MLP, MNIST
+from scratch.cost import backprop_cost
+
+
+def traced_peak(model: MLP, x, y) -> int:
+    tracemalloc.start()
+    try:
+        model.gradients(x, y)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("hidden", [8, 16, 32, 64])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_predicted_jacobian_peak_is_within_ten_percent_of_traced(hidden, dtype):
+    model = MLP.from_architecture(MNIST.replace(sizes=(784, hidden, 10)), backprop="jacobian",
+                                  dtype=dtype)
+    rng = np.random.default_rng(0)
+    x = rng.random((4, 784)).astype(dtype)
+    y = np.eye(10, dtype=dtype)[[1, 2, 3, 4]]
+    predicted = backprop_cost((784, hidden, 10), dtype).jacobian_peak_bytes(4)
+    measured = traced_peak(model, x, y)
+    assert abs(predicted / measured - 1) < 0.10, (predicted, measured)
+
+
+def test_the_hidden_layers_dz_dw_in_784_512_10():
+    cost = backprop_cost((784, 512, 10), "float64")
+    dzdw = next(j for j in cost.jacobians if j.layer == 1 and j.name == "dZ/dW")
+    assert dzdw.shape == (512, 401408)
+    assert dzdw.bytes == 512 * 401408 * 8  # 1568 MiB, as ANCHORS.md section 3 measured
+    assert cost.shortcut_flops_per_sample() == 1_636_352  # "about 1.63 MFLOP per sample"
+    assert backprop_cost((784, 512, 10), "float32").jacobian_sample_peak_bytes() * 2 == \
+        cost.jacobian_sample_peak_bytes()
+
+
+def test_guard_refuses_an_oversized_run_and_leaves_a_refused_row(tmp_path):
+    import pandas as pd
+
+    from benchmarks.cli import main
+
+    out = tmp_path / "jac"
+    assert main(["run", "jacobian", "--profile", "smoke", "--memory-budget", "0.2",
+                 "--out", str(out)]) == 0
+    df = pd.read_csv(out / "jacobian.csv")
+    refused = df[df["impl"] == "scratch-jacobian"]
+    assert len(refused) == 4 and (refused["status"] == "refused").all()
+    message = refused[refused["config"] == "h16-float64"]["error"].iloc[0]
+    assert "scratch-jacobian on 784-16-10 in float64 would need about 2 MiB" in message
+    assert "layer 1's dZ/dW alone is 16 x 12544" in message
+    assert "smaller hidden width" in message and "float32" in message
+    assert (df[df["impl"] == "scratch-shortcut"]["status"] == "ok").all()
+    md = (out / "jacobian.md").read_text()
+    assert "Runs that did not finish" in md and "refused" in md
+
+
+def test_jacobian_experiment_records_prediction_and_agreement(tmp_path):
+    import pandas as pd
+
+    from benchmarks.cli import main
+
+    out = tmp_path / "jac"
+    assert main(["run", "jacobian", "--profile", "smoke", "--out", str(out)]) == 0
+    df = pd.read_csv(out / "jacobian.csv")
+    assert (df["status"] == "ok").all() and len(df) == 8
+    jac = df[df["impl"] == "scratch-jacobian"]
+    assert ((jac["predicted_over_traced"] - 1).abs() < 0.10).all()
+    float64 = jac[jac["dtype"] == "float64"]
+    assert (float64["grad_max_diff"] <= 1e-10).all() and (float64["weights_max_diff"] <= 1e-10).all()
+    assert (jac[jac["dtype"] == "float32"]["weights_max_diff"] <= 1e-5).all()
+    assert jac["extrapolated"].all() and (jac["epoch_time_s"] > jac["measured_train_time_s"]).all()
+    assert "Growth exponents" in (out / "jacobian.md").read_text()
+    assert (out / "jacobian_scaling.png").exists()
