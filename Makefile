@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test run data clean
+.PHONY: test run bench data clean
 
 # The editable install is redone only when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -22,6 +22,13 @@ test: data
 
 run: data
 	$(BIN)/groundup run --profile quick
+
+# pytest-benchmark over every task x implementation; JSON, CSV and ratios in results/benchmarks/.
+bench: data
+	$(BIN)/python -m pytest benchmarks/bench_ops.py -q -p no:cacheprovider --benchmark-only \
+		--benchmark-autosave --benchmark-storage=file://results/benchmarks \
+		--benchmark-columns=median,iqr,rounds --benchmark-sort=name
+	$(BIN)/python -m benchmarks.bench_report results/benchmarks
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,152 @@
+"""Operation benchmarks with pytest-benchmark: `make bench` runs them.
+
+One short test per (operation, task), parametrised over the implementations. Data
+is built once per session, models in untimed setup; ``benchmark.extra_info``
+records the configuration and a correctness check. Not collected by `make test`
+(which runs tests/ only); tests/test_bench_smoke.py runs them once, untimed and
+tiny, so they cannot rot. ``GROUNDUP_BENCH_TINY=1`` shrinks every size.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from benchmarks.implementations import IMPLEMENTATIONS, scratch_model
+from benchmarks.tasks import get_config, load_task
+
+TINY = os.environ.get("GROUNDUP_BENCH_TINY") == "1"
+MNIST_SUBSET = 256 if TINY else 6000     # samples in the "one MNIST epoch" benchmark
+MNIST_PREDICT = 256 if TINY else 10_000  # test images in the predict benchmark
+IMPLS = list(IMPLEMENTATIONS)
+FORWARD_SKIP = "the jacobian mode's forward pass is scratch-shortcut's"
+MNIST_JACOBIAN_SKIP = ("infeasible: one 784-512-10 Jacobian chain takes about 1.5 s per sample "
+                       "(see `groundup run jacobian`)")
+
+
+@pytest.fixture(scope="session")
+def tasks():
+    """Each task's configuration and data, built once."""
+    out = {}
+    for name in ("xor", "reverse4", "mnist"):
+        cfg = get_config(name)
+        data = load_task(cfg, "float32", MNIST_SUBSET if name == "mnist" else None)
+        out[name] = (cfg, data)
+    return out
+
+
+def build(impl: str, cfg, data, epochs: int = 1):
+    """The implementation's model from the seeded initial weights, warmed up (untimed)."""
+    implementation = IMPLEMENTATIONS[impl]
+    model = implementation.build(cfg, scratch_model(cfg, "float32", 0).get_weights(), "float32", 0)
+    implementation.warm_up(model, data.x, data.y, cfg, epochs)
+    return implementation, model
+
+
+def reference_outputs(cfg, x):
+    return scratch_model(cfg, "float32", 0).predict(x)
+
+
+def record(benchmark, impl: str, cfg, operation: str, samples: int, **check) -> None:
+    benchmark.group = f"{cfg.task}: {operation}"
+    benchmark.extra_info.update({"impl": impl, "task": cfg.task, "config": cfg.config,
+                                 "operation": operation, "samples": samples,
+                                 "batch_size": cfg.batch_size, **check})
+
+
+def loss_of(cfg, implementation, model, x, y) -> float:
+    twin = scratch_model(cfg, "float32", 0)
+    twin.set_weights(implementation.get_weights(model))
+    return twin.evaluate(x, y)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("task", ["xor", "reverse4", "mnist"])
+def test_forward(benchmark, tasks, task, impl):
+    if impl == "scratch-jacobian":
+        pytest.skip(FORWARD_SKIP)
+    cfg, data = tasks[task]
+    x = data.x[: cfg.batch_size]
+    implementation, model = build(impl, cfg, data)
+    outputs = benchmark(implementation.predict, model, x)
+    diff = float(np.abs(outputs - reference_outputs(cfg, x)).max())
+    record(benchmark, impl, cfg, "forward pass on a batch", len(x),
+           max_abs_diff_vs_scratch=diff, correct=diff < 1e-4)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("task", ["xor", "reverse4", "mnist"])
+def test_train_step(benchmark, tasks, task, impl):
+    if impl == "scratch-jacobian" and task == "mnist":
+        pytest.skip(MNIST_JACOBIAN_SKIP)
+    cfg, data = tasks[task]
+    x, y = data.x[: cfg.batch_size], data.y[: cfg.batch_size]
+    implementation, model = build(impl, cfg, data)
+    step = (model.train_step if impl.startswith("scratch")
+            else lambda a, b: model.train_on_batch(a, b))
+    before = loss_of(cfg, implementation, model, x, y)
+    benchmark(step, x, y)
+    after = loss_of(cfg, implementation, model, x, y)
+    record(benchmark, impl, cfg, "one training step", len(x), loss_before=before,
+           loss_after=after, correct=after < before)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("task", ["xor", "reverse4"])
+def test_epoch_small(benchmark, tasks, task, impl):
+    """One epoch as each implementation runs it: Keras' own is one fit(epochs=1) call,
+    the blog's way; keras-tuned's is one compiled step (the epoch is one full batch)."""
+    cfg, data = tasks[task]
+    implementation, model = build(impl, cfg, data)
+    if impl.startswith("scratch"):
+        def epoch():
+            model.fit(data.x, data.y, epochs=1, batch_size=cfg.batch_size, shuffle=False)
+    elif impl == "keras":
+        def epoch():
+            model.fit(data.x, data.y, epochs=1, batch_size=cfg.batch_size, shuffle=False,
+                      verbose=0)
+    else:
+        def epoch():
+            model.train_on_batch(data.x, data.y)
+    before = loss_of(cfg, implementation, model, data.x, data.y)
+    benchmark(epoch)
+    after = loss_of(cfg, implementation, model, data.x, data.y)
+    record(benchmark, impl, cfg, "one full epoch", len(data.x), loss_before=before,
+           loss_after=after, correct=after < before)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_mnist_predict(benchmark, tasks, impl):
+    if impl == "scratch-jacobian":
+        pytest.skip(FORWARD_SKIP)
+    cfg, data = tasks["mnist"]
+    x = data.x_test[:MNIST_PREDICT]
+    implementation, model = build(impl, cfg, data)
+    outputs = benchmark(implementation.predict, model, x)
+    diff = float(np.abs(outputs - reference_outputs(cfg, x)).max())
+    accuracy = float((outputs.argmax(axis=1) == data.y_test[:MNIST_PREDICT]).mean())
+    record(benchmark, impl, cfg, f"predict {len(x)} test images", len(x),
+           max_abs_diff_vs_scratch=diff, accuracy_untrained=accuracy, correct=diff < 1e-4)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_mnist_epoch(benchmark, tasks, impl):
+    """One epoch over a fixed subset, file order, the blog configuration's batches."""
+    if impl == "scratch-jacobian":
+        pytest.skip(MNIST_JACOBIAN_SKIP)
+    from benchmarks.implementations import Monitor
+
+    cfg, data = tasks["mnist"]
+    implementation, model = build(impl, cfg, data)
+
+    def epoch():
+        implementation.train(model, data.x, data.y, cfg, 1, 0,
+                             Monitor(float("inf"), lambda predict: False, 1))
+
+    before = loss_of(cfg, implementation, model, data.x, data.y)
+    benchmark.pedantic(epoch, rounds=1 if TINY else 3, iterations=1, warmup_rounds=0)
+    after = loss_of(cfg, implementation, model, data.x, data.y)
+    record(benchmark, impl, cfg, f"one epoch of {len(data.x)} samples", len(data.x),
+           loss_before=before, loss_after=after, correct=after < before)

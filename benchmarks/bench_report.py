@@ -1,0 +1,66 @@
+"""The newest pytest-benchmark run under results/benchmarks, as a CSV and a ratio table.
+
+``python -m benchmarks.bench_report [STORAGE]`` writes, beside the saved JSON, a
+CSV with one row per benchmark (its statistics and its extra_info) and a markdown
+table of each implementation's median time over keras' in the same group.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+STATS = ["median", "iqr", "mean", "stddev", "min", "max", "rounds"]
+
+
+def newest(storage: Path) -> Path:
+    runs = sorted(storage.glob("*/*.json"), key=lambda p: p.stat().st_mtime)
+    if not runs:
+        raise SystemExit(f"No pytest-benchmark JSON under {storage}: run `make bench` first.")
+    return runs[-1]
+
+
+def to_frame(run: Path) -> pd.DataFrame:
+    data = json.loads(run.read_text())
+    rows = [{"group": b["group"], "name": b["name"], **{f"{k}_s" if k != "rounds" else k:
+            b["stats"][k] for k in STATS}, **b["extra_info"]} for b in data["benchmarks"]]
+    return pd.DataFrame(rows)
+
+
+def ratios(df: pd.DataFrame) -> pd.DataFrame:
+    """Median time of each implementation over keras' median, per group."""
+    table = df.pivot_table(index="group", columns="impl", values="median_s")
+    return table.div(table["keras"], axis=0).round(4) if "keras" in table else table
+
+
+def main(argv: list[str] | None = None) -> int:
+    storage = Path((argv or sys.argv[1:] or ["results/benchmarks"])[0])
+    run = newest(storage)
+    df = to_frame(run)
+    csv, md = run.with_suffix(".csv"), run.with_name(run.stem + "_ratios.md")
+    df.to_csv(csv, index=False)
+    table = ratios(df)
+    md.write_text(f"# Median time / keras' median, per group\n\nFrom {run.name}.\n\n"
+                  + table.to_markdown() + "\n")
+    console = Console()
+    view = Table("group", *table.columns, title="median time / keras")
+    for group, row in table.iterrows():
+        view.add_row(group, *("" if pd.isna(v) else f"{v:.3g}" for v in row))
+    console.print(view)
+    for path in (run, csv, md):
+        console.print(f"wrote {path}", soft_wrap=True)
+    bad = df[~df["correct"].astype(bool)]
+    if len(bad):
+        console.print(f"[red]{len(bad)} benchmarks failed their correctness check:[/] "
+                      + ", ".join(bad["name"]))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
