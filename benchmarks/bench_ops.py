@@ -50,7 +50,6 @@ def reference_outputs(cfg, x):
 
 
 def record(benchmark, impl: str, cfg, operation: str, samples: int, **check) -> None:
-    benchmark.group = f"{cfg.task}: {operation}"
     benchmark.extra_info.update({"impl": impl, "task": cfg.task, "config": cfg.config,
                                  "operation": operation, "samples": samples,
                                  "batch_size": cfg.batch_size, **check})
@@ -69,6 +68,7 @@ def test_forward(benchmark, tasks, task, impl):
         pytest.skip(FORWARD_SKIP)
     cfg, data = tasks[task]
     x = data.x[: cfg.batch_size]
+    benchmark.group = f"{task}: forward pass on a batch"
     implementation, model = build(impl, cfg, data)
     outputs = benchmark(implementation.predict, model, x)
     diff = float(np.abs(outputs - reference_outputs(cfg, x)).max())
@@ -83,6 +83,7 @@ def test_train_step(benchmark, tasks, task, impl):
         pytest.skip(MNIST_JACOBIAN_SKIP)
     cfg, data = tasks[task]
     x, y = data.x[: cfg.batch_size], data.y[: cfg.batch_size]
+    benchmark.group = f"{task}: one training step"
     implementation, model = build(impl, cfg, data)
     step = (model.train_step if impl.startswith("scratch")
             else lambda a, b: model.train_on_batch(a, b))
@@ -99,6 +100,7 @@ def test_epoch_small(benchmark, tasks, task, impl):
     """One epoch as each implementation runs it: Keras' own is one fit(epochs=1) call,
     the blog's way; keras-tuned's is one compiled step (the epoch is one full batch)."""
     cfg, data = tasks[task]
+    benchmark.group = f"{task}: one full epoch"
     implementation, model = build(impl, cfg, data)
     if impl.startswith("scratch"):
         def epoch():
@@ -123,6 +125,7 @@ def test_mnist_predict(benchmark, tasks, impl):
         pytest.skip(FORWARD_SKIP)
     cfg, data = tasks["mnist"]
     x = data.x_test[:MNIST_PREDICT]
+    benchmark.group = f"mnist: predict {len(x)} test images"
     implementation, model = build(impl, cfg, data)
     outputs = benchmark(implementation.predict, model, x)
     diff = float(np.abs(outputs - reference_outputs(cfg, x)).max())
@@ -139,6 +142,7 @@ def test_mnist_epoch(benchmark, tasks, impl):
     from benchmarks.implementations import Monitor
 
     cfg, data = tasks["mnist"]
+    benchmark.group = f"mnist: one epoch of {len(data.x)} samples"
     implementation, model = build(impl, cfg, data)
 
     def epoch():
