@@ -73,8 +73,9 @@ def measure(t) -> dict:
     batch = min(t.cfg.batch_size, len(x))
     jacobian = t.impl.name == "scratch-jacobian"
     predicted = cost.jacobian_peak_bytes(batch) if jacobian else cost.shortcut_peak_bytes(batch)
-    traced = t.impl.traced_peak_mib(t.model, x[:batch], y[:batch])
     samples = t.monitor.steps_done * batch
+    agreement = mode_agreement(t, samples // batch, batch) if jacobian else {}
+    traced = t.impl.traced_peak_mib(t.model, x[:batch], y[:batch])  # takes one more step
     row = {
         "hidden": hidden, "samples_trained": samples,
         "time_per_sample_ms": 1e3 * t.monitor.elapsed() / max(samples, 1),
@@ -82,9 +83,8 @@ def measure(t) -> dict:
                              else cost.shortcut_flops_per_sample()),
         "predicted_peak_mib": predicted / 2**20, "traced_peak_mib": traced,
         "predicted_over_traced": predicted / 2**20 / traced,
+        **agreement,
     }
-    if jacobian:
-        row.update(mode_agreement(t, samples // batch, batch))
     return row
 
 
@@ -145,8 +145,8 @@ def report(df: pd.DataFrame) -> list[str]:
                      "RSS MiB", "max grad diff", "max weight diff"]
     exponents = growth(df)
     lines = ["## Cost against hidden width", "", table.to_markdown(index=False), "",
-             "Memory is one gradient step's: predicted by `scratch.cost`, traced by tracemalloc, "
-             "and the resident peak of the whole training run.", ""]
+             "Memory: what one training step allocates, predicted by `scratch.cost` and traced "
+             "by tracemalloc; and the resident peak of the whole training run.", ""]
     if not exponents.empty:
         lines += ["## Growth exponents (time and memory ~ H^k)", "",
                   exponents.to_markdown(index=False, floatfmt=".2f"), ""]

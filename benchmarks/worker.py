@@ -36,7 +36,7 @@ def check_jacobian_memory(spec: RunSpec, cfg) -> None:
 
     cost = backprop_cost(cfg.arch.sizes, spec.dtype)
     batch = min(cfg.batch_size, spec.train_samples or cfg.batch_size)
-    need = cost.jacobian_peak_bytes(batch) / 2**20
+    need = (cost.model_bytes(optimizer_slots=2) + cost.jacobian_peak_bytes(batch)) / 2**20
     budget = spec.memory_budget_mib or JACOBIAN_BUDGET_FRACTION * environment.available_mib()
     if need > budget:
         dzdw = max((j for j in cost.jacobians if j.name == "dZ/dW"), key=lambda j: j.bytes)

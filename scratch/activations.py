@@ -56,9 +56,11 @@ class Sigmoid(Activation):
     name = "sigmoid"
 
     def __call__(self, z):
-        # exp(-|z|) never overflows; this is 1 / (1 + exp(-z)) for either sign of z.
-        e = np.exp(-np.abs(z))
-        return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+        # 1 / (1 + exp(-z)) = (1 + tanh(z / 2)) / 2, which never overflows.
+        s = np.tanh(z * 0.5)
+        s += 1
+        s *= 0.5
+        return s
 
     def derivative(self, z):
         s = self(z)

@@ -1,9 +1,11 @@
 """What backprop costs, predicted before it runs.
 
 For the jacobian mode: the shape, bytes and multiply-adds of every Jacobian the
-chain builds for one sample (see ``Dense.backward_jacobian``), and the peak
-memory of ``MLP.gradients`` on a batch. For the shortcut: the same peak and FLOPs,
-for comparison. Only array data is counted, the way tracemalloc sees NumPy.
+chain builds for one sample (see ``Dense.backward_jacobian``), and the peak memory
+one training step allocates (``MLP.train_step``) on a batch. For the shortcut: the
+same, for comparison. The parameters, their gradient buffers and the optimizer's
+state are allocated once, with the model: ``model_bytes``. Only array data is
+counted, the way tracemalloc sees NumPy.
 """
 
 from __future__ import annotations
@@ -51,18 +53,24 @@ class Cost:
             (2 * n_out * n_out + n_in * n_out * n_out + n_in * n_out) * self.itemsize
             for n_in, n_out in self.layers)
 
+    def model_bytes(self, optimizer_slots: int = 1) -> int:
+        """Parameters, gradients and the optimizer's per-parameter arrays (SGD: 1, with
+        momentum: 2, Adam: 2), all allocated once."""
+        return (2 + optimizer_slots) * self.params * self.itemsize
+
     def jacobian_peak_bytes(self, n: int) -> int:
-        """Peak of ``MLP.gradients`` on n samples in jacobian mode: the forward cache,
-        dL/dS, the gradient accumulators, and one sample's Jacobians."""
+        """What one jacobian-mode training step on n samples allocates at its peak: the
+        forward cache, dL/dS, and one sample's Jacobians."""
         return (self._forward_cache(n) + n * self.sizes[-1] * self.itemsize
-                + self.params * self.itemsize + self.jacobian_sample_peak_bytes())
+                + self.jacobian_sample_peak_bytes())
 
     def shortcut_peak_bytes(self, n: int) -> int:
-        """Peak of ``MLP.gradients`` on n samples in shortcut mode: the forward cache, the
-        gradients, and the largest layer's dL/dZ, f'(Z) and dL/dX (none for the first)."""
-        largest = max(2 * n * n_out + (n * n_in if layer > 0 else 0)
+        """What one shortcut training step on n samples allocates at its peak: the forward
+        cache and the largest layer's incoming dL/dA, f'(Z), dL/dZ and dL/dX (none for the
+        first). Smaller temporaries (softmax, masks) are left out."""
+        largest = max(3 * n * n_out + (n * n_in if layer > 0 else 0)
                       for layer, (n_in, n_out) in enumerate(self.layers))
-        return (self._forward_cache(n) + self.params * self.itemsize + largest * self.itemsize)
+        return self._forward_cache(n) + largest * self.itemsize
 
     def jacobian_flops_per_sample(self) -> int:
         forward = sum(2 * n_in * n_out for n_in, n_out in self.layers)

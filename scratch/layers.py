@@ -20,9 +20,11 @@ class Dense:
     ``keras_model.set_weights(mlp.get_weights())`` needs no transposes.
     """
 
-    def __init__(self, kernel: np.ndarray, bias: np.ndarray, activation: Activation):
+    def __init__(self, kernel: np.ndarray, bias: np.ndarray, activation: Activation,
+                 grads: list[np.ndarray] | None = None):
         self.kernel, self.bias, self.activation = kernel, bias, activation
-        self.grads = [np.zeros_like(kernel), np.zeros_like(bias)]
+        # dL/dkernel and dL/dbias, written in place (the model passes views of its buffer)
+        self.grads = grads if grads is not None else [np.zeros_like(kernel), np.zeros_like(bias)]
 
     @property
     def params(self) -> list[np.ndarray]:
@@ -31,7 +33,8 @@ class Dense:
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """x: (n, n_in) -> a: (n, n_out); keeps x, z and a for the backward pass."""
         self.x = x
-        self.z = x @ self.kernel + self.bias
+        self.z = x @ self.kernel
+        self.z += self.bias
         self.a = self.activation(self.z)
         return self.a
 
@@ -41,7 +44,8 @@ class Dense:
         dL/dW = X^T dL/dZ, dL/db = sum over the batch, dL/dX = dL/dZ W^T."""
         if dz is None:
             dz = self.activation.vjp(self.z, self.a, grad)
-        self.grads = [self.x.T @ dz, dz.sum(axis=0)]
+        np.matmul(self.x.T, dz, out=self.grads[0])
+        np.sum(dz, axis=0, out=self.grads[1])
         return dz @ self.kernel.T if input_grad else None
 
     def backward_jacobian(self, grad: np.ndarray, i: int, input_grad: bool = True
@@ -62,7 +66,8 @@ class Dense:
         return dL_dZ @ dZ_dx if input_grad else None
 
     def zero_grads(self) -> None:
-        self.grads = [np.zeros_like(self.kernel), np.zeros_like(self.bias)]
+        for g in self.grads:
+            g.fill(0)
 
     def __repr__(self) -> str:
         n_in, n_out = self.kernel.shape

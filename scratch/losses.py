@@ -44,6 +44,10 @@ class Loss(ABC):
     def gradient(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         """dL/dY_pred of the batch mean, (n, K)."""
 
+    def value_and_gradient(self, y_true: np.ndarray, y_pred: np.ndarray
+                           ) -> tuple[float, np.ndarray]:
+        return self(y_true, y_pred), self.gradient(y_true, y_pred)
+
     def check(self, y_true: np.ndarray, y_pred: np.ndarray) -> None:
         if y_true.shape != y_pred.shape:
             raise ValueError(
@@ -58,6 +62,17 @@ class Loss(ABC):
 
 class MeanSquaredError(Loss):
     name = "mean_squared_error"
+
+    def __call__(self, y_true, y_pred):
+        return self.value_and_gradient(y_true, y_pred)[0]
+
+    def value_and_gradient(self, y_true, y_pred):
+        # One difference serves both. The mean over samples of per-sample means is the
+        # mean over all entries.
+        d = y_pred - y_true
+        value = float(np.dot(d.ravel(), d.ravel())) / d.size
+        d *= d.dtype.type(2 / d.size)
+        return value, d
 
     def per_sample(self, y_true, y_pred):
         return np.mean((y_pred - y_true) ** 2, axis=-1)

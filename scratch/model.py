@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -77,23 +78,26 @@ class MLP:
         self.initializers = (kernel_initializer, bias_initializer)
         self.rng = np.random.default_rng(seed)
         init_w, init_b = initializers.get(kernel_initializer), initializers.get(bias_initializer)
+        shapes = [s for n_in, n_out in zip(sizes, sizes[1:]) for s in ((n_in, n_out), (n_out,))]
+        # Every parameter, and every gradient, is a view into one flat array, so that the
+        # optimizer updates them all with one vectorised operation.
+        self.flat_params, self.params = _flat_views(shapes, self.dtype)
+        self.flat_grads, grads = _flat_views(shapes, self.dtype)
         self.layers: list[Dense | Dropout] = []
-        for n_in, n_out, act in zip(sizes, sizes[1:], activations):
+        for i, act in enumerate(activations):
             if self.layers and self.dropout:
                 self.layers.append(Dropout(self.dropout, self.rng))
-            self.layers.append(Dense(init_w((n_in, n_out), self.rng, self.dtype),
-                                     init_b((n_out,), self.rng, self.dtype),
-                                     activation_lib.get(act)))
+            kernel, bias = self.params[2 * i:2 * i + 2]
+            kernel[...] = init_w(kernel.shape, self.rng, self.dtype)
+            bias[...] = init_b(bias.shape, self.rng, self.dtype)
+            self.layers.append(Dense(kernel, bias, activation_lib.get(act), grads[2 * i:2 * i + 2]))
+        self.dense = [layer for layer in self.layers if isinstance(layer, Dense)]
         self.stop_training = False
 
     @classmethod
     def from_architecture(cls, arch: Architecture, optimizer="sgd", **kwargs) -> MLP:
         return cls(arch.sizes, arch.activations, arch.loss, optimizer,
                    dropout=kwargs.pop("dropout", arch.dropout), **kwargs)
-
-    @property
-    def dense(self) -> list[Dense]:
-        return [layer for layer in self.layers if isinstance(layer, Dense)]
 
     # Forward and backward.
 
@@ -104,17 +108,26 @@ class MLP:
 
     def gradients(self, x: np.ndarray, y: np.ndarray) -> tuple[float, list[np.ndarray]]:
         """The batch loss and its gradients [dW1, db1, dW2, db2, ...], by ``self.backprop``."""
-        x, y = self._check(x, y)
-        s = self.forward(x, training=True)
-        if self.backprop == "shortcut":
-            self._backward_shortcut(s, y)
-        else:
-            self._backward_jacobian(s, y)
-        return self._loss_value(y, s), [g for layer in self.dense for g in layer.grads]
+        loss = self._backward(*self._check(x, y))
+        return loss, [g.copy() for layer in self.dense for g in layer.grads]  # buffers are reused
 
-    def _backward_shortcut(self, s: np.ndarray, y: np.ndarray) -> None:
-        dz = self._output_delta(s, y)
-        grad = None if dz is not None else self.loss.gradient(y, s)
+    def _backward(self, x: np.ndarray, y: np.ndarray) -> float:
+        """Forward, then backward into the gradient buffers; returns the loss."""
+        s = self.forward(x, training=True)
+        if self._fused():
+            loss, dL_dS = self._loss_value(y, s), None
+        else:
+            loss, dL_dS = self.loss.value_and_gradient(y, s)
+        if self.backprop == "jacobian":
+            self._backward_jacobian(self.loss.gradient(y, s) if dL_dS is None else dL_dS)
+        elif dL_dS is None:  # the fused closed form: dL/dZ = (S - y)/n
+            self._backward_shortcut(None, self.loss.delta_from_logits(y, s))
+        else:
+            self._backward_shortcut(dL_dS, None)
+        return loss
+
+    def _backward_shortcut(self, grad: np.ndarray | None, dz: np.ndarray | None) -> None:
+        """grad is dL/dS, or dz the output layer's dL/dZ where the loss fuses."""
         last = len(self.layers) - 1
         for k in range(last, -1, -1):
             layer = self.layers[k]
@@ -125,28 +138,27 @@ class MLP:
         """Whether the loss is a cross-entropy over this output activation's logits."""
         return self.loss.logits_activation == self.dense[-1].activation.name
 
-    def _output_delta(self, s: np.ndarray, y: np.ndarray) -> np.ndarray | None:
-        """dL/dZ of the output layer where it fuses to (S - y)/n; else None."""
-        return self.loss.delta_from_logits(y, s) if self._fused() else None
-
     def _loss_value(self, y: np.ndarray, s: np.ndarray) -> float:
         """The batch loss as Keras reports it: from the logits where the loss fuses."""
         if self._fused():
             return float(np.mean(self.loss.per_sample_from_logits(y, self.dense[-1].z)))
         return self.loss(y, s)
 
-    def _backward_jacobian(self, s: np.ndarray, y: np.ndarray) -> None:
-        dL_dS = self.loss.gradient(y, s)  # row i is the vector dL/dS_i
-        for layer in self.layers:
-            layer.zero_grads()
-        for i in range(len(s)):
+    def _backward_jacobian(self, dL_dS: np.ndarray) -> None:
+        """Row i of dL_dS is the vector dL/dS_i; each sample's chain adds to the gradients."""
+        self.flat_grads.fill(0)
+        for i in range(len(dL_dS)):
             grad = dL_dS[i:i + 1]
             for k in range(len(self.layers) - 1, -1, -1):
                 grad = self.layers[k].backward_jacobian(grad, i, input_grad=k > 0)
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
-        loss, grads = self.gradients(x, y)
-        self.optimizer.apply([p for layer in self.dense for p in layer.params], grads)
+        """One optimizer step on (x, y); returns the loss before it."""
+        return self._train_step(*self._check(x, y))
+
+    def _train_step(self, x: np.ndarray, y: np.ndarray) -> float:
+        loss = self._backward(x, y)
+        self.optimizer.apply([self.flat_params], [self.flat_grads])
         return loss
 
     # Keras' verbs.
@@ -171,13 +183,16 @@ class MLP:
         history = History()
         self.stop_training = False
         for epoch in range(epochs):
-            order = epoch_order(n, epoch, seed, shuffle)
-            xs, ys = (x, y) if not shuffle else (x[order], y[order])  # contiguous batches
+            if shuffle:  # one copy per epoch, so that every batch is a contiguous slice
+                order = epoch_order(n, epoch, seed)
+                xs, ys = x[order], y[order]
+            else:
+                xs, ys = x, y
             total, seen = 0.0, 0
             for b, start in enumerate(range(0, n, batch_size)):
                 xb, yb = xs[start:start + batch_size], ys[start:start + batch_size]
-                loss = self.train_step(xb, yb)
-                if not np.isfinite(loss):
+                loss = self._train_step(xb, yb)  # checked once, above
+                if not math.isfinite(loss):
                     raise TrainingDiverged(
                         f"The loss became {loss} at epoch {epoch}, batch {b}: training diverged. "
                         "Lower the learning rate, or train in float64.", history)
@@ -213,10 +228,10 @@ class MLP:
 
     def get_weights(self) -> list[np.ndarray]:
         """Copies of [W1, b1, W2, b2, ...], Keras' order and layout."""
-        return [p.copy() for layer in self.dense for p in layer.params]
+        return [p.copy() for p in self.params]
 
     def set_weights(self, weights: list[np.ndarray]) -> None:
-        params = [p for layer in self.dense for p in layer.params]
+        params = self.params
         if len(weights) != len(params):
             raise ValueError(f"Expected {len(params)} arrays [W1, b1, ...], got {len(weights)}.")
         for i, (p, w) in enumerate(zip(params, weights)):
@@ -240,7 +255,7 @@ class MLP:
         }
 
     def count_params(self) -> int:
-        return sum(p.size for layer in self.dense for p in layer.params)
+        return sum(p.size for p in self.params)
 
     def __repr__(self) -> str:
         sizes = "-".join(map(str, self.sizes))
@@ -263,6 +278,15 @@ class MLP:
             raise ValueError(f"Got {len(x)} inputs but {len(y)} targets.")
         self.loss.check(y, np.empty((len(x), self.sizes[-1])))
         return x, y
+
+
+def _flat_views(shapes: list[tuple[int, ...]], dtype) -> tuple[np.ndarray, list[np.ndarray]]:
+    """One zeroed flat array and a view of it for each shape, in order."""
+    sizes = [math.prod(shape) for shape in shapes]
+    flat = np.zeros(sum(sizes), dtype=dtype)
+    ends = np.cumsum(sizes)
+    return flat, [flat[end - size:end].reshape(shape)
+                  for shape, size, end in zip(shapes, sizes, ends, strict=True)]
 
 
 def _slices(n: int, batch_size: int | None) -> list[slice]:

@@ -28,13 +28,15 @@ class Optimizer(ABC):
 
     def apply(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
         """Update every parameter in place from its gradient."""
-        for i, (p, g) in enumerate(zip(params, grads)):
-            self.update(i, p, g)
+        lr = keras_value(self.learning_rate)
+        dtype = params[0].dtype.type
+        for i, (p, g) in enumerate(zip(params, grads, strict=True)):
+            self.update(i, p, g, dtype(lr))
         self.iterations += 1
 
     @abstractmethod
-    def update(self, i: int, p: np.ndarray, g: np.ndarray) -> None:
-        """Update parameter number i in place."""
+    def update(self, i: int, p: np.ndarray, g: np.ndarray, lr: np.generic) -> None:
+        """Update parameter number i in place; ``lr`` is the learning rate in p's dtype."""
 
     def get_config(self) -> dict:
         return {"name": self.name, "learning_rate": self.learning_rate}
@@ -55,11 +57,15 @@ class SGD(Optimizer):
             raise ValueError(f"momentum must lie in [0, 1], got {momentum}.")
         self.momentum, self.nesterov = float(momentum), bool(nesterov)
         self.velocities: dict[int, np.ndarray] = {}
+        self.buffers: dict[int, np.ndarray] = {}
 
-    def update(self, i, p, g):
-        lr = p.dtype.type(keras_value(self.learning_rate))
+    def update(self, i, p, g, lr):
         if self.momentum == 0:
-            p -= lr * g
+            step = self.buffers.get(i)
+            if step is None:
+                step = self.buffers[i] = np.empty_like(p)
+            np.multiply(g, lr, out=step)  # into a buffer kept between steps: no allocation
+            p -= step
             return
         mu = p.dtype.type(keras_value(self.momentum))
         m = self.velocities.setdefault(i, np.zeros_like(p))
@@ -82,10 +88,10 @@ class Adam(Optimizer):
         self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
         self.moments: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
-    def update(self, i, p, g):
+    def update(self, i, p, g, lr):
         t = self.iterations + 1
         beta_1_power, beta_2_power = keras_value(self.beta_1) ** t, keras_value(self.beta_2) ** t
-        alpha = keras_value(self.learning_rate) * np.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+        alpha = float(lr) * np.sqrt(1 - beta_2_power) / (1 - beta_1_power)
         m, v = self.moments.setdefault(i, (np.zeros_like(p), np.zeros_like(p)))
         m += (g - m) * p.dtype.type(1 - self.beta_1)
         v += (g * g - v) * p.dtype.type(1 - self.beta_2)

@@ -10,25 +10,33 @@ from scratch.cost import backprop_cost
 
 
 def traced_peak(model: MLP, x, y) -> int:
+    """What one training step allocates, once the model's buffers exist."""
+    model.train_step(x, y)
     tracemalloc.start()
     try:
-        model.gradients(x, y)
+        model.train_step(x, y)
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
 
 
+@pytest.mark.parametrize("mode", ["jacobian", "shortcut"])
 @pytest.mark.parametrize("hidden", [8, 16, 32, 64])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_predicted_jacobian_peak_is_within_ten_percent_of_traced(hidden, dtype):
-    model = MLP.from_architecture(MNIST.replace(sizes=(784, hidden, 10)), backprop="jacobian",
+def test_predicted_peak_is_within_ten_percent_of_traced(mode, hidden, dtype):
+    model = MLP.from_architecture(MNIST.replace(sizes=(784, hidden, 10)), backprop=mode,
                                   dtype=dtype)
+    n = 4 if mode == "jacobian" else 32
     rng = np.random.default_rng(0)
-    x = rng.random((4, 784)).astype(dtype)
-    y = np.eye(10, dtype=dtype)[[1, 2, 3, 4]]
-    predicted = backprop_cost((784, hidden, 10), dtype).jacobian_peak_bytes(4)
+    x = rng.random((n, 784)).astype(dtype)
+    y = np.eye(10, dtype=dtype)[np.arange(n) % 10]
+    cost = backprop_cost((784, hidden, 10), dtype)
+    predicted = cost.jacobian_peak_bytes(n) if mode == "jacobian" else cost.shortcut_peak_bytes(n)
     measured = traced_peak(model, x, y)
-    assert abs(predicted / measured - 1) < 0.10, (predicted, measured)
+    # The jacobian mode's peak is its Jacobians, modelled exactly; the shortcut's model
+    # leaves out small temporaries (softmax, masks), a larger share at small widths.
+    tolerance = 0.10 if mode == "jacobian" else 0.20
+    assert abs(predicted / measured - 1) < tolerance, (predicted, measured)
 
 
 def test_the_hidden_layers_dz_dw_in_784_512_10():
