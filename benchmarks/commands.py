@@ -135,7 +135,8 @@ def _run_specs(specs, out_dir: Path, experiments: list[str]) -> int:
 
     memory = memory_limit_mib()
     for experiment in experiments:
-        results = ResultsFile(out_dir, experiment, EXPERIMENTS[experiment].columns)
+        own = EXPERIMENTS[experiment]
+        results = ResultsFile(out_dir, own.runs_stem, own.columns)
         done = results.done()
         todo = [s for s in specs if s.experiment == experiment and s.key not in done]
         if done:
@@ -192,15 +193,17 @@ def _print_table(summary: pd.DataFrame, title: str) -> None:
 
 
 def report_command(args: argparse.Namespace) -> int:
+    from benchmarks.experiments import EXPERIMENTS
     from benchmarks.report import summarize, write_report
 
     out_dir = Path(args.dir)
-    csvs = sorted(p for p in out_dir.glob("*.csv") if not p.stem.endswith("_curves"))
-    if not csvs:
+    found = [e for e in EXPERIMENTS.values() if (out_dir / f"{e.runs_stem}.csv").exists()]
+    if not found:
         raise UsageError(f"{out_dir} holds no results CSV; give a folder written by groundup run.")
-    for csv in csvs:
-        paths = write_report(out_dir, csv.stem)
-        _print_table(summarize(pd.read_csv(csv)), csv.stem)
+    for experiment in found:
+        paths = write_report(out_dir, experiment.name)
+        _print_table(summarize(pd.read_csv(out_dir / f"{experiment.runs_stem}.csv")),
+                     experiment.name)
         for path in paths:
             out.print(f"wrote {path}", soft_wrap=True)
     return 0

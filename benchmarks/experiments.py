@@ -11,10 +11,11 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
-from benchmarks import generalisation, jacobian
+from benchmarks import generalisation, jacobian, speed
 from benchmarks.implementations import IMPLEMENTATIONS, Trained
 from benchmarks.specs import PROFILES, Profile, RunSpec, Selection
 from benchmarks.tasks import CONFIGS, TaskConfig, TaskData, get_config, load_task, score
@@ -39,6 +40,12 @@ class Experiment:
     columns: tuple[str, ...] = ()           # the experiment's own CSV columns
     report: Callable[[pd.DataFrame], list[str]] | None = None   # extra .md sections
     plots: tuple[Callable, ...] = field(default_factory=tuple)  # (df, out_dir) -> path
+    summary: Callable[[pd.DataFrame, Path], list[Path]] | None = None  # extra files
+    runs_name: str = ""                     # the runs CSV's stem; default: the name
+
+    @property
+    def runs_stem(self) -> str:
+        return self.runs_name or self.name
 
 
 # compare: every implementation on every task.
@@ -102,6 +109,10 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                "H = 8 ... 512: time, memory, the cost model, equal gradients",
                jacobian.specs, jacobian.measure, jacobian.configure, columns=jacobian.COLUMNS,
                report=jacobian.report, plots=(jacobian.plot,)),
+    Experiment("speed", "the from-scratch network's speed targets against Keras and the "
+               "matmul limit (speed.csv)", speed.specs, speed.measure, speed.configure,
+               columns=speed.COLUMNS, report=speed.report, summary=speed.write_summary,
+               runs_name="speed_runs"),
 ]}
 
 

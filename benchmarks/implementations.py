@@ -34,11 +34,14 @@ class Monitor:
         total_epochs: the epochs the configuration asks for.
         check_every: check the target every this many epochs.
         progress: called with (epochs done, total) now and then.
+        stop_at_target: end training once the target is met.
     """
 
     def __init__(self, budget_s: float, target: Callable[[Predict], bool], total_epochs: int,
-                 check_every: int = 1, progress: Callable[[int, int], None] | None = None):
+                 check_every: int = 1, progress: Callable[[int, int], None] | None = None,
+                 stop_at_target: bool = False):
         self.budget_s, self.target, self.total_epochs = budget_s, target, total_epochs
+        self.stop_at_target = stop_at_target
         self.check_every, self.progress = max(1, check_every), progress
         self.step_times = array("d")  # 8 bytes a step: 100000 steps cost 0.8 MB, not 3
         self.epoch_times = array("d")
@@ -59,7 +62,10 @@ class Monitor:
     def batch_end(self, steps: int = 1) -> bool:
         """Record ``steps`` training steps; True when the budget is spent."""
         now = time.perf_counter()
-        self.step_times.extend(array("d", [(now - self.mark) / steps]) * steps)
+        if steps == 1:
+            self.step_times.append(now - self.mark)
+        else:
+            self.step_times.extend(array("d", [(now - self.mark) / steps]) * steps)
         self.mark = now
         self.steps_done += steps
         self.over_budget = self.elapsed() > self.budget_s
@@ -87,7 +93,7 @@ class Monitor:
             self._last_progress = now
         self.excluded += time.perf_counter() - now
         self.mark = self.epoch_start = time.perf_counter()
-        return self.over_budget
+        return self.over_budget or (self.stop_at_target and self.time_to_target is not None)
 
 
 @dataclass
@@ -262,7 +268,7 @@ class Keras(Implementation):
             order = epoch_order(n, epoch, seed)
             model.fit(x[order], y[order], batch_size=cfg.batch_size, epochs=1, shuffle=False,
                       verbose=0, callbacks=[callback])
-            if monitor.over_budget:
+            if model.stop_training:
                 break
 
     def warm_up(self, model, x, y, cfg, epochs):

@@ -52,8 +52,12 @@ def _pm(mean: float, std: float, fmt: str) -> str:
 
 
 def write_report(out_dir: Path, experiment: str) -> list[Path]:
-    """``experiment``.md and its PNG plots, from ``experiment``.csv in ``out_dir``."""
-    df = pd.read_csv(out_dir / f"{experiment}.csv")
+    """``experiment``.md and its PNG plots, from the experiment's runs CSV in ``out_dir``."""
+    from benchmarks.experiments import EXPERIMENTS
+
+    own = EXPERIMENTS.get(experiment)
+    stem = own.runs_stem if own else experiment
+    df = pd.read_csv(out_dir / f"{stem}.csv")
     summary = summarize(df)
     md = out_dir / f"{experiment}.md"
     failed = df[df["status"] != "ok"]
@@ -62,9 +66,6 @@ def write_report(out_dir: Path, experiment: str) -> list[Path]:
              "warm-up; 'extrapolated' rows were measured on a prefix (see the CSV's "
              "measured_* columns). Ratios divide by the `keras` row of the same task and config.",
              "", summary.to_markdown(index=False), ""]
-    from benchmarks.experiments import EXPERIMENTS
-
-    own = EXPERIMENTS.get(experiment)
     if own and own.report:
         lines += own.report(df)
     if len(failed):
@@ -77,12 +78,13 @@ def write_report(out_dir: Path, experiment: str) -> list[Path]:
               f"({context['cores']} cores, {context['blas']}), commit {context['commit']}."]
     md.write_text("\n".join(lines) + "\n")
     extra = [f(df, out_dir, experiment) for f in own.plots] if own else []
-    return [md, *plot(df, out_dir, experiment), *(p for p in extra if p)]
+    files = own.summary(df, out_dir) if own and own.summary else []
+    return [md, *files, *plot(df, out_dir, experiment, stem), *(p for p in extra if p)]
 
 
-def plot(df: pd.DataFrame, out_dir: Path, experiment: str) -> list[Path]:
+def plot(df: pd.DataFrame, out_dir: Path, experiment: str, stem: str) -> list[Path]:
     paths = []
-    curves_path = out_dir / f"{experiment}_curves.csv"
+    curves_path = out_dir / f"{stem}_curves.csv"
     if curves_path.exists():
         curves = pd.read_csv(curves_path)
         groups = list(curves.groupby(["task", "config"]))

@@ -20,7 +20,8 @@ COLUMNS = {
     "train_samples": "training samples used per epoch",
     "train_time_s": "training wall time in s, excluding warm-up and target checks "
                     "(extrapolated when extrapolated is true)",
-    "epoch_time_s": "training time per epoch in s (extrapolated when extrapolated is true)",
+    "epoch_time_s": "median training time of an epoch in s (extrapolated when extrapolated is "
+                    "true)",
     "step_time_ms": "median time of one training step in ms",
     "predict_time_s": "median time of inference on the whole test set in s",
     "time_to_target_s": "training time until the task's target was first met; empty if never",

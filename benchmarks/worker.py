@@ -83,9 +83,10 @@ def execute(spec: RunSpec) -> dict:
     warmup_s = time.perf_counter() - started
 
     def target(predict) -> bool:
-        return target_reached(cfg.task, data.y_test, predict(data.x_test))
+        return target_reached(cfg, data.y_test, predict(data.x_test))
 
-    monitor = Monitor(spec.budget_s, target, epochs, max(1, epochs // 200), progress)
+    monitor = Monitor(spec.budget_s, target, epochs, max(1, epochs // 200), progress,
+                      stop_at_target=spec.extra.get("stop_at_target", False))
     before = reset_peak_rss()
     impl.train(model, x, y, cfg, epochs, spec.seed, monitor)
     peak = rss_mib("VmHWM") - before
@@ -94,13 +95,16 @@ def execute(spec: RunSpec) -> dict:
 
     batch = min(cfg.batch_size, len(x))
     samples_done = monitor.steps_done * batch
-    extrapolated = samples_done < data.n_full * epochs
+    # Stopped by the budget, or trained on a subset: the full run's times are extrapolated
+    # from the time per sample. (A run that stopped at its target is not extrapolated.)
+    extrapolated = monitor.over_budget or len(x) < data.n_full
     per_sample = measured / max(samples_done, 1)
     return {
         "dataset": data.name,
         "train_samples": len(x),
         "train_time_s": per_sample * data.n_full * epochs if extrapolated else measured,
-        "epoch_time_s": per_sample * data.n_full if extrapolated else measured / epochs,
+        "epoch_time_s": per_sample * data.n_full if extrapolated
+        else statistics.median(monitor.epoch_times),
         "step_time_ms": 1e3 * statistics.median(monitor.step_times) if monitor.step_times else None,
         "time_to_target_s": monitor.time_to_target,
         "measured_train_time_s": measured,

@@ -90,6 +90,9 @@ class ReLU(Activation):
         # f'(0) = 0, as TensorFlow defines it.
         return (z > 0).astype(z.dtype)
 
+    def vjp(self, z, a, grad):
+        return grad * (z > 0)  # the boolean mask multiplies as 0/1, with no float copy
+
 
 class LeakyReLU(Activation):
     """max(z, slope * z); Keras' default slope is 0.2, the blog's notebook used 0.1."""

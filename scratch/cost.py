@@ -66,11 +66,11 @@ class Cost:
 
     def shortcut_peak_bytes(self, n: int) -> int:
         """What one shortcut training step on n samples allocates at its peak: the forward
-        cache and the largest layer's incoming dL/dA, f'(Z), dL/dZ and dL/dX (none for the
-        first). Smaller temporaries (softmax, masks) are left out."""
+        cache, the output's dL/dS (and its scaled copy), and the largest layer's incoming
+        dL/dA, f'(Z), dL/dZ and dL/dX (none for the first). Masks are left out."""
         largest = max(3 * n * n_out + (n * n_in if layer > 0 else 0)
                       for layer, (n_in, n_out) in enumerate(self.layers))
-        return self._forward_cache(n) + largest * self.itemsize
+        return self._forward_cache(n) + (2 * n * self.sizes[-1] + largest) * self.itemsize
 
     def jacobian_flops_per_sample(self) -> int:
         forward = sum(2 * n_in * n_out for n_in, n_out in self.layers)

@@ -45,7 +45,7 @@ class Dense:
         if dz is None:
             dz = self.activation.vjp(self.z, self.a, grad)
         np.matmul(self.x.T, dz, out=self.grads[0])
-        np.sum(dz, axis=0, out=self.grads[1])
+        np.add.reduce(dz, axis=0, out=self.grads[1])  # the sum over the batch
         return dz @ self.kernel.T if input_grad else None
 
     def backward_jacobian(self, grad: np.ndarray, i: int, input_grad: bool = True

@@ -12,7 +12,8 @@ the two agree.
 Keras itself, given the output of a softmax (sigmoid) layer, computes the
 cross-entropy from that layer's logits and clips nothing. The cross-entropies
 here do the same through ``per_sample_from_logits``, and ``delta_from_logits`` is
-the fused gradient dL/dZ of the shortcut: (S - y) / n.
+the fused gradient dL/dZ of the shortcut: (S - y) / n. Their ``scale`` multiplies
+the gradient (the model folds SGD's learning rate in there).
 """
 
 from __future__ import annotations
@@ -44,9 +45,11 @@ class Loss(ABC):
     def gradient(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         """dL/dY_pred of the batch mean, (n, K)."""
 
-    def value_and_gradient(self, y_true: np.ndarray, y_pred: np.ndarray
+    def value_and_gradient(self, y_true: np.ndarray, y_pred: np.ndarray, scale: float = 1.0
                            ) -> tuple[float, np.ndarray]:
-        return self(y_true, y_pred), self.gradient(y_true, y_pred)
+        """The loss, and its gradient multiplied by ``scale``."""
+        grad = self.gradient(y_true, y_pred)
+        return self(y_true, y_pred), grad if scale == 1 else grad * grad.dtype.type(scale)
 
     def check(self, y_true: np.ndarray, y_pred: np.ndarray) -> None:
         if y_true.shape != y_pred.shape:
@@ -66,12 +69,12 @@ class MeanSquaredError(Loss):
     def __call__(self, y_true, y_pred):
         return self.value_and_gradient(y_true, y_pred)[0]
 
-    def value_and_gradient(self, y_true, y_pred):
+    def value_and_gradient(self, y_true, y_pred, scale=1.0):
         # One difference serves both. The mean over samples of per-sample means is the
         # mean over all entries.
         d = y_pred - y_true
         value = float(np.dot(d.ravel(), d.ravel())) / d.size
-        d *= d.dtype.type(2 / d.size)
+        d *= d.dtype.type(2 * scale / d.size)
         return value, d
 
     def per_sample(self, y_true, y_pred):
@@ -98,9 +101,9 @@ class BinaryCrossentropy(Loss):
         # max(z, 0) - z y + log(1 + exp(-|z|)): TensorFlow's overflow-free form.
         return np.mean(np.maximum(z, 0) - z * y_true + np.log1p(np.exp(-np.abs(z))), axis=-1)
 
-    def delta_from_logits(self, y_true, s):
+    def delta_from_logits(self, y_true, s, scale=1.0):
         n, k = s.shape
-        return (s - y_true) / s.dtype.type(n * k)
+        return (s - y_true) * s.dtype.type(scale / (n * k))
 
 
 class CategoricalCrossentropy(Loss):
@@ -118,8 +121,8 @@ class CategoricalCrossentropy(Loss):
     def per_sample_from_logits(self, y_true, z):
         return -np.sum(y_true * log_softmax(z), axis=-1)
 
-    def delta_from_logits(self, y_true, s):
-        return (s - y_true) / s.dtype.type(len(s))
+    def delta_from_logits(self, y_true, s, scale=1.0):
+        return (s - y_true) * s.dtype.type(scale / len(s))
 
 
 class SparseCategoricalCrossentropy(Loss):
@@ -145,10 +148,11 @@ class SparseCategoricalCrossentropy(Loss):
     def per_sample_from_logits(self, y_true, z):
         return -log_softmax(z)[np.arange(len(z)), y_true]
 
-    def delta_from_logits(self, y_true, s):
+    def delta_from_logits(self, y_true, s, scale=1.0):
         delta = s.copy()
         delta[np.arange(len(s)), y_true] -= 1
-        return delta / s.dtype.type(len(s))
+        delta *= s.dtype.type(scale / len(s))
+        return delta
 
 
 def log_softmax(z: np.ndarray) -> np.ndarray:

@@ -111,17 +111,24 @@ class MLP:
         loss = self._backward(*self._check(x, y))
         return loss, [g.copy() for layer in self.dense for g in layer.grads]  # buffers are reused
 
-    def _backward(self, x: np.ndarray, y: np.ndarray) -> float:
-        """Forward, then backward into the gradient buffers; returns the loss."""
+    def _backward(self, x: np.ndarray, y: np.ndarray, scale: float = 1.0) -> float:
+        """Forward, then backward into the gradient buffers; returns the loss.
+
+        Backprop is linear in the output's gradient, so multiplying that (n x K numbers) by
+        ``scale`` multiplies every gradient by it: SGD's learning rate goes in here, and
+        the update then needs no pass of its own over the parameters.
+        """
         s = self.forward(x, training=True)
         if self._fused():
             loss, dL_dS = self._loss_value(y, s), None
         else:
-            loss, dL_dS = self.loss.value_and_gradient(y, s)
+            loss, dL_dS = self.loss.value_and_gradient(y, s, scale)
         if self.backprop == "jacobian":
-            self._backward_jacobian(self.loss.gradient(y, s) if dL_dS is None else dL_dS)
+            if dL_dS is None:
+                dL_dS = self.loss.gradient(y, s) * s.dtype.type(scale)
+            self._backward_jacobian(dL_dS)
         elif dL_dS is None:  # the fused closed form: dL/dZ = (S - y)/n
-            self._backward_shortcut(None, self.loss.delta_from_logits(y, s))
+            self._backward_shortcut(None, self.loss.delta_from_logits(y, s, scale))
         else:
             self._backward_shortcut(dL_dS, None)
         return loss
@@ -157,8 +164,9 @@ class MLP:
         return self._train_step(*self._check(x, y))
 
     def _train_step(self, x: np.ndarray, y: np.ndarray) -> float:
-        loss = self._backward(x, y)
-        self.optimizer.apply([self.flat_params], [self.flat_grads])
+        scale = self.optimizer.gradient_scale()
+        loss = self._backward(x, y, scale)
+        self.optimizer.apply([self.flat_params], [self.flat_grads], scaled=scale != 1.0)
         return loss
 
     # Keras' verbs.
@@ -182,6 +190,8 @@ class MLP:
         seed = self.seed if seed is None else seed
         history = History()
         self.stop_training = False
+        on_batch = [cb.on_train_batch_end for cb in callbacks if hasattr(cb, "on_train_batch_end")]
+        on_epoch = [cb.on_epoch_end for cb in callbacks if hasattr(cb, "on_epoch_end")]
         for epoch in range(epochs):
             if shuffle:  # one copy per epoch, so that every batch is a contiguous slice
                 order = epoch_order(n, epoch, seed)
@@ -197,8 +207,8 @@ class MLP:
                         f"The loss became {loss} at epoch {epoch}, batch {b}: training diverged. "
                         "Lower the learning rate, or train in float64.", history)
                 total, seen = total + loss * len(xb), seen + len(xb)
-                for cb in callbacks:
-                    getattr(cb, "on_train_batch_end", lambda *a: None)(b, {"loss": loss})
+                for hook in on_batch:
+                    hook(b, {"loss": loss})
                 if self.stop_training:  # as in Keras 3: the epoch ends early, then its callbacks
                     break
             logs = {"loss": total / seen}
@@ -209,8 +219,8 @@ class MLP:
             if verbose:
                 scores = " ".join(f"{k}={v:.4f}" for k, v in logs.items())
                 print(f"Epoch {epoch + 1}/{epochs} {scores}")
-            for cb in callbacks:
-                getattr(cb, "on_epoch_end", lambda *a: None)(epoch, logs)
+            for hook in on_epoch:
+                hook(epoch, logs)
             if self.stop_training:
                 break
         return history

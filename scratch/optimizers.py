@@ -8,10 +8,12 @@ rounds them the same way, so that float64 trajectories agree to 1e-10, not 1e-7.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from functools import lru_cache
 
 import numpy as np
 
 
+@lru_cache(maxsize=64)
 def keras_value(x: float) -> float:
     """x as Keras' optimizer uses it: rounded to float32."""
     return float(np.float32(x))
@@ -26,16 +28,25 @@ class Optimizer(ABC):
         self.learning_rate = float(learning_rate)
         self.iterations = 0
 
-    def apply(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
-        """Update every parameter in place from its gradient."""
+    def gradient_scale(self) -> float:
+        """A factor the model may fold into the gradients it computes (see ``apply``)."""
+        return 1.0
+
+    def apply(self, params: list[np.ndarray], grads: list[np.ndarray],
+              scaled: bool = False) -> None:
+        """Update every parameter in place from its gradient.
+
+        ``scaled``: the gradients come already multiplied by ``gradient_scale()``.
+        """
         lr = keras_value(self.learning_rate)
         dtype = params[0].dtype.type
         for i, (p, g) in enumerate(zip(params, grads, strict=True)):
-            self.update(i, p, g, dtype(lr))
+            self.update(i, p, g, dtype(lr), scaled)
         self.iterations += 1
 
     @abstractmethod
-    def update(self, i: int, p: np.ndarray, g: np.ndarray, lr: np.generic) -> None:
+    def update(self, i: int, p: np.ndarray, g: np.ndarray, lr: np.generic,
+               scaled: bool) -> None:
         """Update parameter number i in place; ``lr`` is the learning rate in p's dtype."""
 
     def get_config(self) -> dict:
@@ -57,21 +68,24 @@ class SGD(Optimizer):
             raise ValueError(f"momentum must lie in [0, 1], got {momentum}.")
         self.momentum, self.nesterov = float(momentum), bool(nesterov)
         self.velocities: dict[int, np.ndarray] = {}
-        self.buffers: dict[int, np.ndarray] = {}
 
-    def update(self, i, p, g, lr):
+    def gradient_scale(self) -> float:
+        # The update is linear in lr * g, so the model can compute lr * g directly.
+        return keras_value(self.learning_rate)
+
+    def update(self, i, p, g, lr, scaled):
+        step = g if scaled else g * lr  # lr * g
         if self.momentum == 0:
-            step = self.buffers.get(i)
-            if step is None:
-                step = self.buffers[i] = np.empty_like(p)
-            np.multiply(g, lr, out=step)  # into a buffer kept between steps: no allocation
             p -= step
             return
         mu = p.dtype.type(keras_value(self.momentum))
         m = self.velocities.setdefault(i, np.zeros_like(p))
         m *= mu
-        m -= lr * g
-        p += mu * m - lr * g if self.nesterov else m
+        m -= step
+        if self.nesterov:
+            p += mu * m - step
+        else:
+            p += m
 
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
@@ -88,7 +102,7 @@ class Adam(Optimizer):
         self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
         self.moments: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
-    def update(self, i, p, g, lr):
+    def update(self, i, p, g, lr, scaled):
         t = self.iterations + 1
         beta_1_power, beta_2_power = keras_value(self.beta_1) ** t, keras_value(self.beta_2) ** t
         alpha = float(lr) * np.sqrt(1 - beta_2_power) / (1 - beta_1_power)

@@ -162,3 +162,18 @@ def test_quick_profile_covers_every_implementation_on_every_task():
         (t, i) for t in ("xor", "reverse4", "mnist") for i in IMPLEMENTATIONS}
     jac = [s for s in specs if s.task == "mnist" and s.impl == "scratch-jacobian"]
     assert jac[0].train_samples == PROFILES["quick"].jacobian_mnist_samples
+
+
+def test_speed_experiment_writes_the_targets_table(tmp_path):
+    out = tmp_path / "speed"
+    assert main(["run", "speed", "--profile", "smoke", "--seeds", "1", "--out", str(out)]) == 0
+    runs = pd.read_csv(out / "speed_runs.csv")
+    assert (runs["status"] == "ok").all()
+    table = pd.read_csv(out / "speed.csv")
+    assert list(table.columns[:6]) == ["metric", "scratch", "reference", "ratio", "target", "met"]
+    assert len(table) == 7 and table["commit"].notna().all()
+    limit = runs[runs["config"] == "b128"]["matmul_epoch_s"].iloc[0]
+    assert 0 < limit < runs[runs["config"] == "b128"]["epoch_time_s"].iloc[0]
+    row = table[table["metric"].str.startswith("xor: ms per step")].iloc[0]
+    assert row["ratio"] == pytest.approx(row["scratch"] / row["reference"])
+    assert "## Speed targets" in (out / "speed.md").read_text()

@@ -1,0 +1,146 @@
+"""Speed targets for the from-scratch network, each a ratio measured in one suite run.
+
+1. MNIST 784-512-10, float32, SGD 0.1, batch 32: scratch epoch <= 0.4 x Keras fit's.
+2. MNIST, batch 128: scratch epoch <= 1.5 x the matmul limit, the time the epoch's
+   own matrix products take alone, measured in the same run.
+3. Time to 98% MNIST test accuracy, same configuration both sides: scratch <= 1/3.
+4. XOR and reverse4: scratch step <= 1/5 of keras-tuned's step; Keras fit called per
+   epoch, as the blog wrote it, is reported beside them.
+``speed.csv`` has one row per metric: metric, scratch, reference, ratio, target, met.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmarks import environment
+from benchmarks.specs import Profile, RunSpec, Selection
+from benchmarks.tasks import TaskConfig, get_config
+from scratch import MNIST
+
+EPOCHS = {"b32": 3, "b128": 3, "to98": 15}
+TO98 = {"name": "sgd", "learning_rate": 0.02, "momentum": 0.9}
+TINY_BUDGET_S = {"quick": 10, "full": 20, "smoke": 2}
+SMOKE_SAMPLES = 2048
+COLUMNS = ("matmul_epoch_s", "matmul_gflops")
+
+
+def configure(spec: RunSpec) -> TaskConfig:
+    if spec.task in ("xor", "reverse4"):
+        return get_config(spec.task)
+    base = replace(get_config("mnist", "tf-tutorial"), arch=MNIST, epochs=EPOCHS[spec.config],
+                   optimizer={"name": "sgd", "learning_rate": 0.1})
+    if spec.config == "b32":
+        return replace(base, config="b32", batch_size=32)
+    if spec.config == "b128":  # file order: the epoch is its steps, as the limit is
+        return replace(base, config="b128", batch_size=128, shuffle=False)
+    return replace(base, config="to98", batch_size=32, optimizer=TO98,
+                   target="98% test accuracy", target_accuracy=0.98)
+
+
+def specs(profile: Profile, chosen: Selection) -> list[RunSpec]:
+    smoke = profile.name == "smoke"
+    mnist = {"timeout_s": profile.timeout_s, "budget_s": math.inf,
+             "train_samples": SMOKE_SAMPLES if smoke else None, "data_dir": chosen.data_dir}
+    runs = [RunSpec("speed", "mnist", "b32", impl, 0, profile.name, 1 if smoke else 3, **mnist)
+            for impl in ("scratch-shortcut", "keras")]
+    runs.append(RunSpec("speed", "mnist", "b128", "scratch-shortcut", 0, profile.name,
+                        1 if smoke else 3, **mnist))
+    runs += [RunSpec("speed", "mnist", "to98", impl, 0, profile.name, 1 if smoke else 15,
+                     **mnist, extra={"stop_at_target": True})
+             for impl in ("scratch-shortcut", "keras")]
+    for task in ("xor", "reverse4"):
+        cfg = get_config(task)
+        runs += [RunSpec("speed", task, "blog", impl, seed, profile.name,
+                         100 if smoke else cfg.epochs, TINY_BUDGET_S[profile.name],
+                         profile.timeout_s)
+                 for impl in ("scratch-shortcut", "keras-tuned", "keras")
+                 for seed in range(chosen.seeds or (1 if smoke else 3))]
+    return runs
+
+
+def measure(t) -> dict:
+    row = {}
+    if t.spec.config == "b128":
+        row.update(matmul_limit(t.data.x, t.cfg.batch_size, t.initial, t.data.n_full))
+    if t.cfg.task == "mnist":
+        predictions = t.impl.predict(t.model, t.data.x_test)
+        row["accuracy"] = float((predictions.argmax(axis=1) == t.data.y_test).mean())
+    return row
+
+
+def matmul_limit(x: np.ndarray, batch: int, weights: list[np.ndarray], n_full: int) -> dict:
+    """The epoch's matrix products alone, in the shapes and layouts the library uses:
+    Z1 = X W1, Z2 = A1 W2, dW1 = X^T dZ1, dW2 = A1^T dZ2, dA1 = dZ2 W2^T. The median of
+    three passes over ``x``, scaled to an epoch of ``n_full`` samples."""
+    w1, w2 = weights[0], weights[2]
+    rng = np.random.default_rng(0)
+    a1 = rng.random((batch, w1.shape[1]), dtype=np.float32)
+    dz1, dz2 = a1.copy(), rng.random((batch, w2.shape[1]), dtype=np.float32)
+    steps = len(x) // batch
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        for i in range(steps):
+            xb = x[i * batch:(i + 1) * batch]
+            xb @ w1, a1 @ w2, xb.T @ dz1, a1.T @ dz2, dz2 @ w2.T
+        times.append(time.perf_counter() - start)
+    per_step = statistics.median(times) / steps
+    flops = 2 * batch * (2 * w1.size + 3 * w2.size)
+    return {"matmul_epoch_s": per_step * n_full / batch, "matmul_gflops": flops / per_step / 1e9}
+
+
+def summarize(df: pd.DataFrame) -> pd.DataFrame:
+    """The targets' table: one row per metric."""
+    ok = df[df["status"] == "ok"].groupby(["task", "config", "impl"]).median(numeric_only=True)
+
+    def get(task, config, impl, col):  # the median over seeds
+        try:
+            return float(ok.loc[(task, config, impl), col])
+        except KeyError:
+            return math.nan
+
+    rows = [
+        ("MNIST batch 32: s per epoch, scratch / keras fit", get("mnist", "b32",
+         "scratch-shortcut", "epoch_time_s"), get("mnist", "b32", "keras", "epoch_time_s"), 0.4),
+        ("MNIST batch 128, file order: s per epoch, scratch / its matmuls alone",
+         get("mnist", "b128", "scratch-shortcut", "epoch_time_s"),
+         get("mnist", "b128", "scratch-shortcut", "matmul_epoch_s"), 1.5),
+        ("MNIST s to 98% test accuracy (SGD momentum 0.9, lr 0.02, batch 32), scratch / keras",
+         get("mnist", "to98", "scratch-shortcut", "time_to_target_s"),
+         get("mnist", "to98", "keras", "time_to_target_s"), 1 / 3),
+    ]
+    for task in ("xor", "reverse4"):
+        rows.append((f"{task}: ms per step, scratch / keras-tuned",
+                     get(task, "blog", "scratch-shortcut", "step_time_ms"),
+                     get(task, "blog", "keras-tuned", "step_time_ms"), 0.2))
+        rows.append((f"{task}: ms per epoch of Keras fit called per epoch (the blog's way), "
+                     "scratch / keras", 1e3 * get(task, "blog", "scratch-shortcut", "epoch_time_s"),
+                     1e3 * get(task, "blog", "keras", "epoch_time_s"), math.nan))
+    table = pd.DataFrame(rows, columns=["metric", "scratch", "reference", "target"])
+    table["ratio"] = table["scratch"] / table["reference"]
+    table["met"] = [("" if math.isnan(t) else bool(r <= t)) for r, t in
+                    zip(table["ratio"], table["target"], strict=True)]
+    table = table[["metric", "scratch", "reference", "ratio", "target", "met"]]
+    context = environment.context()
+    return table.assign(cpu=context["cpu"], commit=context["commit"],
+                        timestamp=environment.utc_now())
+
+
+def write_summary(df: pd.DataFrame, out_dir: Path) -> list[Path]:
+    path = out_dir / "speed.csv"
+    summarize(df).to_csv(path, index=False)
+    return [path]
+
+
+def report(df: pd.DataFrame) -> list[str]:
+    table = summarize(df).drop(columns=["cpu", "commit", "timestamp"])
+    return ["## Speed targets", "", table.to_markdown(index=False, floatfmt=".4g"), "",
+            "Each ratio divides two figures measured in this run; times exclude warm-up.", ""]
