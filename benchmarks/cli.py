@@ -74,24 +74,21 @@ def sizes_list(text: str) -> tuple[int, ...]:
     return sizes
 
 
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
-    return value
+def _positive(convert, what: str):
+    """An argparse type: ``convert`` the text, and refuse anything but a positive finite."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = 0
+        if not 0 < value < float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a positive {what}, got {text!r}")
+        return value
+    return parse
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text!r}")
-    return value
+positive_int = _positive(int, "whole number")
+positive_float = _positive(float, "number")
 
 
 def main(argv: list[str] | None = None) -> int:
