@@ -31,13 +31,14 @@ COLUMNS = {
     "final_loss": "loss of the final weights on the training set (computed by scratch's loss "
                   "for every implementation)",
     "accuracy": "xor: outputs right after rounding; reverse4: patterns reproduced exactly; "
-                "mnist: test accuracy",
+                "mnist: test accuracy; generalisation: numbers right on the extrapolation set",
     "bit_accuracy": "xor, reverse4: fraction of output bits right after rounding",
     "precision": "mnist: macro precision on the test set",
     "recall": "mnist: macro recall on the test set",
     "f1": "mnist: macro F1 on the test set",
     "peak_rss_mib": "peak resident memory during training minus resident memory before, MiB",
-    "traced_peak_mib": "tracemalloc peak of one gradient step, MiB (NumPy implementations)",
+    "traced_peak_mib": "what one training step allocates at its peak, by tracemalloc, MiB "
+                       "(NumPy implementations only: tracemalloc does not see TensorFlow)",
     "extrapolated": "true when the run was measured on a prefix and its times extrapolated",
     "python": "Python version",
     "numpy": "NumPy version",
