@@ -7,6 +7,7 @@ result row as JSON. Progress goes to stdout as ``@@progress DONE TOTAL`` lines.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import statistics
@@ -93,6 +94,9 @@ def execute(spec: RunSpec) -> dict:
     measured = monitor.elapsed()
     trained = Trained(spec, cfg, impl, model, data, monitor, initial)
 
+    # The loss of the final weights on the training set, computed one way for every
+    # implementation (outside the timer): Keras' own logs average over the epoch.
+    final_loss = trained.scratch_twin().evaluate(x, y, batch_size=10_000)
     batch = min(cfg.batch_size, len(x))
     samples_done = monitor.steps_done * batch
     # Stopped by the budget, or trained on a subset: the full run's times are extrapolated
@@ -100,6 +104,7 @@ def execute(spec: RunSpec) -> dict:
     extrapolated = monitor.over_budget or len(x) < data.n_full
     per_sample = measured / max(samples_done, 1)
     return {
+        **diverged(final_loss, impl.name, spec.dtype),
         "dataset": data.name,
         "train_samples": len(x),
         "train_time_s": per_sample * data.n_full * epochs if extrapolated else measured,
@@ -110,14 +115,24 @@ def execute(spec: RunSpec) -> dict:
         "measured_train_time_s": measured,
         "measured_epochs": samples_done / len(x),
         "warmup_s": warmup_s,
-        # The loss of the final weights on the training set, computed one way for every
-        # implementation (outside the timer): Keras' own logs average over the epoch.
-        "final_loss": trained.scratch_twin().evaluate(x, y, batch_size=10_000),
+        "final_loss": final_loss,
         "peak_rss_mib": peak,
         "extrapolated": extrapolated,
         "curve": monitor.curve,
         **experiment.measure(trained),
     }
+
+
+def diverged(final_loss: float, impl: str, dtype: str) -> dict:
+    """A run whose last step left non-finite weights diverged, though it kept its times."""
+    if math.isfinite(final_loss):
+        return {}
+    why = ("; the jacobian mode's dL/dS = -y/S overflows where a softmax output underflows "
+           "to 0, which the fused shortcut never divides by" if impl == "scratch-jacobian"
+           and dtype == "float32" else "")
+    return {"status": "diverged",
+            "error": f"The final weights give a training loss of {final_loss}{why}. Lower the "
+                     "learning rate, or train in float64."}
 
 
 def main(spec_path: str, result_path: str) -> int:

@@ -177,3 +177,12 @@ def test_speed_experiment_writes_the_targets_table(tmp_path):
     row = table[table["metric"].str.startswith("xor: ms per step")].iloc[0]
     assert row["ratio"] == pytest.approx(row["scratch"] / row["reference"])
     assert "## Speed targets" in (out / "speed.md").read_text()
+
+
+def test_non_finite_final_weights_make_a_diverged_row():
+    from benchmarks.worker import diverged
+
+    assert diverged(0.25, "scratch-jacobian", "float32") == {}
+    row = diverged(float("nan"), "scratch-jacobian", "float32")
+    assert row["status"] == "diverged" and "dL/dS = -y/S overflows" in row["error"]
+    assert "-y/S" not in diverged(float("inf"), "keras", "float32")["error"]
