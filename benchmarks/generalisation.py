@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks import metrics
+from benchmarks import metrics, schema
 from benchmarks.specs import Profile, RunSpec, Selection
 from benchmarks.tasks import (
     REVERSE4_HELD_OUT,
@@ -39,13 +39,7 @@ SEEDS = 20
 EPOCHS = 10_000
 SMOKE_EPOCHS = 200
 SETS = ("train", "heldout", "extrap")
-COLUMNS = (
-    "variant", "problem", "bits", "train_n", "train_exact", "heldout_n", "heldout_exact",
-    "extrap_n", "extrap_exact", "train_bitwise", "heldout_bitwise", "extrap_bitwise",
-    "train_bit_accuracy", "heldout_bit_accuracy", "extrap_bit_accuracy", "extrap_mean_output",
-    "dead_inputs", "dead_weight_max_move", "dead_grad_max", "live_weight_median_move",
-    "last_unit_bias", "last_unit_train_mean", "last_unit_extrap_mean", "generalises",
-)
+COLUMNS = tuple(schema.GENERALISATION)  # described in benchmarks/schema.py
 
 
 def splits(problem: str, bits: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmarks import schema
 from benchmarks.specs import Profile, RunSpec, Selection
 from benchmarks.tasks import TaskConfig, get_config
 from scratch import MLP, MNIST
@@ -26,8 +27,7 @@ BUDGET_S = {"quick": 3, "full": 20, "smoke": 1}
 SHORTCUT_SAMPLES = {"quick": 6000, "full": 60000, "smoke": 256}
 SMOKE_WIDTHS = (8, 16)
 BYTES_PER_S = 5e8  # a conservative rate at which the jacobian mode writes its matrices
-COLUMNS = ("hidden", "samples_trained", "time_per_sample_ms", "flops_per_sample",
-           "predicted_peak_mib", "predicted_over_traced", "grad_max_diff", "weights_max_diff")
+COLUMNS = tuple(schema.JACOBIAN)  # described in benchmarks/schema.py
 
 
 def arch_config(hidden: int) -> TaskConfig:

@@ -51,7 +51,7 @@ class ResultsFile:
         if confusion:
             self.confusion_dir.mkdir(exist_ok=True)
             name = "{task}-{config}-{impl}-seed{seed}.csv".format(**keys)
-            pd.DataFrame(confusion).to_csv(self.confusion_dir / name)
+            pd.DataFrame(confusion).to_csv(self.confusion_dir / name, index_label="true_label")
 
 
 def _append_csv(frame: pd.DataFrame, path: Path) -> None:

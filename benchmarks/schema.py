@@ -1,53 +1,195 @@
-"""The columns of every results CSV: one row per (experiment, task, config, impl, seed)."""
+"""Every CSV groundup writes: its columns, each with a unit and a meaning.
 
+The runs CSVs have one row per (experiment, task, config, impl, seed): the shared
+``COLUMNS``, then the experiment's own. results/README.md's schema section is
+generated from here (``markdown()``), and tests/test_published.py checks every
+published CSV against it.
+"""
+
+from __future__ import annotations
+
+from fnmatch import fnmatch
+
+# column: (unit, meaning); unit "" is text, "bool" true/false, "JSON" a JSON value
 COLUMNS = {
-    "experiment": "experiment name (compare, generalisation, jacobian, speed)",
-    "task": "xor, reverse4 or mnist",
-    "config": "reference configuration of the task (blog, tf-tutorial)",
-    "impl": "implementation: scratch-shortcut, scratch-jacobian, keras, keras-tuned",
-    "seed": "seed of the initial weights, shuffling and dropout",
-    "status": "ok, diverged, timeout, oom, error or refused",
-    "error": "what went wrong, when status is not ok",
-    "dataset": "the data trained on (mnist, or an IDX dataset's folder name)",
-    "profile": "quick or full",
-    "epochs": "epochs the configuration asks for",
-    "batch_size": "samples per step",
-    "optimizer": "optimizer name",
-    "learning_rate": "optimizer learning rate",
-    "optimizer_config": "every optimizer setting, as JSON",
-    "architecture": "layer sizes and activations",
-    "dtype": "float32 or float64",
-    "train_samples": "training samples used per epoch",
-    "train_time_s": "training wall time in s, excluding warm-up and target checks "
-                    "(extrapolated when extrapolated is true)",
-    "epoch_time_s": "median training time of an epoch in s (extrapolated when extrapolated is "
-                    "true)",
-    "step_time_ms": "median time of one training step in ms",
-    "predict_time_s": "median time of inference on the whole test set in s",
-    "time_to_target_s": "training time until the task's target was first met; empty if never",
-    "measured_train_time_s": "training time actually measured in s",
-    "measured_epochs": "epochs actually trained (fractional when stopped mid-epoch)",
-    "warmup_s": "untimed warm-up (tracing, compilation) in s",
-    "final_loss": "loss of the final weights on the training set (computed by scratch's loss "
-                  "for every implementation)",
-    "accuracy": "xor: outputs right after rounding; reverse4: patterns reproduced exactly; "
-                "mnist: test accuracy; generalisation: numbers right on the extrapolation set",
-    "bit_accuracy": "xor, reverse4: fraction of output bits right after rounding",
-    "precision": "mnist: macro precision on the test set",
-    "recall": "mnist: macro recall on the test set",
-    "f1": "mnist: macro F1 on the test set",
-    "peak_rss_mib": "peak resident memory during training minus resident memory before, MiB",
-    "traced_peak_mib": "what one training step allocates at its peak, by tracemalloc, MiB "
-                       "(NumPy implementations only: tracemalloc does not see TensorFlow)",
-    "extrapolated": "true when the run was measured on a prefix and its times extrapolated",
-    "python": "Python version",
-    "numpy": "NumPy version",
-    "tensorflow": "TensorFlow version",
-    "keras": "Keras version",
-    "cpu": "CPU model",
-    "cores": "logical CPU cores",
-    "blas": "BLAS NumPy uses",
-    "commit": "git commit of groundup (-dirty: uncommitted changes)",
-    "timestamp": "UTC time the run finished",
+    "experiment": ("", "experiment name (compare, generalisation, jacobian, speed)"),
+    "task": ("", "xor, reverse4 or mnist"),
+    "config": ("", "reference configuration of the task (blog, tf-tutorial; an experiment's "
+                   "own, e.g. h512-float32)"),
+    "impl": ("", "implementation: scratch-shortcut, scratch-jacobian, keras, keras-tuned"),
+    "seed": ("count", "seed of the initial weights, shuffling and dropout"),
+    "status": ("", "ok, diverged, timeout, oom, error or refused"),
+    "error": ("", "what went wrong, when status is not ok"),
+    "dataset": ("", "the data trained on (mnist, or an IDX dataset's folder name)"),
+    "profile": ("", "quick, full or smoke"),
+    "epochs": ("count", "epochs the configuration asks for"),
+    "batch_size": ("count", "samples per step"),
+    "optimizer": ("", "optimizer name"),
+    "learning_rate": ("1", "optimizer learning rate"),
+    "optimizer_config": ("JSON", "every optimizer setting"),
+    "architecture": ("", "layer sizes and activations"),
+    "dtype": ("", "float32 or float64"),
+    "train_samples": ("count", "training samples used per epoch"),
+    "train_time_s": ("s", "training wall time, excluding warm-up and target checks "
+                          "(extrapolated when extrapolated is true)"),
+    "epoch_time_s": ("s", "median training time of an epoch (extrapolated when extrapolated "
+                          "is true)"),
+    "step_time_ms": ("ms", "median time of one training step"),
+    "predict_time_s": ("s", "median time of inference on the whole test set"),
+    "time_to_target_s": ("s", "training time until the task's target was first met; empty "
+                              "if never"),
+    "measured_train_time_s": ("s", "training time actually measured"),
+    "measured_epochs": ("count", "epochs actually trained (fractional when stopped "
+                                 "mid-epoch)"),
+    "warmup_s": ("s", "untimed warm-up (tracing, compilation)"),
+    "final_loss": ("1", "loss of the final weights on the training set (computed by scratch's "
+                        "loss for every implementation)"),
+    "accuracy": ("fraction", "xor: outputs right after rounding; reverse4: patterns "
+                             "reproduced exactly; mnist: test accuracy; generalisation: numbers "
+                             "right on the extrapolation set"),
+    "bit_accuracy": ("fraction", "xor, reverse4: output bits right after rounding"),
+    "precision": ("fraction", "mnist: macro precision on the test set"),
+    "recall": ("fraction", "mnist: macro recall on the test set"),
+    "f1": ("fraction", "mnist: macro F1 on the test set"),
+    "peak_rss_mib": ("MiB", "peak resident memory during training minus resident memory "
+                            "before"),
+    "traced_peak_mib": ("MiB", "what one training step allocates at its peak, by tracemalloc "
+                               "(NumPy implementations only: tracemalloc does not see "
+                               "TensorFlow)"),
+    "extrapolated": ("bool", "the run was measured on a prefix and its times extrapolated"),
+    "python": ("", "Python version"),
+    "numpy": ("", "NumPy version"),
+    "tensorflow": ("", "TensorFlow version"),
+    "keras": ("", "Keras version"),
+    "cpu": ("", "CPU model"),
+    "cores": ("count", "logical CPU cores"),
+    "blas": ("", "BLAS NumPy uses"),
+    "commit": ("", "git commit of groundup (-dirty: uncommitted changes)"),
+    "timestamp": ("", "UTC time the run finished"),
 }
 KEY = ["experiment", "task", "config", "impl", "seed"]
+
+# Each experiment's own columns, after COLUMNS.
+GENERALISATION = {
+    "variant": ("", "blog, or the variant's name (--variants)"),
+    "problem": ("", "reverse (the bits reversed) or identity (Marcus' even numbers)"),
+    "bits": ("count", "bits per number"),
+    **{f"{s}_n": ("count", f"patterns in the {name} set") for s, name in
+       (("train", "training"), ("heldout", "held-out (interpolation)"),
+        ("extrap", "extrapolation (first bit 1, or odd)"))},
+    "train_exact": ("count", "training patterns reproduced exactly"),
+    "heldout_exact": ("count", "held-out patterns reproduced exactly"),
+    "extrap_exact": ("count", "extrapolation patterns reproduced exactly"),
+    "train_bitwise": ("fraction", "training output bits right after rounding"),
+    "heldout_bitwise": ("fraction", "held-out output bits right after rounding"),
+    "extrap_bitwise": ("fraction", "extrapolation output bits right after rounding"),
+    "train_bit_accuracy": ("JSON", "per output bit: fraction right on the training set"),
+    "heldout_bit_accuracy": ("JSON", "per output bit: fraction right on the held-out set"),
+    "extrap_bit_accuracy": ("JSON", "per output bit: fraction right on the extrapolation set"),
+    "extrap_mean_output": ("JSON", "per output bit: mean output on the extrapolation set"),
+    "dead_inputs": ("JSON", "input bits that are 0 in every training pattern"),
+    "dead_weight_max_move": ("1", "largest change in training of a weight leaving a dead "
+                                  "input"),
+    "dead_grad_max": ("1", "largest gradient on those weights, at the initial and the final "
+                           "weights"),
+    "live_weight_median_move": ("1", "median change of the other first-layer weights"),
+    "last_unit_bias": ("1", "final bias of the output unit that should copy the dead bit"),
+    "last_unit_train_mean": ("1", "that unit's mean output on the training set"),
+    "last_unit_extrap_mean": ("1", "that unit's mean output on the extrapolation set"),
+    "generalises": ("bool", "every extrapolation pattern reproduced exactly"),
+}
+JACOBIAN = {
+    "hidden": ("count", "hidden width H of 784-H-10"),
+    "samples_trained": ("count", "samples trained (the epoch is extrapolated from them)"),
+    "time_per_sample_ms": ("ms", "training time per sample"),
+    "flops_per_sample": ("FLOP", "floating-point operations per training sample, by "
+                                 "scratch.cost"),
+    "predicted_peak_mib": ("MiB", "one training step's peak allocation, predicted by "
+                                  "scratch.cost"),
+    "predicted_over_traced": ("1", "predicted_peak_mib / traced_peak_mib"),
+    "grad_max_diff": ("1", "largest absolute difference between the two modes' gradients"),
+    "weights_max_diff": ("1", "largest absolute difference between the two modes' weights "
+                              "after the same steps"),
+}
+SPEED_RUNS = {
+    "matmul_epoch_s": ("s", "batch 128: the epoch's matrix products alone, in the library's "
+                            "shapes (the matmul limit)"),
+    "matmul_gflops": ("GFLOP/s", "the rate of those products"),
+}
+SPEED = {
+    "metric": ("", "what is divided by what"),
+    "scratch": ("s or ms", "the scratch figure (unit as the metric says)"),
+    "reference": ("s or ms", "Keras' figure, or the matmul limit"),
+    "ratio": ("1", "scratch / reference (lower is better)"),
+    "target": ("1", "the largest ratio that meets the target; empty: reported only"),
+    "met": ("bool", "ratio <= target; empty where there is no target"),
+    "cpu": COLUMNS["cpu"],
+    "commit": COLUMNS["commit"],
+    "timestamp": ("", "UTC time the table was written"),
+}
+CURVES = {
+    **{k: COLUMNS[k] for k in KEY},
+    "epoch": ("count", "epochs completed when the loss was recorded"),
+    "loss": ("1", "mean training loss of that epoch"),
+}
+CONFUSION = {
+    "true_label": ("", "the digit an image shows"),
+    **{str(d): ("count", f"test images of that digit predicted as {d}") for d in range(10)},
+}
+BENCH_STATS = {
+    "group": ("", "what is timed, on which task"),
+    "name": ("", "pytest's test id: the benchmark and its parameters"),
+    **{f"{k}_s": ("s", f"{k} of the timed rounds") for k in
+       ("median", "iqr", "mean", "stddev", "min", "max")},
+    "rounds": ("count", "timed rounds"),
+    "impl": COLUMNS["impl"],
+    "task": COLUMNS["task"],
+    "config": COLUMNS["config"],
+    "operation": ("", "the operation timed"),
+    "samples": ("count", "samples per call"),
+    "batch_size": COLUMNS["batch_size"],
+    "correct": ("bool", "the benchmark's correctness check passed"),
+    "max_abs_diff_vs_scratch": ("1", "largest difference from the scratch twin's outputs"),
+    "loss_before": ("1", "training loss before the timed calls"),
+    "loss_after": ("1", "training loss after them"),
+    "accuracy_untrained": ("fraction", "test accuracy of the untrained network"),
+}
+
+# Path pattern (relative to a results folder) -> (description, columns, all required).
+SCHEMAS = {
+    "compare.csv": ("every implementation on every task", COLUMNS, True),
+    "generalisation.csv": ("the reversal failure and its variants",
+                           {**COLUMNS, **GENERALISATION}, True),
+    "jacobian.csv": ("explicit Jacobians against the shortcut, H = 8 ... 512",
+                     {**COLUMNS, **JACOBIAN}, True),
+    "speed_runs.csv": ("the runs behind the speed targets", {**COLUMNS, **SPEED_RUNS}, True),
+    "speed.csv": ("the speed targets, one row per metric", SPEED, True),
+    "*_curves.csv": ("training-loss curves, long format", CURVES, True),
+    "confusion/*.csv": ("MNIST test-set confusion matrix of one run", CONFUSION, True),
+    "benchmarks/*/*.csv": ("pytest-benchmark statistics with each benchmark's extra_info "
+                           "(extra_info columns appear when some benchmark sets them)",
+                           BENCH_STATS, False),
+}
+
+
+def schema_for(relative_path: str) -> tuple[str, dict, bool] | None:
+    """The schema of a CSV at this path inside a results folder, if it is documented."""
+    for pattern, schema in SCHEMAS.items():
+        if fnmatch(relative_path, pattern) and ("/" in pattern) == ("/" in relative_path):
+            return schema
+    return None
+
+
+def markdown() -> str:
+    """The schema tables for results/README.md."""
+    lines = []
+    for pattern, (what, columns, _) in SCHEMAS.items():
+        lines += [f"### `{pattern}`: {what}", ""]
+        shared = columns is not COLUMNS and list(columns)[:len(COLUMNS)] == list(COLUMNS)
+        if shared:  # a runs CSV: the shared columns, then the experiment's own
+            lines += ["The columns of `compare.csv`, then:", ""]
+            columns = {k: v for k, v in columns.items() if k not in COLUMNS}
+        lines += ["| column | unit | meaning |", "| --- | --- | --- |"]
+        lines += [f"| {name} | {unit} | {meaning} |" for name, (unit, meaning) in columns.items()]
+        lines.append("")
+    return "\n".join(lines)
