@@ -68,7 +68,7 @@ class Monitor:
             self.step_times.extend(array("d", [(now - self.mark) / steps]) * steps)
         self.mark = now
         self.steps_done += steps
-        self.over_budget = self.elapsed() > self.budget_s
+        self.over_budget = now - self.t0 - self.excluded > self.budget_s  # self.elapsed()
         return self.over_budget
 
     def epoch_end(self, loss: float, predict: Predict, epochs: int = 1) -> bool:

@@ -12,6 +12,7 @@ views of its derivative serve the two backprop modes:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from functools import lru_cache
 
 import numpy as np
 
@@ -56,10 +57,12 @@ class Sigmoid(Activation):
     name = "sigmoid"
 
     def __call__(self, z):
-        # 1 / (1 + exp(-z)) = (1 + tanh(z / 2)) / 2, which never overflows.
-        s = np.tanh(z * 0.5)
-        s += 1
-        s *= 0.5
+        # 1 / (1 + exp(-z)) = (1 + tanh(z / 2)) / 2, which never overflows. The constants
+        # are 0-d arrays of z's dtype: NumPy applies those faster than Python floats.
+        half, one = _constants(z.dtype)
+        s = np.tanh(z * half)
+        s += one
+        s *= half
         return s
 
     def derivative(self, z):
@@ -67,7 +70,13 @@ class Sigmoid(Activation):
         return s * (1 - s)
 
     def vjp(self, z, a, grad):
-        return grad * a * (1 - a)
+        return grad * a * (_constants(a.dtype)[1] - a)
+
+
+@lru_cache(maxsize=4)
+def _constants(dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """0.5 and 1 as 0-d arrays of ``dtype``."""
+    return np.array(0.5, dtype), np.array(1, dtype)
 
 
 class Tanh(Activation):

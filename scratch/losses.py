@@ -73,7 +73,7 @@ class MeanSquaredError(Loss):
         # One difference serves both. The mean over samples of per-sample means is the
         # mean over all entries.
         d = y_pred - y_true
-        value = float(np.dot(d.ravel(), d.ravel())) / d.size
+        value = float(np.vdot(d, d)) / d.size
         d *= d.dtype.type(2 * scale / d.size)
         return value, d
 

@@ -38,10 +38,9 @@ class Optimizer(ABC):
 
         ``scaled``: the gradients come already multiplied by ``gradient_scale()``.
         """
-        lr = keras_value(self.learning_rate)
-        dtype = params[0].dtype.type
+        lr = params[0].dtype.type(keras_value(self.learning_rate))
         for i, (p, g) in enumerate(zip(params, grads, strict=True)):
-            self.update(i, p, g, dtype(lr), scaled)
+            self.update(i, p, g, lr, scaled)
         self.iterations += 1
 
     @abstractmethod
