@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test run bench data clean
+.PHONY: test run bench results data clean
 
 # The editable install is redone only when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -25,10 +25,12 @@ run: data
 
 # pytest-benchmark over every task x implementation; JSON, CSV and ratios in results/benchmarks/.
 bench: data
-	$(BIN)/python -m pytest benchmarks/bench_ops.py -q -p no:cacheprovider --benchmark-only \
-		--benchmark-autosave --benchmark-storage=file://results/benchmarks \
-		--benchmark-columns=median,iqr,rounds --benchmark-sort=name
-	$(BIN)/python -m benchmarks.bench_report results/benchmarks
+	$(BIN)/python -m benchmarks.bench_report --run results/benchmarks
+
+# Every experiment's full profile and the benchmarks into results/published/ (about an
+# hour), then the README's Results section from them.
+results: data
+	$(BIN)/groundup publish
 
 clean:
 	rm -rf $(VENV) .pytest_cache

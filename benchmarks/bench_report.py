@@ -1,13 +1,15 @@
 """The newest pytest-benchmark run under results/benchmarks, as a CSV and a ratio table.
 
-``python -m benchmarks.bench_report [STORAGE]`` writes, beside the saved JSON, a
-CSV with one row per benchmark (its statistics and its extra_info) and a markdown
-table of each implementation's median time over keras' in the same group.
+``python -m benchmarks.bench_report [--run] [STORAGE]`` writes, beside the saved
+JSON, a CSV with one row per benchmark (its statistics and its extra_info) and a
+markdown table of each implementation's median time over keras' in the same group.
+``--run`` first runs the suite (``make bench``) into STORAGE.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -16,6 +18,16 @@ from rich.console import Console
 from rich.table import Table
 
 STATS = ["median", "iqr", "mean", "stddev", "min", "max", "rounds"]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_suite(storage: Path) -> int:
+    """Run benchmarks/bench_ops.py, save its JSON under ``storage``, then report it."""
+    code = subprocess.call([
+        sys.executable, "-m", "pytest", "benchmarks/bench_ops.py", "-q", "-p", "no:cacheprovider",
+        "--benchmark-only", "--benchmark-autosave", f"--benchmark-storage=file://{storage}",
+        "--benchmark-columns=median,iqr,rounds", "--benchmark-sort=name"], cwd=ROOT)
+    return code or main([str(storage)])
 
 
 def newest(storage: Path) -> Path:
@@ -39,7 +51,10 @@ def ratios(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def main(argv: list[str] | None = None) -> int:
-    storage = Path((argv or sys.argv[1:] or ["results/benchmarks"])[0])
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["--run"]:
+        return run_suite(Path((args[1:] or ["results/benchmarks"])[0]).resolve())
+    storage = Path((args or ["results/benchmarks"])[0])
     run = newest(storage)
     df = to_frame(run)
     csv, md = run.with_suffix(".csv"), run.with_name(run.stem + "_ratios.md")

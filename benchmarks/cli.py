@@ -58,7 +58,17 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--batch", type=positive_int, default=32, metavar="N",
                        help="samples per gradient step, for the peak (default: 32)")
     report = commands.add_parser("report", help="rebuild the tables and plots of a run folder")
-    report.add_argument("dir", metavar="DIR")
+    report.add_argument("dir", metavar="DIR", nargs="?", default="results/published",
+                        help="a run folder (default: results/published)")
+    report.add_argument("--readme", action="store_true",
+                        help="also rewrite README.md's generated Results section from DIR")
+    publish = commands.add_parser("publish", help="every experiment's full profile and the "
+                                  "benchmarks into results/published, then the README's Results "
+                                  "section (make results; about an hour)")
+    publish.add_argument("--profile", choices=["full", "quick", "smoke"], default="full",
+                         help="full (default: what is published), or quick/smoke to try it")
+    publish.add_argument("--out", metavar="DIR", help="instead of results/published")
+    publish.add_argument("--readme", metavar="FILE", help="instead of the project's README.md")
     return parser
 
 
@@ -102,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
 
         handlers = {"data": run.data_command, "list": run.list_command,
                     "run": run.run_command, "report": run.report_command,
-                    "jacobian-model": run.jacobian_model_command}
+                    "jacobian-model": run.jacobian_model_command,
+                    "publish": run.publish_command}
         return handlers[args.command](args)
     except UsageError as err:
         console.print(f"[bold red]groundup {args.command}:[/] {err}", soft_wrap=True)

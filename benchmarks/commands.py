@@ -206,7 +206,20 @@ def report_command(args: argparse.Namespace) -> int:
                      experiment.name)
         for path in paths:
             out.print(f"wrote {path}", soft_wrap=True)
+    if args.readme:
+        from benchmarks import readme
+
+        readme.update(environment.ROOT / "README.md", out_dir)
+        out.print(f"rewrote the Results section of {environment.ROOT / 'README.md'}")
     return 0
+
+
+def publish_command(args: argparse.Namespace) -> int:
+    from benchmarks import publish
+
+    out_dir = Path(args.out) if args.out else publish.PUBLISHED
+    readme_path = Path(args.readme) if args.readme else environment.ROOT / "README.md"
+    return publish.publish(out_dir, args.profile, readme_path)
 
 
 def _size(n: float) -> str:

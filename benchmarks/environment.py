@@ -66,15 +66,23 @@ def context() -> dict[str, str | int]:
     }
 
 
-def available_mib() -> float:
-    """MemAvailable from /proc/meminfo (Linux); infinite where it cannot be read."""
+def _meminfo_mib(field: str) -> float:
+    """A /proc/meminfo field in MiB (Linux); infinite where it cannot be read."""
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
     return float("inf")
+
+
+def available_mib() -> float:
+    return _meminfo_mib("MemAvailable")
+
+
+def total_mib() -> float:
+    return _meminfo_mib("MemTotal")
 
 
 def utc_now() -> str:

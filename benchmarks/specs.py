@@ -18,7 +18,7 @@ class Profile:
 PROFILES = {
     "quick": Profile("quick", budget_s=10, timeout_s=240, seeds=1, all_configs=False,
                      jacobian_mnist_samples=4),
-    "full": Profile("full", budget_s=240, timeout_s=1800, seeds=3, all_configs=True,
+    "full": Profile("full", budget_s=120, timeout_s=1800, seeds=3, all_configs=True,
                     jacobian_mnist_samples=50),
     # Tiny runs for the harness's own tests.
     "smoke": Profile("smoke", budget_s=3, timeout_s=120, seeds=1, all_configs=False,
