@@ -125,7 +125,7 @@ SPEED = {
     "met": ("bool", "ratio <= target; empty where there is no target"),
     "cpu": COLUMNS["cpu"],
     "commit": COLUMNS["commit"],
-    "timestamp": ("", "UTC time the table was written"),
+    "timestamp": ("", "UTC time the last of its runs finished"),
 }
 CURVES = {
     **{k: COLUMNS[k] for k in KEY},

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks import environment, schema
+from benchmarks import schema
 from benchmarks.specs import Profile, RunSpec, Selection
 from benchmarks.tasks import TaskConfig, get_config
 from scratch import MNIST
@@ -142,9 +142,8 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     table["met"] = [("" if math.isnan(t) else bool(r <= t)) for r, t in
                     zip(table["ratio"], table["target"], strict=True)]
     table = table[["metric", "scratch", "reference", "ratio", "target", "met"]]
-    context = environment.context()
-    return table.assign(cpu=context["cpu"], commit=context["commit"],
-                        timestamp=environment.utc_now())
+    last = df.iloc[-1]  # where and when the runs were measured, not when this was written
+    return table.assign(cpu=last["cpu"], commit=last["commit"], timestamp=last["timestamp"])
 
 
 def write_summary(df: pd.DataFrame, out_dir: Path) -> list[Path]:

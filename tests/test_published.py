@@ -1,0 +1,119 @@
+"""The published results: every CSV parses and matches its documented schema, and the
+README's Results section and results/README.md's schema are generated, not typed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from benchmarks import readme, schema
+
+ROOT = Path(__file__).resolve().parent.parent
+PUBLISHED = ROOT / "results" / "published"
+CSVS = sorted(PUBLISHED.rglob("*.csv"))
+NOT_NUMBERS = {"", "JSON", "bool", "s or ms"}
+
+
+def check_csv(path: Path, folder: Path) -> None:
+    """Parse one results CSV and hold it to its schema in benchmarks/schema.py."""
+    relative = path.relative_to(folder).as_posix()
+    found = schema.schema_for(relative)
+    assert found, f"{relative} is not documented in benchmarks/schema.py"
+    _, columns, every_column = found
+    df = pd.read_csv(path)
+    assert len(df) > 0, f"{relative} has no rows"
+    if every_column:
+        assert list(df.columns) == list(columns), f"{relative}: columns differ from the schema"
+    else:
+        undocumented = set(df.columns) - set(columns)
+        assert not undocumented, f"{relative}: undocumented columns {sorted(undocumented)}"
+        assert {"group", "name", "median_s", "rounds"} <= set(df.columns)
+    for name in df.columns:
+        unit, values = columns[name][0], df[name].dropna()
+        if unit not in NOT_NUMBERS:
+            assert pd.api.types.is_numeric_dtype(values), f"{relative}: {name} is not numeric"
+        elif unit == "bool":
+            assert set(values.astype(str)) <= {"True", "False"}, f"{relative}: {name} not bool"
+        elif unit == "JSON":
+            for value in values:
+                json.loads(value)
+
+
+def test_the_published_folder_is_complete():
+    for name in ("compare.csv", "generalisation.csv", "jacobian.csv", "speed_runs.csv",
+                 "speed.csv", "environment.json", "compare.md", "compare_time.png"):
+        assert (PUBLISHED / name).exists(), f"results/published/{name} is missing"
+    assert list((PUBLISHED / "benchmarks").glob("*/*.json")), "no pytest-benchmark JSON"
+    env = json.loads((PUBLISHED / "environment.json").read_text())
+    assert env["profile"] == "full" and env["commit"] and env["wall_time_s"] > 0
+
+
+@pytest.mark.parametrize("path", CSVS, ids=[p.relative_to(PUBLISHED).as_posix() for p in CSVS])
+def test_every_published_csv_matches_its_schema(path):
+    check_csv(path, PUBLISHED)
+
+
+def test_published_runs_are_the_full_profile_and_finished():
+    for name in ("compare.csv", "generalisation.csv", "jacobian.csv", "speed_runs.csv"):
+        df = pd.read_csv(PUBLISHED / name)
+        assert set(df["profile"]) == {"full"}, name
+        assert not df.duplicated(schema.KEY).any(), f"{name} has a run twice"
+
+
+def test_the_schema_check_can_fail(tmp_path):
+    (tmp_path / "speed.csv").write_text("metric,ratio\nx,0.1\n")
+    with pytest.raises(AssertionError, match="columns differ"):
+        check_csv(tmp_path / "speed.csv", tmp_path)
+    (tmp_path / "mystery.csv").write_text("a\n1\n")
+    with pytest.raises(AssertionError, match="not documented"):
+        check_csv(tmp_path / "mystery.csv", tmp_path)
+
+
+def test_results_readme_documents_every_schema():
+    text = (ROOT / "results" / "README.md").read_text()
+    assert schema.markdown() in text, ("results/README.md's schema tables are out of date: "
+                                       "paste benchmarks.schema.markdown() into it")
+
+
+def test_the_readme_results_section_is_generated_from_the_published_folder():
+    text = (ROOT / "README.md").read_text()
+    assert readme.section(PUBLISHED, "results/published") in text, (
+        "README.md's Results section differs from what `groundup report --readme` generates")
+
+
+def test_publish_end_to_end_on_the_smoke_profile(tmp_path, monkeypatch):
+    """`make results` in miniature: every experiment, the benchmark suite, environment.json,
+    the README block; then every CSV it wrote holds to its schema."""
+    from benchmarks import publish
+
+    monkeypatch.setenv("GROUNDUP_BENCH_TINY", "1")
+    page = tmp_path / "README.md"
+    page.write_text(f"# title\n\nbefore\n\n{readme.BEGIN}\nold\n{readme.END}\n\nafter\n")
+    out = tmp_path / "published"
+    assert publish.publish(out, "smoke", page) == 0
+    assert not out.with_name("published.partial").exists()
+    env = json.loads((out / "environment.json").read_text())
+    assert env["profile"] == "smoke" and env["wall_time_s"] > 0
+    text = page.read_text()
+    assert text.startswith("# title\n\nbefore\n\n") and text.endswith("\n\nafter\n")
+    assert "old" not in text and "### The reversal failure" in text
+    assert readme.section(out, "published") in text  # linked relative to the README
+    csvs = sorted(out.rglob("*.csv"))
+    assert {p.name for p in csvs} >= {"compare.csv", "generalisation.csv", "jacobian.csv",
+                                      "speed_runs.csv", "speed.csv"}
+    for path in csvs:
+        check_csv(path, out)
+
+
+def test_the_readme_block_needs_its_markers(tmp_path):
+    from benchmarks.cli import UsageError
+
+    page = tmp_path / "README.md"
+    page.write_text("# no markers\n")
+    with pytest.raises(UsageError, match="no generated block"):
+        readme._replace_block(page, readme.BEGIN, readme.END, "x")
+    with pytest.raises(UsageError, match="make results"):
+        readme.section(tmp_path, "x")
