@@ -59,8 +59,11 @@ def test_interrupted_run_keeps_its_rows_and_resume_completes_it(tmp_path):
     cmd = [sys.executable, "-m", "benchmarks.cli", "run", "--profile", "smoke", "--task", "xor",
            "--task", "reverse4", "--impl", "scratch-shortcut", "--impl", "scratch-jacobian",
            "--seeds", "3", "--out", str(out)]
+    # A shell's background jobs inherit SIGINT ignored, and Python then keeps it ignored:
+    # restore the default, so that Ctrl-C reaches the run however the tests were started.
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+                            start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     csv = out / "compare.csv"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and (
