@@ -42,6 +42,8 @@ class Experiment:
     plots: tuple[Callable, ...] = field(default_factory=tuple)  # (df, out_dir) -> path
     summary: Callable[[pd.DataFrame, Path], list[Path]] | None = None  # extra files
     runs_name: str = ""                     # the runs CSV's stem; default: the name
+    # (spec, cfg, data, initial weights) -> a function run after every epoch, untimed, or None
+    between_epochs: Callable | None = None
 
     @property
     def runs_stem(self) -> str:
@@ -119,7 +121,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     Experiment("speed", "the from-scratch network's speed targets against Keras and the "
                "matmul limit (speed.csv)", speed.specs, speed.measure, speed.configure,
                columns=speed.COLUMNS, report=speed.report, summary=speed.write_summary,
-               runs_name="speed_runs"),
+               runs_name="speed_runs", between_epochs=speed.between_epochs),
 ]}
 
 

@@ -35,13 +35,14 @@ class Monitor:
         check_every: check the target every this many epochs.
         progress: called with (epochs done, total) now and then.
         stop_at_target: end training once the target is met.
+        between_epochs: called after every epoch, outside the training time.
     """
 
     def __init__(self, budget_s: float, target: Callable[[Predict], bool], total_epochs: int,
                  check_every: int = 1, progress: Callable[[int, int], None] | None = None,
-                 stop_at_target: bool = False):
+                 stop_at_target: bool = False, between_epochs: Callable[[], None] | None = None):
         self.budget_s, self.target, self.total_epochs = budget_s, target, total_epochs
-        self.stop_at_target = stop_at_target
+        self.stop_at_target, self.between_epochs = stop_at_target, between_epochs
         self.check_every, self.progress = max(1, check_every), progress
         self.step_times = array("d")  # 8 bytes a step: 100000 steps cost 0.8 MB, not 3
         self.epoch_times = array("d")
@@ -91,6 +92,8 @@ class Monitor:
         if self.progress and (now - self._last_progress > 0.2):
             self.progress(self.epochs_done, self.total_epochs)
             self._last_progress = now
+        if self.between_epochs:
+            self.between_epochs()
         self.excluded += time.perf_counter() - now
         self.mark = self.epoch_start = time.perf_counter()
         return self.over_budget or (self.stop_at_target and self.time_to_target is not None)

@@ -113,7 +113,8 @@ JACOBIAN = {
 }
 SPEED_RUNS = {
     "matmul_epoch_s": ("s", "batch 128: the epoch's matrix products alone, in the library's "
-                            "shapes (the matmul limit)"),
+                            "shapes and calls (the matmul limit); the median of passes run "
+                            "between the training epochs"),
     "matmul_gflops": ("GFLOP/s", "the rate of those products"),
 }
 SPEED = {

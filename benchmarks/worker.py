@@ -86,8 +86,10 @@ def execute(spec: RunSpec) -> dict:
     def target(predict) -> bool:
         return target_reached(cfg, data.y_test, predict(data.x_test))
 
+    between = experiment.between_epochs and experiment.between_epochs(spec, cfg, data, initial)
     monitor = Monitor(spec.budget_s, target, epochs, max(1, epochs // 200), progress,
-                      stop_at_target=spec.extra.get("stop_at_target", False))
+                      stop_at_target=spec.extra.get("stop_at_target", False),
+                      between_epochs=between)
     before = reset_peak_rss()
     impl.train(model, x, y, cfg, epochs, spec.seed, monitor)
     peak = rss_mib("VmHWM") - before

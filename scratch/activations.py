@@ -60,7 +60,8 @@ class Sigmoid(Activation):
         # 1 / (1 + exp(-z)) = (1 + tanh(z / 2)) / 2, which never overflows. The constants
         # are 0-d arrays of z's dtype: NumPy applies those faster than Python floats.
         half, one = _constants(z.dtype)
-        s = np.tanh(z * half)
+        s = np.multiply(z, half)
+        np.tanh(s, out=s)
         s += one
         s *= half
         return s
@@ -70,7 +71,10 @@ class Sigmoid(Activation):
         return s * (1 - s)
 
     def vjp(self, z, a, grad):
-        return grad * a * (_constants(a.dtype)[1] - a)
+        dz = _constants(a.dtype)[1] - a  # grad * a * (1 - a), in one new array
+        dz *= a
+        dz *= grad
+        return dz
 
 
 @lru_cache(maxsize=4)

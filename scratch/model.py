@@ -146,7 +146,7 @@ class MLP:
     def _loss_value(self, y: np.ndarray, s: np.ndarray) -> float:
         """The batch loss as Keras reports it: from the logits where the loss fuses."""
         if self.fused:
-            return float(np.mean(self.loss.per_sample_from_logits(y, self.dense[-1].z)))
+            return self.loss.value_from_logits(y, self.dense[-1].z)
         return self.loss(y, s)
 
     def _backward_jacobian(self, dL_dS: np.ndarray) -> None:

@@ -38,15 +38,17 @@ class Optimizer(ABC):
 
         ``scaled``: the gradients come already multiplied by ``gradient_scale()``.
         """
-        lr = params[0].dtype.type(keras_value(self.learning_rate))
+        # Scaled gradients already hold the learning rate (SGD); converting it costs time.
+        lr = None if scaled else params[0].dtype.type(keras_value(self.learning_rate))
         for i, (p, g) in enumerate(zip(params, grads, strict=True)):
             self.update(i, p, g, lr, scaled)
         self.iterations += 1
 
     @abstractmethod
-    def update(self, i: int, p: np.ndarray, g: np.ndarray, lr: np.generic,
+    def update(self, i: int, p: np.ndarray, g: np.ndarray, lr: np.generic | None,
                scaled: bool) -> None:
-        """Update parameter number i in place; ``lr`` is the learning rate in p's dtype."""
+        """Update parameter number i in place; ``lr`` is the learning rate in p's dtype
+        (None when ``scaled``)."""
 
     def get_config(self) -> dict:
         return {"name": self.name, "learning_rate": self.learning_rate}

@@ -182,6 +182,16 @@ def test_speed_experiment_writes_the_targets_table(tmp_path):
     assert "## Speed targets" in (out / "speed.md").read_text()
 
 
+def test_speed_task_and_impl_narrow_the_suite():
+    from benchmarks import speed
+
+    everything = speed.specs(PROFILES["quick"], Selection(["xor", "reverse4", "mnist"], None, None))
+    assert {s.task for s in everything} == {"xor", "reverse4", "mnist"}
+    xor = speed.specs(PROFILES["quick"], Selection(["xor"], ["scratch-shortcut"], 2))
+    assert [(s.task, s.impl, s.seed) for s in xor] == [("xor", "scratch-shortcut", 0),
+                                                       ("xor", "scratch-shortcut", 1)]
+
+
 def test_non_finite_final_weights_make_a_diverged_row():
     from benchmarks.worker import diverged
 
