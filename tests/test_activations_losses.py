@@ -83,3 +83,20 @@ def test_one_hot_and_sparse_agree():
     s = activations.get("softmax")(rng.normal(size=(3, 3)))
     cce, scce = losses.get("categorical_crossentropy"), losses.get("sparse_categorical_crossentropy")
     assert cce(losses.one_hot(labels, 3), s) == pytest.approx(scce(labels, s))
+
+
+@pytest.mark.parametrize("name", ["binary_crossentropy", "categorical_crossentropy",
+                                  "sparse_categorical_crossentropy"])
+def test_loss_value_from_logits_is_the_mean_of_the_per_sample_losses(name, twins):
+    import keras
+
+    loss = losses.get(name)
+    z = rng.normal(scale=30, size=(6, 3))  # large logits: softmax outputs underflow
+    y_true = _targets(name, 6, 3)
+    value = loss.value_from_logits(y_true, z)
+    assert value == pytest.approx(np.mean(loss.per_sample_from_logits(y_true, z)), rel=1e-12)
+    keras_loss = {"binary_crossentropy": keras.losses.BinaryCrossentropy,
+                  "categorical_crossentropy": keras.losses.CategoricalCrossentropy,
+                  "sparse_categorical_crossentropy": keras.losses.SparseCategoricalCrossentropy}
+    expected = keras_loss[name](from_logits=True)(y_true, z).numpy()
+    assert value == pytest.approx(float(expected), rel=1e-6)
