@@ -14,13 +14,16 @@ import os
 import numpy as np
 import pytest
 
+from benchmarks.data.tasks import get_config, load_task
 from benchmarks.implementations import IMPLEMENTATIONS, scratch_model
-from benchmarks.tasks import get_config, load_task
 
 TINY = os.environ.get("GROUNDUP_BENCH_TINY") == "1"
 MNIST_SUBSET = 256 if TINY else 6000     # samples in the "one MNIST epoch" benchmark
 MNIST_PREDICT = 256 if TINY else 10_000  # test images in the predict benchmark
 IMPLS = list(IMPLEMENTATIONS)
+# Tiny runs try every operation x implementation once; reverse4 takes xor's paths.
+TASKS = ["xor", "mnist"] if TINY else ["xor", "reverse4", "mnist"]
+SMALL_TASKS = [t for t in TASKS if t != "mnist"]
 FORWARD_SKIP = "the jacobian mode's forward pass is scratch-shortcut's"
 MNIST_JACOBIAN_SKIP = ("infeasible: one 784-512-10 Jacobian chain takes about 1.5 s per sample "
                        "(see `groundup run jacobian`)")
@@ -30,7 +33,7 @@ MNIST_JACOBIAN_SKIP = ("infeasible: one 784-512-10 Jacobian chain takes about 1.
 def tasks():
     """Each task's configuration and data, built once."""
     out = {}
-    for name in ("xor", "reverse4", "mnist"):
+    for name in TASKS:
         cfg = get_config(name)
         data = load_task(cfg, "float32", MNIST_SUBSET if name == "mnist" else None)
         out[name] = (cfg, data)
@@ -62,7 +65,7 @@ def loss_of(cfg, implementation, model, x, y) -> float:
 
 
 @pytest.mark.parametrize("impl", IMPLS)
-@pytest.mark.parametrize("task", ["xor", "reverse4", "mnist"])
+@pytest.mark.parametrize("task", TASKS)
 def test_forward(benchmark, tasks, task, impl):
     if impl == "scratch-jacobian":
         pytest.skip(FORWARD_SKIP)
@@ -77,7 +80,7 @@ def test_forward(benchmark, tasks, task, impl):
 
 
 @pytest.mark.parametrize("impl", IMPLS)
-@pytest.mark.parametrize("task", ["xor", "reverse4", "mnist"])
+@pytest.mark.parametrize("task", TASKS)
 def test_train_step(benchmark, tasks, task, impl):
     if impl == "scratch-jacobian" and task == "mnist":
         pytest.skip(MNIST_JACOBIAN_SKIP)
@@ -95,7 +98,7 @@ def test_train_step(benchmark, tasks, task, impl):
 
 
 @pytest.mark.parametrize("impl", IMPLS)
-@pytest.mark.parametrize("task", ["xor", "reverse4"])
+@pytest.mark.parametrize("task", SMALL_TASKS)
 def test_epoch_small(benchmark, tasks, task, impl):
     """One epoch as each implementation runs it: Keras' own is one fit(epochs=1) call,
     the blog's way; keras-tuned's is one compiled step (the epoch is one full batch)."""

@@ -8,14 +8,14 @@ from importlib.metadata import version
 
 from rich.console import Console
 
+from benchmarks.errors import UsageError
+
 console = Console(stderr=True)
 
 
-class UsageError(Exception):
-    """Bad input from the user: printed as a message, never as a traceback."""
-
-
 def build_parser() -> argparse.ArgumentParser:
+    from benchmarks.experiments import EXPERIMENTS
+
     parser = argparse.ArgumentParser(
         prog="groundup",
         description="The same small neural networks from scratch in NumPy and in Keras, "
@@ -25,17 +25,20 @@ def build_parser() -> argparse.ArgumentParser:
     data = commands.add_parser("data", help="fetch or verify MNIST and print where it came from")
     data.add_argument("--data-dir", help="a folder of IDX files or an mnist.npz "
                       "(default: $GROUNDUP_DATA_DIR, then the Keras cache)")
-    commands.add_parser("list", help="show the experiments, tasks, configurations and "
-                        "implementations")
+    listing = commands.add_parser("list", help="show the experiments, tasks, configurations "
+                                  "and implementations")
+    listing.add_argument("--verbose", action="store_true",
+                         help="also each configuration's source")
     run = commands.add_parser("run", help="run experiments, each run in a fresh process")
     run.add_argument("experiments", nargs="*", metavar="EXPERIMENT",
-                     help="compare (the default), generalisation or jacobian; `groundup list` "
-                          "shows them")
+                     help=f"one or more of {', '.join(EXPERIMENTS)} (default: compare); "
+                          "`groundup list` shows them")
     run.add_argument("--profile", choices=["quick", "full", "smoke"], default="quick",
                      help="quick (default, minutes), full (the reference epochs) or smoke "
                           "(tiny, for tests)")
     run.add_argument("--task", action="append", metavar="TASK[/CONFIG]",
-                     help="a task or task/config; repeat for several (default: all)")
+                     help="a task or task/config of the chosen experiments; repeat for several "
+                          "(default: the profile's tasks)")
     run.add_argument("--impl", action="append", metavar="IMPL",
                      help="an implementation; repeat for several (default: all)")
     run.add_argument("--seeds", type=positive_int, metavar="N",

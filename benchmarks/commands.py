@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import pandas as pd
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import environment
-from benchmarks.cli import UsageError
-from benchmarks.datasets import DataError, load_mnist
-from benchmarks.tasks import CONFIGS
+from benchmarks.data.datasets import DataError, load_mnist
+from benchmarks.data.tasks import CONFIGS
+from benchmarks.errors import UsageError
+from benchmarks.harness import environment
 from scratch import activations
 
 out = Console()
@@ -43,27 +43,46 @@ def data_command(args: argparse.Namespace) -> int:
 
 
 def list_command(args: argparse.Namespace) -> int:
-    table = Table("task", "config", "network", "optimizer", "epochs", "batch", "target", "source",
-                  title="Tasks and reference configurations")
+    """One line per row at 80 columns: short cells in the tables, the targets under them,
+    and with --verbose each configuration's source."""
+    table = _table("Tasks and reference configurations", "task/config", "network",
+                   "activations", "optimizer", "epochs", "batch")
     for c in CONFIGS.values():
-        opt = ", ".join(f"{k}={v}" for k, v in c.optimizer.items() if k != "name")
+        opt = " ".join(f"{_SHORT.get(k, k)}={v}" for k, v in c.optimizer.items() if k != "name")
         drop = f", dropout {c.arch.dropout:g}" if c.arch.dropout else ""
-        network = f"{c.arch} {'/'.join(map(_act, c.arch.activations))}{drop}"
-        table.add_row(c.task, c.config, network,
-                      f"{c.optimizer['name']} {opt}".strip(), f"{c.epochs:,}", str(c.batch_size),
-                      c.target, c.source)
+        table.add_row(c.key, "-".join(map(str, c.arch.sizes)),
+                      "/".join(map(_act, c.arch.activations)) + drop,
+                      f"{c.optimizer['name']} {opt}".strip(), f"{c.epochs:,}", str(c.batch_size))
     out.print(table)
+    for c in CONFIGS.values():
+        out.print(f"[bold]{c.key}[/]: target {c.target}"
+                  + (f". Source: {c.source}" if args.verbose else ""))
+    if not args.verbose:
+        out.print("[dim](groundup list --verbose adds each configuration's source)[/]")
     from benchmarks.experiments import EXPERIMENTS
     from benchmarks.implementations import IMPLEMENTATIONS
 
     for title, rows in (("Experiments", ((e.name, e.description) for e in EXPERIMENTS.values())),
                         ("Implementations", ((i.name, i.description)
                                              for i in IMPLEMENTATIONS.values()))):
-        listing = Table("name", "what", title=title)
+        out.print()
+        listing = _table(title, "name", "what")
         for row in rows:
             listing.add_row(*row)
         out.print(listing)
     return 0
+
+
+def _table(title: str, *columns: str) -> Table:
+    """A borderless table whose cells never wrap: at 80 columns a long cell is cut with '…'."""
+    table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, padding=0,
+                  title_justify="left")
+    for column in columns:
+        table.add_column(column, no_wrap=True, overflow="ellipsis")
+    return table
+
+
+_SHORT = {"learning_rate": "lr"}
 
 
 def _act(identifier) -> str:
@@ -77,27 +96,24 @@ def _choose(kind: str, wanted: list[str] | None, valid: list[str]) -> list[str]:
     if bad:
         raise UsageError(f"unknown {kind} {', '.join(map(repr, bad))}; choose from "
                          f"{', '.join(valid)}.")
-    return wanted
+    return list(dict.fromkeys(wanted))  # repeated names run once
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from benchmarks.experiments import EXPERIMENTS
+    from benchmarks.experiments import EXPERIMENTS, WORKER, plan
+    from benchmarks.harness import folder
+    from benchmarks.harness.runner import run_experiments
     from benchmarks.implementations import IMPLEMENTATIONS
-    from benchmarks.specs import PROFILES, Selection
 
     if args.resume:
         out_dir = Path(args.resume)
-        saved = out_dir / "run.json"
-        if not saved.exists():
-            raise UsageError(f"{out_dir} holds no run.json: it is not a groundup run folder.")
-        settings = json.loads(saved.read_text())
+        settings = folder.settings(out_dir)
     else:
-        tasks = sorted({c.task for c in CONFIGS.values()})
+        names = _choose("experiment", args.experiments or ["compare"], list(EXPERIMENTS))
         settings = {
-            "experiments": _choose("experiment", args.experiments or ["compare"],
-                                   list(EXPERIMENTS)),
+            "experiments": names,
             "profile": args.profile,
-            "tasks": _choose("task", args.task, sorted({*tasks, *CONFIGS})) if args.task else tasks,
+            "tasks": _tasks(args.task, [EXPERIMENTS[n] for n in names], args.profile),
             "impls": _choose("implementation", args.impl, list(IMPLEMENTATIONS)) if args.impl
             else None,
             "seeds": args.seeds,
@@ -106,77 +122,44 @@ def run_command(args: argparse.Namespace) -> int:
             "memory_budget_mib": args.memory_budget,
         }
         out_dir = Path(args.out or Path("results") / "runs" / environment.utc_now())
-        clash = [e for e in settings["experiments"] if (out_dir / f"{e}.csv").exists()]
-        if clash:
-            raise UsageError(f"{out_dir} already holds {clash[0]}.csv; nothing is overwritten. "
-                             f"Use --resume {out_dir} to complete it, or another --out.")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "run.json").write_text(json.dumps(settings, indent=2))
-    profile = PROFILES[settings["profile"]]
-    chosen = Selection(settings["tasks"], settings["impls"], settings["seeds"],
-                       settings["data_dir"], settings.get("variants", False),
-                       settings.get("memory_budget_mib"))
-    specs = [s for e in settings["experiments"] for s in EXPERIMENTS[e].specs(profile, chosen)]
-    if any(s.task == "mnist" for s in specs):
-        try:
-            ds = load_mnist(settings["data_dir"])
-        except DataError as err:
-            raise UsageError(str(err)) from None
-        out.print(f"data: {ds.name} from {ds.source}", soft_wrap=True)
-    return _run_specs(specs, out_dir, settings["experiments"])
-
-
-def _run_specs(specs, out_dir: Path, experiments: list[str]) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from benchmarks.experiments import EXPERIMENTS
-    from benchmarks.report import summarize, write_report
-    from benchmarks.runner import ResultsFile, memory_limit_mib, run_one
-
-    memory = memory_limit_mib()
-    for experiment in experiments:
-        own = EXPERIMENTS[experiment]
-        results = ResultsFile(out_dir, own.runs_stem, own.columns)
-        done = results.done()
-        todo = [s for s in specs if s.experiment == experiment and s.key not in done]
-        if done:
-            out.print(f"resuming {results.path}: {len(done)} rows kept, {len(todo)} to run")
-        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn()]
-        try:
-            with Progress(*columns, console=out, transient=False) as bars:
-                overall = bars.add_task(f"{experiment} runs", total=len(todo))
-                for spec in todo:
-                    epochs = bars.add_task(f"  {spec.label()}", total=spec.epochs)
-                    row = run_one(spec, out_dir,
-                                  lambda d, t, e=epochs: bars.update(e, completed=d, total=t),
-                                  memory)
-                    results.append(row)
-                    bars.remove_task(epochs)
-                    bars.advance(overall)
-                    bars.console.print(_summary_line(spec, row), soft_wrap=True)
-        except KeyboardInterrupt:
-            kept = len(results.done())
-            out.print(f"[yellow]Interrupted.[/] {kept} finished rows are in {results.path}. "
-                      f"Run `groundup run --resume {out_dir}` to complete the rest.",
-                      soft_wrap=True)
-            return 130
-        if not results.path.exists():
-            continue
-        paths = write_report(out_dir, experiment)
-        _print_table(summarize(pd.read_csv(results.path)), experiment)
-        for path in [results.path, *paths]:
-            out.print(f"wrote {path}", soft_wrap=True)
+        folder.create(out_dir, settings, [EXPERIMENTS[n].runs_stem for n in names])
+    chosen = [EXPERIMENTS[n] for n in settings["experiments"]]
+    differences = environment.version_differences()
+    if differences:
+        out.print(f"[yellow]note:[/] {differences}", soft_wrap=True)
+    code = run_experiments(chosen, plan(settings), out_dir, WORKER, out)
+    if code:
+        return code
+    _report(out_dir, chosen)
     return 0
 
 
-def _summary_line(spec, row: dict) -> str:
-    if row["status"] != "ok":
-        return f"[red]✗[/] {spec.label()}: {row['status']}: {row['error']}"
-    flag = " (extrapolated)" if row.get("extrapolated") else ""
-    accuracy = f"accuracy {row['accuracy']:.4f}, " if row.get("accuracy") is not None else ""
-    return (f"[green]✓[/] {spec.label()}: {accuracy}"
-            f"train {row['train_time_s']:.3g} s{flag}, peak {row['peak_rss_mib']:.1f} MiB")
+def _tasks(wanted: list[str] | None, experiments: list, profile: str) -> list[str]:
+    """The --task selection, checked against what the chosen experiments can run."""
+    from benchmarks.harness.specs import PROFILES
+
+    if not wanted:
+        return list(PROFILES[profile].tasks)
+    valid = [t for e in experiments for t in e.tasks]
+    bad = [w for w in wanted if w not in valid]
+    if bad:
+        takes = "; ".join(f"{e.name} takes {', '.join(e.tasks)}" for e in experiments)
+        raise UsageError(f"unknown task {', '.join(map(repr, bad))}: {takes}.")
+    return list(dict.fromkeys(wanted))
+
+
+def _report(out_dir: Path, experiments: list) -> None:
+    """Each experiment's tables and plots, its key columns in the terminal."""
+    from benchmarks.reporting.report import summarize, write_report
+
+    for experiment in experiments:
+        runs = out_dir / f"{experiment.runs_stem}.csv"
+        if not runs.exists():
+            continue
+        paths = write_report(out_dir, experiment.name)
+        _print_table(summarize(pd.read_csv(runs)), experiment.name)
+        for path in [runs, *paths]:
+            out.print(f"wrote {path}", soft_wrap=True)
 
 
 TERMINAL_COLUMNS = ["accuracy", "s/epoch", "peak MiB", "time / keras", "memory / keras",
@@ -194,20 +177,14 @@ def _print_table(summary: pd.DataFrame, title: str) -> None:
 
 def report_command(args: argparse.Namespace) -> int:
     from benchmarks.experiments import EXPERIMENTS
-    from benchmarks.report import summarize, write_report
 
     out_dir = Path(args.dir)
     found = [e for e in EXPERIMENTS.values() if (out_dir / f"{e.runs_stem}.csv").exists()]
     if not found:
         raise UsageError(f"{out_dir} holds no results CSV; give a folder written by groundup run.")
-    for experiment in found:
-        paths = write_report(out_dir, experiment.name)
-        _print_table(summarize(pd.read_csv(out_dir / f"{experiment.runs_stem}.csv")),
-                     experiment.name)
-        for path in paths:
-            out.print(f"wrote {path}", soft_wrap=True)
+    _report(out_dir, found)
     if args.readme:
-        from benchmarks import readme
+        from benchmarks.reporting import readme
 
         readme.update(environment.ROOT / "README.md", out_dir)
         out.print(f"rewrote the Results section of {environment.ROOT / 'README.md'}")
@@ -215,7 +192,7 @@ def report_command(args: argparse.Namespace) -> int:
 
 
 def publish_command(args: argparse.Namespace) -> int:
-    from benchmarks import publish
+    from benchmarks.reporting import publish
 
     out_dir = Path(args.out) if args.out else publish.PUBLISHED
     readme_path = Path(args.readme) if args.readme else environment.ROOT / "README.md"

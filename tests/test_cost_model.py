@@ -67,22 +67,3 @@ def test_guard_refuses_an_oversized_run_and_leaves_a_refused_row(tmp_path):
     assert (df[df["impl"] == "scratch-shortcut"]["status"] == "ok").all()
     md = (out / "jacobian.md").read_text()
     assert "Runs that did not finish" in md and "refused" in md
-
-
-def test_jacobian_experiment_records_prediction_and_agreement(tmp_path):
-    import pandas as pd
-
-    from benchmarks.cli import main
-
-    out = tmp_path / "jac"
-    assert main(["run", "jacobian", "--profile", "smoke", "--out", str(out)]) == 0
-    df = pd.read_csv(out / "jacobian.csv")
-    assert (df["status"] == "ok").all() and len(df) == 8
-    jac = df[df["impl"] == "scratch-jacobian"]
-    assert ((jac["predicted_over_traced"] - 1).abs() < 0.10).all()
-    float64 = jac[jac["dtype"] == "float64"]
-    assert (float64["grad_max_diff"] <= 1e-10).all() and (float64["weights_max_diff"] <= 1e-10).all()
-    assert (jac[jac["dtype"] == "float32"]["weights_max_diff"] <= 1e-5).all()
-    assert jac["extrapolated"].all() and (jac["epoch_time_s"] > jac["measured_train_time_s"]).all()
-    assert "Growth exponents" in (out / "jacobian.md").read_text()
-    assert (out / "jacobian_scaling.png").exists()

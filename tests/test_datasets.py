@@ -7,10 +7,10 @@ import zipfile
 import numpy as np
 import pytest
 
-from benchmarks import datasets
 from benchmarks.cli import main
-from benchmarks.datasets import DataError, load_dir, load_mnist
-from benchmarks.idx import IdxError, read_idx, write_idx
+from benchmarks.data import datasets
+from benchmarks.data.datasets import DataError, load_dir, load_mnist
+from benchmarks.data.idx import IdxError, read_idx, write_idx
 
 rng = np.random.default_rng(0)
 

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks import generalisation
 from benchmarks.cli import main
-from benchmarks.schema import COLUMNS
+from benchmarks.experiments import generalisation
+from benchmarks.harness.schema import COLUMNS
 from scratch import MLP, REVERSE4
 
 

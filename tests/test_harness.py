@@ -1,5 +1,6 @@
-"""The harness end to end on tiny runs: rows, files, resume after an interrupt, bad input."""
+"""The harness on tiny runs: rows, files, resume after an interrupt, bad input."""
 
+import json
 import os
 import signal
 import subprocess
@@ -12,46 +13,18 @@ import pandas as pd
 import pytest
 
 from benchmarks.cli import main
-from benchmarks.experiments import compare_specs
+from benchmarks.data.tasks import CONFIGS, get_config, load_task, xor_data
+from benchmarks.errors import UsageError
+from benchmarks.experiments import EXPERIMENTS, WORKER, compare
+from benchmarks.harness.runner import run_one
+from benchmarks.harness.schema import KEY
+from benchmarks.harness.specs import PROFILES, RunSpec, Selection
 from benchmarks.implementations import IMPLEMENTATIONS, Monitor, scratch_model
-from benchmarks.runner import run_one
-from benchmarks.schema import COLUMNS, KEY
-from benchmarks.specs import PROFILES, RunSpec, Selection
-from benchmarks.tasks import CONFIGS, get_config, load_task, xor_data
 from scratch import MNIST
 
 
 def read(out):
     return pd.read_csv(out / "compare.csv")
-
-
-def test_end_to_end_every_implementation(tmp_path, capsys, monkeypatch):
-    from rich.console import Console
-
-    from benchmarks import commands
-
-    monkeypatch.setattr(commands, "out", Console(width=200))
-    out = tmp_path / "run"
-    args = ["run", "--profile", "smoke", "--task", "xor", "--task", "mnist", "--out", str(out)]
-    assert main(args) == 0
-    df = read(out)
-    assert list(df.columns) == list(COLUMNS)
-    assert len(df) == 8 and set(df["impl"]) == set(IMPLEMENTATIONS)
-    assert (df["status"] == "ok").all(), df[["impl", "task", "error"]]
-    mnist = df[df["task"] == "mnist"]
-    trained = mnist[mnist["impl"] != "scratch-jacobian"]  # the jacobian sees 2 samples
-    assert (trained["accuracy"] > 0.5).all() and mnist["f1"].notna().all()
-    assert (df["train_time_s"] > 0).all() and (df["peak_rss_mib"] >= 0).all()
-    assert df.loc[df["impl"].str.startswith("scratch"), "traced_peak_mib"].notna().all()
-    assert df.loc[df["impl"].str.startswith("keras"), "traced_peak_mib"].isna().all()
-    jac = mnist[mnist["impl"] == "scratch-jacobian"].iloc[0]
-    assert jac["train_samples"] == PROFILES["smoke"].jacobian_mnist_samples and jac["extrapolated"]
-    for name in ("compare.md", "compare_curves.csv", "compare_curves.png", "compare_time.png",
-                 "compare_memory.png", "run.json"):
-        assert (out / name).exists(), name
-    assert len(list((out / "confusion").glob("mnist-blog-*-seed0.csv"))) == 4
-    assert "| xor    | blog     | keras " in (out / "compare.md").read_text()
-    assert "time / keras" in capsys.readouterr().out
 
 
 def test_interrupted_run_keeps_its_rows_and_resume_completes_it(tmp_path):
@@ -82,13 +55,13 @@ def test_interrupted_run_keeps_its_rows_and_resume_completes_it(tmp_path):
 def test_failures_become_rows(tmp_path):
     spec = RunSpec("compare", "xor", "blog", "scratch-shortcut", 0, "quick", epochs=100_000,
                    budget_s=600, timeout_s=0.5)
-    row = run_one(spec, tmp_path, lambda *a: None, memory_mib=1e9)
+    row = run_one(EXPERIMENTS['compare'], spec, tmp_path, lambda *a: None, 1e9, WORKER)
     assert row["status"] == "timeout" and "killed after" in row["error"]
     broken = tmp_path / "digits"
     broken.mkdir()
     spec = replace(spec, task="mnist", config="blog", timeout_s=120, epochs=1,
                    data_dir=str(broken))
-    row = run_one(spec, tmp_path, lambda *a: None, memory_mib=1e9)
+    row = run_one(EXPERIMENTS['compare'], spec, tmp_path, lambda *a: None, 1e9, WORKER)
     assert row["status"] == "error" and "missing train-images-idx3-ubyte" in row["error"]
     assert row["commit"] and row["numpy"]
 
@@ -134,7 +107,8 @@ def test_scratch_and_keras_see_identical_batches(cfg, impl, epochs):
 
 @pytest.mark.parametrize("args, message", [
     (["run", "bogus"], "unknown experiment 'bogus'; choose from compare, generalisation"),
-    (["run", "--task", "cifar"], "unknown task 'cifar'; choose from mnist, mnist/blog"),
+    (["run", "--task", "cifar"], "unknown task 'cifar': compare takes mnist, reverse4, xor"),
+    (["run", "speed", "--task", "mnist/blog"], "speed takes mnist, mnist/b32, mnist/b128"),
     (["run", "--impl", "torch"], "unknown implementation 'torch'; choose from scratch-shortcut"),
     (["run", "--resume", "/nonexistent"], "holds no run.json"),
     (["report", "/nonexistent"], "holds no results CSV"),
@@ -153,6 +127,16 @@ def test_bad_numbers_are_refused(seeds, capsys):
     assert f"must be a positive whole number, got '{seeds}'" in capsys.readouterr().err
 
 
+def test_task_choices_are_the_chosen_experiments():
+    from benchmarks.commands import _tasks
+
+    speed = [EXPERIMENTS["speed"]]
+    assert _tasks(["mnist/b32", "xor", "mnist/b32"], speed, "quick") == ["mnist/b32", "xor"]
+    assert _tasks(None, speed, "smoke") == ["mnist", "xor"]
+    with pytest.raises(UsageError, match="compare takes"):
+        _tasks(["mnist/b32"], [EXPERIMENTS["compare"]], "quick")
+
+
 def test_an_existing_results_folder_is_never_overwritten(tmp_path, capsys):
     (tmp_path / "compare.csv").write_text("experiment\n")
     assert main(["run", "--out", str(tmp_path)]) == 2
@@ -160,30 +144,15 @@ def test_an_existing_results_folder_is_never_overwritten(tmp_path, capsys):
 
 
 def test_quick_profile_covers_every_implementation_on_every_task():
-    specs = compare_specs(PROFILES["quick"], Selection(["xor", "reverse4", "mnist"], None, None))
+    specs = compare.specs(PROFILES["quick"], Selection(["xor", "reverse4", "mnist"], None, None))
     assert {(s.task, s.impl) for s in specs} == {
         (t, i) for t in ("xor", "reverse4", "mnist") for i in IMPLEMENTATIONS}
     jac = [s for s in specs if s.task == "mnist" and s.impl == "scratch-jacobian"]
     assert jac[0].train_samples == PROFILES["quick"].jacobian_mnist_samples
 
 
-def test_speed_experiment_writes_the_targets_table(tmp_path):
-    out = tmp_path / "speed"
-    assert main(["run", "speed", "--profile", "smoke", "--seeds", "1", "--out", str(out)]) == 0
-    runs = pd.read_csv(out / "speed_runs.csv")
-    assert (runs["status"] == "ok").all()
-    table = pd.read_csv(out / "speed.csv")
-    assert list(table.columns[:6]) == ["metric", "scratch", "reference", "ratio", "target", "met"]
-    assert len(table) == 7 and table["commit"].notna().all()
-    limit = runs[runs["config"] == "b128"]["matmul_epoch_s"].iloc[0]
-    assert 0 < limit < runs[runs["config"] == "b128"]["epoch_time_s"].iloc[0]
-    row = table[table["metric"].str.startswith("xor: ms per step")].iloc[0]
-    assert row["ratio"] == pytest.approx(row["scratch"] / row["reference"])
-    assert "## Speed targets" in (out / "speed.md").read_text()
-
-
 def test_speed_task_and_impl_narrow_the_suite():
-    from benchmarks import speed
+    from benchmarks.experiments import speed
 
     everything = speed.specs(PROFILES["quick"], Selection(["xor", "reverse4", "mnist"], None, None))
     assert {s.task for s in everything} == {"xor", "reverse4", "mnist"}
@@ -193,9 +162,49 @@ def test_speed_task_and_impl_narrow_the_suite():
 
 
 def test_non_finite_final_weights_make_a_diverged_row():
-    from benchmarks.worker import diverged
+    from benchmarks.harness.worker import diverged
 
     assert diverged(0.25, "scratch-jacobian", "float32") == {}
     row = diverged(float("nan"), "scratch-jacobian", "float32")
     assert row["status"] == "diverged" and "dL/dS = -y/S overflows" in row["error"]
     assert "-y/S" not in diverged(float("inf"), "keras", "float32")["error"]
+
+
+def test_list_fits_80_columns_with_one_line_per_row(capsys, monkeypatch):
+    from rich.console import Console
+
+    from benchmarks import commands
+
+    monkeypatch.setattr(commands, "out", Console(width=80))
+    assert main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(map(len, lines)) <= 80 and not any("…" in line for line in lines)
+    rule = next(i for i, line in enumerate(lines) if line.startswith("─"))
+    table = lines[rule + 1: rule + 1 + len(CONFIGS)]  # one line per row: no cell wraps
+    assert [line.split(" ")[0] for line in table] == list(CONFIGS)
+    assert lines[rule + 1 + len(CONFIGS)].startswith(f"{next(iter(CONFIGS))}: target")
+    rows = {line.split()[0] for line in lines if line.strip()}
+    assert set(EXPERIMENTS) <= rows and set(IMPLEMENTATIONS) <= rows
+
+
+def test_run_help_names_every_experiment_at_80_columns(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = capsys.readouterr().out
+    assert max(map(len, text.splitlines())) <= 80
+    assert all(name in " ".join(text.split()) for name in EXPERIMENTS)
+
+
+def test_a_run_at_other_versions_says_so(tmp_path, monkeypatch):
+    from benchmarks.harness import environment
+
+    published = tmp_path / "environment.json"
+    keras, numpy = environment.context()["keras"], environment.context()["numpy"]
+    published.write_text(json.dumps({"numpy": "1.0.0", "keras": keras}))
+    line = environment.version_differences(published)
+    assert line.startswith(f"versions differ from the published run's: numpy {numpy} "
+                           "(published: 1.0.0);")
+    assert "keras" not in line
+    published.write_text(json.dumps({"numpy": numpy}))
+    assert environment.version_differences(published) == ""

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from benchmarks.datasets import DataError, load_mnist
+from benchmarks.data.datasets import DataError, load_mnist
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmarks import readme, schema
+from benchmarks.harness import schema
+from benchmarks.reporting import readme
 
 ROOT = Path(__file__).resolve().parent.parent
 PUBLISHED = ROOT / "results" / "published"
@@ -18,10 +19,10 @@ NOT_NUMBERS = {"", "JSON", "bool", "s or ms"}
 
 
 def check_csv(path: Path, folder: Path) -> None:
-    """Parse one results CSV and hold it to its schema in benchmarks/schema.py."""
+    """Parse one results CSV and hold it to its schema in benchmarks/harness/schema.py."""
     relative = path.relative_to(folder).as_posix()
     found = schema.schema_for(relative)
-    assert found, f"{relative} is not documented in benchmarks/schema.py"
+    assert found, f"{relative} is not documented in benchmarks/harness/schema.py"
     _, columns, every_column = found
     df = pd.read_csv(path)
     assert len(df) > 0, f"{relative} has no rows"
@@ -75,7 +76,7 @@ def test_the_schema_check_can_fail(tmp_path):
 def test_results_readme_documents_every_schema():
     text = (ROOT / "results" / "README.md").read_text()
     assert schema.markdown() in text, ("results/README.md's schema tables are out of date: "
-                                       "paste benchmarks.schema.markdown() into it")
+                                       "paste benchmarks.harness.schema.markdown() into it")
 
 
 def test_the_readme_results_section_is_generated_from_the_published_folder():
@@ -84,32 +85,8 @@ def test_the_readme_results_section_is_generated_from_the_published_folder():
         "README.md's Results section differs from what `groundup report --readme` generates")
 
 
-def test_publish_end_to_end_on_the_smoke_profile(tmp_path, monkeypatch):
-    """`make results` in miniature: every experiment, the benchmark suite, environment.json,
-    the README block; then every CSV it wrote holds to its schema."""
-    from benchmarks import publish
-
-    monkeypatch.setenv("GROUNDUP_BENCH_TINY", "1")
-    page = tmp_path / "README.md"
-    page.write_text(f"# title\n\nbefore\n\n{readme.BEGIN}\nold\n{readme.END}\n\nafter\n")
-    out = tmp_path / "published"
-    assert publish.publish(out, "smoke", page) == 0
-    assert not out.with_name("published.partial").exists()
-    env = json.loads((out / "environment.json").read_text())
-    assert env["profile"] == "smoke" and env["wall_time_s"] > 0
-    text = page.read_text()
-    assert text.startswith("# title\n\nbefore\n\n") and text.endswith("\n\nafter\n")
-    assert "old" not in text and "### The reversal failure" in text
-    assert readme.section(out, "published") in text  # linked relative to the README
-    csvs = sorted(out.rglob("*.csv"))
-    assert {p.name for p in csvs} >= {"compare.csv", "generalisation.csv", "jacobian.csv",
-                                      "speed_runs.csv", "speed.csv"}
-    for path in csvs:
-        check_csv(path, out)
-
-
 def test_the_readme_block_needs_its_markers(tmp_path):
-    from benchmarks.cli import UsageError
+    from benchmarks.errors import UsageError
 
     page = tmp_path / "README.md"
     page.write_text("# no markers\n")

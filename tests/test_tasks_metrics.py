@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from benchmarks import metrics, tasks
+from benchmarks.data import metrics, tasks
 
 
 def test_xor_truth_table():

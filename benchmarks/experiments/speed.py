@@ -17,14 +17,17 @@ import statistics
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
-from benchmarks import schema
-from benchmarks.specs import Profile, RunSpec, Selection
-from benchmarks.tasks import TaskConfig, get_config
+from benchmarks.data.tasks import TaskConfig, get_config
+from benchmarks.harness import schema
+from benchmarks.harness.specs import Profile, RunSpec, Selection
 from scratch import MNIST
+
+if TYPE_CHECKING:  # pandas is for the reports: a run's worker process never imports it
+    import pandas as pd
 
 EPOCHS = {"b32": 3, "b128": 5, "to98": 15}
 # Plain SGD crosses 98% with a margin on both sides for seed 0 (test accuracy by epoch:
@@ -36,7 +39,8 @@ TO98_BATCH = 32
 TINY_BUDGET_S = {"quick": 10, "full": 20, "smoke": 2}
 TINY_SEEDS = 5
 SMOKE_SAMPLES = 2048
-COLUMNS = tuple(schema.SPEED_RUNS)  # described in benchmarks/schema.py
+TASKS = ("mnist", *(f"mnist/{c}" for c in EPOCHS), "xor", "xor/blog", "reverse4", "reverse4/blog")
+COLUMNS = tuple(schema.SPEED_RUNS)  # described in benchmarks/harness/schema.py
 
 
 def configure(spec: RunSpec) -> TaskConfig:
@@ -129,6 +133,8 @@ class MatmulLimit:
 
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
     """The targets' table: one row per metric."""
+    import pandas as pd
+
     ok = df[df["status"] == "ok"].groupby(["task", "config", "impl"]).median(numeric_only=True)
 
     def get(task, config, impl, col):  # the median over seeds

@@ -13,6 +13,7 @@ class Profile:
     seeds: int          # default number of seeds
     all_configs: bool   # every configuration of a task, or only its first
     jacobian_mnist_samples: int  # scratch-jacobian trains MNIST on this many samples
+    tasks: tuple[str, ...] = ("mnist", "reverse4", "xor")  # the tasks run when --task is not
 
 
 PROFILES = {
@@ -20,9 +21,10 @@ PROFILES = {
                      jacobian_mnist_samples=4),
     "full": Profile("full", budget_s=120, timeout_s=1800, seeds=3, all_configs=True,
                     jacobian_mnist_samples=50),
-    # Tiny runs for the harness's own tests.
+    # Tiny runs for the harness's own tests: every experiment x implementation path once.
+    # reverse4 takes xor's paths (a full batch, sigmoid, MSE), so it is left out.
     "smoke": Profile("smoke", budget_s=3, timeout_s=120, seeds=1, all_configs=False,
-                     jacobian_mnist_samples=2),
+                     jacobian_mnist_samples=2, tasks=("mnist", "xor")),
 }
 
 

@@ -8,15 +8,21 @@ after an interruption, it resumes there: rows already measured are kept.
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import shutil
 import time
 from pathlib import Path
 
-from benchmarks import bench_report, environment, readme
-from benchmarks.commands import run_command
+from rich.console import Console
+
+from benchmarks.experiments import EXPERIMENTS as REGISTRY
+from benchmarks.experiments import WORKER, plan
+from benchmarks.harness import environment, folder
+from benchmarks.harness.runner import run_experiments
+from benchmarks.harness.specs import PROFILES
+from benchmarks.reporting import bench_report, readme
+from benchmarks.reporting.report import write_report
 
 EXPERIMENTS = ("compare", "generalisation", "jacobian", "speed")
 PUBLISHED = environment.ROOT / "results" / "published"
@@ -28,18 +34,24 @@ def publish(out: Path = PUBLISHED, profile: str = "full",
     started = time.perf_counter()
     resumed = (work / "run.json").exists()
     phases: dict[str, float] = {}
-    args = argparse.Namespace(
-        resume=str(work) if resumed else None, out=str(work), experiments=list(EXPERIMENTS),
-        profile=profile, task=None, impl=None, seeds=None, data_dir=None, variants=True,
-        memory_budget=None)
-    code = run_command(args)
-    phases["experiments"] = time.perf_counter() - started
+    chosen = [REGISTRY[name] for name in EXPERIMENTS]
+    if resumed:
+        settings = folder.settings(work)
+    else:
+        settings = {"experiments": list(EXPERIMENTS), "profile": profile,
+                    "tasks": list(PROFILES[profile].tasks), "impls": None, "seeds": None,
+                    "data_dir": None, "variants": True, "memory_budget_mib": None}
+        folder.create(work, settings, [e.runs_stem for e in chosen])
+    code = run_experiments(chosen, plan(settings), work, WORKER, Console())
     if code:
         return code
+    for experiment in chosen:
+        write_report(work, experiment.name)
+    phases["experiments"] = time.perf_counter() - started
     bench = work / "benchmarks"
     if not list(bench.glob("*/*.json")):  # a resumed publish keeps a finished suite
         mark = time.perf_counter()
-        code = bench_report.run_suite(bench)
+        code = bench_report.run_suite(bench, tiny=profile == "smoke")
         phases["benchmarks"] = time.perf_counter() - mark
         if code:
             return code

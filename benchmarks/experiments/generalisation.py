@@ -16,13 +16,12 @@ import json
 import math
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
-from benchmarks import metrics, schema
-from benchmarks.specs import Profile, RunSpec, Selection
-from benchmarks.tasks import (
+from benchmarks.data import metrics
+from benchmarks.data.tasks import (
     REVERSE4_HELD_OUT,
     REVERSE4_TEST,
     REVERSE4_TRAIN,
@@ -31,7 +30,12 @@ from benchmarks.tasks import (
     binary,
     get_config,
 )
+from benchmarks.harness import schema
+from benchmarks.harness.specs import Profile, RunSpec, Selection
 from scratch import Architecture
+
+if TYPE_CHECKING:  # pandas is for the reports: a run's worker process never imports it
+    import pandas as pd
 
 ANCHOR = "75% of bits, 0 of 6 numbers, the last output bit always 0"
 IMPLS = ["scratch-shortcut", "scratch-jacobian", "keras-tuned"]
@@ -39,7 +43,8 @@ SEEDS = 20
 EPOCHS = 10_000
 SMOKE_EPOCHS = 200
 SETS = ("train", "heldout", "extrap")
-COLUMNS = tuple(schema.GENERALISATION)  # described in benchmarks/schema.py
+TASKS = ("reverse4",)  # the experiment sweeps its own configurations
+COLUMNS = tuple(schema.GENERALISATION)  # described in benchmarks/harness/schema.py
 
 
 def splits(problem: str, bits: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -84,9 +89,15 @@ VARIANTS = {
 }
 
 
+# The smoke profile's variants: one of each problem, enough to exercise every path.
+SMOKE_VARIANTS = ("baseline", "bits-6", "marcus-identity-8")
+
+
 def specs(profile: Profile, chosen: Selection) -> list[RunSpec]:
-    epochs = SMOKE_EPOCHS if profile.name == "smoke" else EPOCHS
-    seeds = range(chosen.seeds or SEEDS)
+    smoke = profile.name == "smoke"
+    epochs = SMOKE_EPOCHS if smoke else EPOCHS
+    seeds = range(chosen.seeds or (profile.seeds if smoke else SEEDS))
+    variants = {k: v for k, v in VARIANTS.items() if k in SMOKE_VARIANTS or not smoke}
     # No extrapolation: a half-trained net says nothing about generalisation.
     common = {"profile": profile.name, "epochs": epochs, "budget_s": math.inf,
               "timeout_s": profile.timeout_s}
@@ -95,7 +106,7 @@ def specs(profile: Profile, chosen: Selection) -> list[RunSpec]:
     if chosen.variants:
         runs += [RunSpec("generalisation", f"{v['problem']}{v['bits']}", name, "scratch-shortcut",
                          seed, **common, extra=v)
-                 for name, v in VARIANTS.items() for seed in seeds]
+                 for name, v in variants.items() for seed in seeds]
     return runs
 
 
@@ -166,6 +177,8 @@ def _pm(series: pd.Series, fmt: str = "{:.3f}") -> str:
 
 
 def report(df: pd.DataFrame) -> list[str]:
+    import pandas as pd
+
     ok = df[df["status"] == "ok"]
     blog = ok[ok["config"] == "blog"]
     lines = ["## The reproduction", "",
@@ -219,6 +232,8 @@ def explanation(runs: pd.DataFrame) -> str:
 
 
 def variants_table(variants: pd.DataFrame) -> pd.DataFrame:
+    import pandas as pd
+
     rows = []
     for name, runs in variants.groupby("config", sort=False):
         affected = [json.loads(s)[-1] for s in runs["extrap_bit_accuracy"]]

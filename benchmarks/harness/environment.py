@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import platform
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _version(package: str) -> str:
@@ -64,6 +65,25 @@ def context() -> dict[str, str | int]:
         "blas": blas(),
         "commit": git_commit(),
     }
+
+
+VERSIONED = ("python", "numpy", "tensorflow", "keras")
+PUBLISHED_ENVIRONMENT = ROOT / "results" / "published" / "environment.json"
+
+
+def version_differences(published: Path = PUBLISHED_ENVIRONMENT) -> str:
+    """One line naming every library whose version differs from the published run's, or ''."""
+    try:
+        theirs = json.loads(published.read_text())
+    except (OSError, ValueError):
+        return ""
+    ours = context()
+    changed = [f"{k} {ours[k] or 'missing'} (published: {theirs[k]})" for k in VERSIONED
+               if theirs.get(k) and ours.get(k) != theirs[k]]
+    if not changed:
+        return ""
+    return (f"versions differ from the published run's: {', '.join(changed)}; its numbers are "
+            "comparable to these only with care (`make` installs the locked ones).")
 
 
 def _meminfo_mib(field: str) -> float:

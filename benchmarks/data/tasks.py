@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from benchmarks import metrics
+from benchmarks.data import metrics
 from scratch import MNIST, REVERSE4, XOR, Architecture
 
 
@@ -122,7 +122,7 @@ def load_task(cfg: TaskConfig, dtype: str = "float32", train_samples: int | None
         x, y = reverse_data(REVERSE4_TRAIN)
         x, y = x.astype(dtype), y.astype(dtype)
         return TaskData("reverse4", x, y, x, y, len(x))
-    from benchmarks.datasets import load_mnist
+    from benchmarks.data.datasets import load_mnist
     from scratch.losses import one_hot
 
     ds = load_mnist(data_dir, download=False)

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
-from benchmarks import schema
-from benchmarks.specs import Profile, RunSpec, Selection
-from benchmarks.tasks import TaskConfig, get_config
+from benchmarks.data.tasks import TaskConfig, get_config
+from benchmarks.harness import schema
+from benchmarks.harness.specs import Profile, RunSpec, Selection
 from scratch import MLP, MNIST
 from scratch.cost import backprop_cost
+
+if TYPE_CHECKING:  # pandas is for the reports: a run's worker process never imports it
+    import pandas as pd
 
 WIDTHS = (8, 16, 32, 64, 128, 256, 512)
 DTYPES = ("float32", "float64")
@@ -27,7 +30,8 @@ BUDGET_S = {"quick": 3, "full": 20, "smoke": 1}
 SHORTCUT_SAMPLES = {"quick": 6000, "full": 60000, "smoke": 256}
 SMOKE_WIDTHS = (8, 16)
 BYTES_PER_S = 5e8  # a conservative rate at which the jacobian mode writes its matrices
-COLUMNS = tuple(schema.JACOBIAN)  # described in benchmarks/schema.py
+TASKS = ("mnist",)  # the experiment sweeps its own configurations
+COLUMNS = tuple(schema.JACOBIAN)  # described in benchmarks/harness/schema.py
 
 
 def arch_config(hidden: int) -> TaskConfig:
@@ -114,6 +118,8 @@ def mode_agreement(t, steps: int, batch: int) -> dict:
 
 def growth(df: pd.DataFrame) -> pd.DataFrame:
     """Exponents k of time and memory ~ H^k, fitted per mode and dtype on log-log axes."""
+    import pandas as pd
+
     ok = df[df["status"] == "ok"]
     rows = []
     for (impl, dtype), runs in ok.groupby(["impl", "dtype"]):

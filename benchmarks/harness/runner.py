@@ -1,4 +1,4 @@
-"""Run specs, each in a fresh process, and append their rows to the experiment's CSV."""
+"""Run specs, each in a fresh worker process, and append their rows to the experiment's CSV."""
 
 from __future__ import annotations
 
@@ -16,12 +16,16 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from benchmarks import environment
-from benchmarks.experiments import base_row
-from benchmarks.schema import COLUMNS, KEY
-from benchmarks.specs import RunSpec
-from benchmarks.worker import PROGRESS
+from benchmarks.data.datasets import DataError, load_mnist
+from benchmarks.errors import UsageError
+from benchmarks.harness import environment
+from benchmarks.harness.experiment import Experiment
+from benchmarks.harness.schema import COLUMNS, KEY
+from benchmarks.harness.specs import RunSpec
+from benchmarks.harness.worker import PROGRESS
 
 
 class ResultsFile:
@@ -78,10 +82,11 @@ def _child_rss_mib(pid: int) -> float:
         return 0.0
 
 
-def run_one(spec: RunSpec, log_dir: Path, on_progress: Callable[[int, int], None],
-            memory_mib: float) -> dict:
-    """Run ``spec`` in a child process; always return a row, whatever happened to it."""
-    row = base_row(spec)
+def run_one(experiment: Experiment, spec: RunSpec, log_dir: Path,
+            on_progress: Callable[[int, int], None], memory_mib: float, worker: str) -> dict:
+    """Run ``spec`` in a child process (``python -m worker``); always return a row, whatever
+    happened to it."""
+    row = experiment.base_row(spec)
     with tempfile.TemporaryDirectory(prefix="groundup-run-") as tmp:
         spec_path, result_path = Path(tmp) / "spec.json", Path(tmp) / "result.json"
         spec_path.write_text(json.dumps(asdict(spec)))
@@ -89,7 +94,7 @@ def run_one(spec: RunSpec, log_dir: Path, on_progress: Callable[[int, int], None
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "w") as stderr:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "benchmarks.worker", str(spec_path), str(result_path)],
+                [sys.executable, "-m", worker, str(spec_path), str(result_path)],
                 stdout=subprocess.PIPE, stderr=stderr, text=True, start_new_session=True,
                 env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
             reader = threading.Thread(target=_read_progress, args=(proc, on_progress), daemon=True)
@@ -141,3 +146,59 @@ def _read_progress(proc: subprocess.Popen, on_progress: Callable[[int, int], Non
         if line.startswith(PROGRESS):
             _, done, total = line.split()
             on_progress(int(done), int(total))
+
+
+def check_data(specs: list[RunSpec], console: Console) -> None:
+    """Fetch or verify MNIST once, before any run that needs it starts."""
+    mnist = [s for s in specs if s.task == "mnist"]
+    if not mnist:
+        return
+    try:
+        ds = load_mnist(mnist[0].data_dir)
+    except DataError as err:
+        raise UsageError(str(err)) from None
+    console.print(f"data: {ds.name} from {ds.source}", soft_wrap=True)
+
+
+def run_experiments(experiments: list[Experiment], specs: list[RunSpec], out_dir: Path,
+                    worker: str, console: Console) -> int:
+    """Every spec not yet in its experiment's CSV, in order, with progress bars: 0 when all
+    ran, 130 when interrupted (the finished rows stay, and --resume completes the rest)."""
+    check_data(specs, console)
+    memory = memory_limit_mib()
+    for experiment in experiments:
+        results = ResultsFile(out_dir, experiment.runs_stem, experiment.columns)
+        done = results.done()
+        todo = [s for s in specs if s.experiment == experiment.name and s.key not in done]
+        if done:
+            console.print(f"resuming {results.path}: {len(done)} rows kept, {len(todo)} to run")
+        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn()]
+        try:
+            with Progress(*columns, console=console, transient=False) as bars:
+                overall = bars.add_task(f"{experiment.name} runs", total=len(todo))
+                for spec in todo:
+                    epochs = bars.add_task(f"  {spec.label()}", total=spec.epochs)
+                    row = run_one(experiment, spec, out_dir,
+                                  lambda d, t, e=epochs: bars.update(e, completed=d, total=t),
+                                  memory, worker)
+                    results.append(row)
+                    bars.remove_task(epochs)
+                    bars.advance(overall)
+                    bars.console.print(summary_line(spec, row), soft_wrap=True)
+        except KeyboardInterrupt:
+            kept = len(results.done())
+            console.print(f"[yellow]Interrupted.[/] {kept} finished rows are in {results.path}. "
+                          f"Run `groundup run --resume {out_dir}` to complete the rest.",
+                          soft_wrap=True)
+            return 130
+    return 0
+
+
+def summary_line(spec: RunSpec, row: dict) -> str:
+    if row["status"] != "ok":
+        return f"[red]✗[/] {spec.label()}: {row['status']}: {row['error']}"
+    flag = " (extrapolated)" if row.get("extrapolated") else ""
+    accuracy = f"accuracy {row['accuracy']:.4f}, " if row.get("accuracy") is not None else ""
+    return (f"[green]✓[/] {spec.label()}: {accuracy}"
+            f"train {row['train_time_s']:.3g} s{flag}, peak {row['peak_rss_mib']:.1f} MiB")

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.idx import IdxError, read_idx
+from benchmarks.data.idx import IdxError, read_idx
 
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 IDX_NAMES = {"x_train": "train-images-idx3-ubyte", "y_train": "train-labels-idx1-ubyte",

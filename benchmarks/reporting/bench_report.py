@@ -1,6 +1,6 @@
 """The newest pytest-benchmark run under results/benchmarks, as a CSV and a ratio table.
 
-``python -m benchmarks.bench_report [--run] [STORAGE]`` writes, beside the saved
+``python -m benchmarks.reporting.bench_report [--run] [STORAGE]`` writes, beside the saved
 JSON, a CSV with one row per benchmark (its statistics and its extra_info) and a
 markdown table of each implementation's median time over keras' in the same group.
 ``--run`` first runs the suite (``make bench``) into STORAGE.
@@ -9,24 +9,37 @@ markdown table of each implementation's median time over keras' in the same grou
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from benchmarks.harness.environment import ROOT
+
 STATS = ["median", "iqr", "mean", "stddev", "min", "max", "rounds"]
-ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_suite(storage: Path) -> int:
-    """Run benchmarks/bench_ops.py, save its JSON under ``storage``, then report it."""
+def run_suite(storage: Path, tiny: bool = False) -> int:
+    """Run benchmarks/bench_ops.py, save its JSON under ``storage``, then report it.
+
+    ``tiny``: small inputs and short rounds (GROUNDUP_BENCH_TINY), to try the suite, not
+    to time it."""
+    options = ["--benchmark-max-time=0.05"] if tiny else []
+    # Outside the tests' xdist (its addopts, and a worker's environment when a test runs
+    # this): pytest-benchmark times nothing under xdist.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    env.update({"GROUNDUP_BENCH_TINY": "1"} if tiny else {})
     code = subprocess.call([
         sys.executable, "-m", "pytest", "benchmarks/bench_ops.py", "-q", "-p", "no:cacheprovider",
+        "-o", "addopts=",
         "--benchmark-only", "--benchmark-autosave", f"--benchmark-storage=file://{storage}",
-        "--benchmark-columns=median,iqr,rounds", "--benchmark-sort=name"], cwd=ROOT)
+        "--benchmark-columns=median,iqr,rounds", "--benchmark-sort=name", *options],
+        cwd=ROOT, env=env)
     return code or main([str(storage)])
 
 
@@ -72,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     bad = df[~df["correct"].astype(bool)]
     if len(bad):
         console.print(f"[red]{len(bad)} benchmarks failed their correctness check:[/] "
-                      + ", ".join(bad["name"]))
+                      + escape(", ".join(bad["name"])), soft_wrap=True)
         return 1
     return 0
 

@@ -1,4 +1,4 @@
-"""One run in a fresh process: ``python -m benchmarks.worker SPEC.json RESULT.json``.
+"""One run in a fresh process: ``python -m benchmarks.experiments SPEC.json RESULT.json``.
 
 It trains one (experiment, task, config, impl, seed), measures it, and writes the
 result row as JSON. Progress goes to stdout as ``@@progress DONE TOTAL`` lines.
@@ -11,15 +11,15 @@ import math
 import os
 import re
 import statistics
-import sys
 import time
 import traceback
 from pathlib import Path
 
-from benchmarks import environment
+from benchmarks.data.tasks import target_reached
+from benchmarks.harness import environment
+from benchmarks.harness.experiment import Experiment
+from benchmarks.harness.specs import RunSpec
 from benchmarks.implementations import IMPLEMENTATIONS, Monitor, Trained, scratch_model
-from benchmarks.specs import RunSpec
-from benchmarks.tasks import target_reached
 
 PROGRESS = "@@progress"
 JACOBIAN_BUDGET_FRACTION = 0.5  # of the available memory, unless --memory-budget says
@@ -67,10 +67,7 @@ def progress(done: int, total: int) -> None:
     print(f"{PROGRESS} {done} {total}", flush=True)
 
 
-def execute(spec: RunSpec) -> dict:
-    from benchmarks.experiments import EXPERIMENTS
-
-    experiment = EXPERIMENTS[spec.experiment]
+def execute(experiment: Experiment, spec: RunSpec) -> dict:
     cfg = experiment.configure(spec)
     check_jacobian_memory(spec, cfg)
     impl = IMPLEMENTATIONS[spec.impl]
@@ -137,11 +134,12 @@ def diverged(final_loss: float, impl: str, dtype: str) -> dict:
                      "learning rate, or train in float64."}
 
 
-def main(spec_path: str, result_path: str) -> int:
+def main(experiments: dict[str, Experiment], spec_path: str, result_path: str) -> int:
+    """Run the spec in ``spec_path`` with its experiment from ``experiments``."""
     spec = RunSpec(**json.loads(Path(spec_path).read_text()))
     row = {"status": "ok", "error": ""}
     try:
-        row.update(execute(spec))
+        row.update(execute(experiments[spec.experiment], spec))
     except Refused as err:
         row.update(status="refused", error=str(err))
     except FloatingPointError as err:
@@ -156,7 +154,3 @@ def main(spec_path: str, result_path: str) -> int:
     tmp.write_text(json.dumps(row))
     os.replace(tmp, result_path)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:3]))

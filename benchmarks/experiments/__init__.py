@@ -1,0 +1,42 @@
+"""The experiments: one module each, and the one registry the harness runs them from.
+
+``python -m benchmarks.experiments SPEC.json RESULT.json`` is the worker process
+of one run (see ``benchmarks.harness.worker``).
+"""
+
+from __future__ import annotations
+
+from benchmarks.experiments import compare, generalisation, jacobian, speed
+from benchmarks.harness.experiment import Experiment
+from benchmarks.harness.specs import PROFILES, RunSpec, Selection
+
+WORKER = __name__  # `python -m benchmarks.experiments`: the worker process of one run
+
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
+    Experiment("compare", "every implementation on every task, side by side",
+               compare.specs, compare.measure, tasks=compare.TASKS),
+    Experiment("generalisation", "reversal: trained on a leading 0, tested on a leading 1",
+               generalisation.specs, generalisation.measure, generalisation.configure,
+               generalisation.load, generalisation.COLUMNS, generalisation.report,
+               (generalisation.plot,), tasks=generalisation.TASKS),
+    Experiment("jacobian", "explicit Jacobians against the shortcut, MNIST 784-H-10",
+               jacobian.specs, jacobian.measure, jacobian.configure, columns=jacobian.COLUMNS,
+               report=jacobian.report, plots=(jacobian.plot,), tasks=jacobian.TASKS),
+    Experiment("speed", "scratch's speed targets against Keras and the matmul limit",
+               speed.specs, speed.measure, speed.configure,
+               columns=speed.COLUMNS, report=speed.report, summary=speed.write_summary,
+               runs_name="speed_runs", between_epochs=speed.between_epochs,
+               tasks=speed.TASKS),
+]}
+
+
+def plan(settings: dict) -> list[RunSpec]:
+    """Every run that a run folder's settings ask for, experiment by experiment."""
+    chosen = Selection(settings["tasks"], settings["impls"], settings["seeds"],
+                       settings["data_dir"], settings.get("variants", False),
+                       settings.get("memory_budget_mib"))
+    profile = PROFILES[settings["profile"]]
+    return [s for e in settings["experiments"] for s in EXPERIMENTS[e].specs(profile, chosen)]
+
+
+__all__ = ["EXPERIMENTS", "WORKER", "Experiment", "plan"]

@@ -1,0 +1,64 @@
+"""compare: every implementation on every task, side by side."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+from benchmarks.data.tasks import CONFIGS, score
+from benchmarks.harness.specs import Profile, RunSpec, Selection
+from benchmarks.implementations import IMPLEMENTATIONS, Trained
+
+SMOKE_EPOCHS = {"xor": 50, "reverse4": 50, "mnist": 1}
+SMOKE_MNIST_SAMPLES = 500
+# The full profile's convergence rate of XOR (a 2-2-1 sigmoid net can stick in a local
+# minimum): scratch-shortcut runs 100000 epochs in seconds, so it runs this many seeds;
+# the other implementations, on the same initial weights, run the profile's seeds.
+XOR_CONVERGENCE_SEEDS = 20
+TASKS = (*sorted({c.task for c in CONFIGS.values()}), *CONFIGS)
+
+
+def specs(profile: Profile, chosen: Selection) -> list[RunSpec]:
+    runs = []
+    impls = chosen.impls or list(IMPLEMENTATIONS)
+    for cfg in CONFIGS.values():
+        first = next(c for c in CONFIGS.values() if c.task == cfg.task) is cfg
+        if cfg.key not in chosen.tasks and not (
+                cfg.task in chosen.tasks and (profile.all_configs or first)):
+            continue
+        overrides = cfg.quick if profile.name == "quick" else {}
+        epochs = overrides.get("epochs", cfg.epochs)
+        samples = overrides.get("train_samples")
+        if profile.name == "smoke":
+            epochs, samples = SMOKE_EPOCHS[cfg.task], SMOKE_MNIST_SAMPLES
+        for impl in impls:
+            n = samples
+            if impl == "scratch-jacobian" and cfg.task == "mnist":
+                n = profile.jacobian_mnist_samples
+            seeds = chosen.seeds or profile.seeds
+            if profile.name == "full" and cfg.task == "xor" and impl == "scratch-shortcut":
+                seeds = max(seeds, XOR_CONVERGENCE_SEEDS)
+            for seed in range(seeds):
+                runs.append(RunSpec("compare", cfg.task, cfg.config, impl, seed, profile.name,
+                                     epochs, profile.budget_s, profile.timeout_s,
+                                     train_samples=n if cfg.task == "mnist" else None,
+                                     data_dir=chosen.data_dir,
+                                     memory_budget_mib=chosen.memory_budget_mib))
+    return runs
+
+
+def measure(t: Trained) -> dict:
+    """Inference time, the task's metrics and NumPy's traced peak."""
+    data, impl, model = t.data, t.impl, t.model
+    impl.predict(model, data.x_test)
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        predictions = impl.predict(model, data.x_test)
+        times.append(time.perf_counter() - start)
+    scores = score(t.cfg.task, data.y_test, predictions)
+    batch = min(t.cfg.batch_size, len(data.x))
+    confusion = scores.pop("confusion", None)
+    return {"predict_time_s": statistics.median(times), **scores,
+            "traced_peak_mib": impl.traced_peak_mib(model, data.x[:batch], data.y[:batch]),
+            "confusion": confusion.tolist() if confusion is not None else None}

@@ -1,0 +1,79 @@
+"""What every implementation provides, and the seeded network all of them start from.
+
+Every implementation starts from the scratch network's initial weights (seeded)
+and sees the same batches in the same order: unshuffled configurations use the
+file order, shuffled ones use ``scratch.epoch_order(n, epoch, seed)`` for all.
+A ``Monitor`` times the training alone: checking the target is excluded.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+from benchmarks.data.tasks import TaskConfig
+from benchmarks.implementations.timer import Monitor
+from scratch import MLP
+
+
+@dataclass
+class Trained:
+    """A finished training run, handed to the experiment's ``measure``."""
+
+    spec: object            # the RunSpec
+    cfg: TaskConfig
+    impl: Implementation
+    model: object
+    data: object            # the TaskData
+    monitor: Monitor
+    initial: list[np.ndarray]
+
+    def final_weights(self) -> list[np.ndarray]:
+        return self.impl.get_weights(self.model)
+
+    def scratch_twin(self, weights: list[np.ndarray] | None = None) -> MLP:
+        """A scratch network holding ``weights`` (default: the final ones), so that every
+        implementation's loss and gradients are computed one way."""
+        model = scratch_model(self.cfg, self.spec.dtype, self.spec.seed)
+        model.set_weights(self.final_weights() if weights is None else weights)
+        return model
+
+
+class Implementation(ABC):
+    name: str
+    description: str
+    framework: str
+
+    @abstractmethod
+    def build(self, cfg: TaskConfig, weights: list[np.ndarray], dtype: str, seed: int):
+        """A model of ``cfg.arch`` holding ``weights``."""
+
+    @abstractmethod
+    def train(self, model, x: np.ndarray, y: np.ndarray, cfg: TaskConfig, epochs: int,
+              seed: int, monitor: Monitor) -> None:
+        """Train ``model`` in place; ``monitor`` may stop it early."""
+
+    @abstractmethod
+    def predict(self, model, x: np.ndarray) -> np.ndarray:
+        """Inference on a whole test set, timed by the caller."""
+
+    @abstractmethod
+    def warm_up(self, model, x: np.ndarray, y: np.ndarray, cfg: TaskConfig, epochs: int) -> None:
+        """Everything done once before the timer starts; leaves the weights unchanged."""
+
+    def get_weights(self, model) -> list[np.ndarray]:
+        """[W1, b1, W2, b2, ...] in Keras' layout."""
+        return model.get_weights()
+
+    def traced_peak_mib(self, model, x: np.ndarray, y: np.ndarray) -> float | None:
+        """tracemalloc's peak over one training step, where tracemalloc sees the memory."""
+        return None
+
+
+def scratch_model(cfg: TaskConfig, dtype: str, seed: int, backprop: str = "shortcut") -> MLP:
+    """The seeded scratch network whose initial weights every implementation copies."""
+    return MLP.from_architecture(cfg.arch, cfg.optimizer, dtype=dtype, seed=seed,
+                                 backprop=backprop, kernel_initializer=cfg.kernel_initializer,
+                                 bias_initializer=cfg.bias_initializer)

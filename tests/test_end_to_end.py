@@ -1,0 +1,131 @@
+"""`make results` in miniature, run once for this module: every experiment on the smoke
+profile (each experiment x implementation path once), the pytest-benchmark suite, the
+reports, environment.json and the README block. The tests below read what it wrote."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from benchmarks.cli import main
+from benchmarks.harness.schema import COLUMNS
+from benchmarks.implementations import IMPLEMENTATIONS
+from benchmarks.reporting import bench_report, readme
+from tests.test_published import check_csv
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory) -> tuple[Path, Path]:
+    """The smoke publish's folder and the README page it rewrote."""
+    from benchmarks.reporting import publish
+
+    root = tmp_path_factory.mktemp("publish")
+    page = root / "README.md"
+    page.write_text(f"# title\n\nbefore\n\n{readme.BEGIN}\nold\n{readme.END}\n\nafter\n")
+    out = root / "published"
+    assert publish.publish(out, "smoke", page) == 0
+    return out, page
+
+
+def test_publish_writes_every_file_and_the_readme_block(published):
+    out, page = published
+    assert not out.with_name("published.partial").exists()
+    env = json.loads((out / "environment.json").read_text())
+    assert env["profile"] == "smoke" and env["wall_time_s"] > 0
+    text = page.read_text()
+    assert text.startswith("# title\n\nbefore\n\n") and text.endswith("\n\nafter\n")
+    assert "old" not in text and "### The reversal failure" in text
+    assert readme.section(out, "published") in text  # linked relative to the README
+    csvs = sorted(out.rglob("*.csv"))
+    assert {p.name for p in csvs} >= {"compare.csv", "generalisation.csv", "jacobian.csv",
+                                      "speed_runs.csv", "speed.csv"}
+    for path in csvs:
+        check_csv(path, out)
+
+
+def test_compare_runs_every_implementation(published):
+    out, _ = published
+    df = pd.read_csv(out / "compare.csv")
+    assert list(df.columns) == list(COLUMNS)
+    assert len(df) == 8 and set(df["impl"]) == set(IMPLEMENTATIONS)
+    assert set(df["task"]) == {"xor", "mnist"}
+    assert (df["status"] == "ok").all(), df[["impl", "task", "error"]]
+    mnist = df[df["task"] == "mnist"]
+    trained = mnist[mnist["impl"] != "scratch-jacobian"]  # the jacobian sees 2 samples
+    assert (trained["accuracy"] > 0.5).all() and mnist["f1"].notna().all()
+    assert (df["train_time_s"] > 0).all() and (df["peak_rss_mib"] >= 0).all()
+    assert df.loc[df["impl"].str.startswith("scratch"), "traced_peak_mib"].notna().all()
+    assert df.loc[df["impl"].str.startswith("keras"), "traced_peak_mib"].isna().all()
+    jac = mnist[mnist["impl"] == "scratch-jacobian"].iloc[0]
+    assert jac["train_samples"] == 2 and jac["extrapolated"]
+    for name in ("compare.md", "compare_curves.csv", "compare_curves.png", "compare_time.png",
+                 "compare_memory.png", "run.json"):
+        assert (out / name).exists(), name
+    assert len(list((out / "confusion").glob("mnist-blog-*-seed0.csv"))) == 4
+    assert "| xor    | blog     | keras " in (out / "compare.md").read_text()
+
+
+def test_report_rebuilds_the_tables(published, tmp_path, capsys, monkeypatch):
+    from rich.console import Console
+
+    from benchmarks import commands
+
+    monkeypatch.setattr(commands, "out", Console(width=200))
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ("compare.csv", "compare_curves.csv", "run.json"):
+        (copy / name).write_bytes((published[0] / name).read_bytes())
+    assert main(["report", str(copy)]) == 0
+    assert "time / keras" in capsys.readouterr().out
+    assert (copy / "compare.md").read_text() == (published[0] / "compare.md").read_text()
+
+
+def test_generalisation_reproduces_the_failure_in_every_implementation(published):
+    df = pd.read_csv(published[0] / "generalisation.csv")
+    assert (df["status"] == "ok").all()
+    blog = df[df["config"] == "blog"]
+    assert set(blog["impl"]) == {"scratch-shortcut", "scratch-jacobian", "keras-tuned"}
+    assert set(df["config"]) == {"blog", "baseline", "bits-6", "marcus-identity-8"}
+    assert (df["dead_weight_max_move"] == 0).all()
+
+
+def test_jacobian_records_prediction_and_agreement(published):
+    out, _ = published
+    df = pd.read_csv(out / "jacobian.csv")
+    assert (df["status"] == "ok").all() and len(df) == 8
+    jac = df[df["impl"] == "scratch-jacobian"]
+    assert ((jac["predicted_over_traced"] - 1).abs() < 0.10).all()
+    float64 = jac[jac["dtype"] == "float64"]
+    assert (float64["grad_max_diff"] <= 1e-10).all()
+    assert (float64["weights_max_diff"] <= 1e-10).all()
+    assert (jac[jac["dtype"] == "float32"]["weights_max_diff"] <= 1e-5).all()
+    assert jac["extrapolated"].all() and (jac["epoch_time_s"] > jac["measured_train_time_s"]).all()
+    assert "Growth exponents" in (out / "jacobian.md").read_text()
+    assert (out / "jacobian_scaling.png").exists()
+
+
+def test_speed_writes_the_targets_table(published):
+    out, _ = published
+    runs = pd.read_csv(out / "speed_runs.csv")
+    assert (runs["status"] == "ok").all() and set(runs["task"]) == {"mnist", "xor"}
+    table = pd.read_csv(out / "speed.csv")
+    assert list(table.columns[:6]) == ["metric", "scratch", "reference", "ratio", "target", "met"]
+    assert len(table) == 7 and table["commit"].notna().all()
+    b128 = runs[runs["config"] == "b128"].iloc[0]
+    assert 0 < b128["matmul_epoch_s"] < b128["epoch_time_s"]
+    row = table[table["metric"].str.startswith("xor: ms per step")].iloc[0]
+    assert row["ratio"] == pytest.approx(row["scratch"] / row["reference"])
+    reverse = table[table["metric"].str.startswith("reverse4: ms per step")].iloc[0]
+    assert pd.isna(reverse["ratio"]) and pd.isna(reverse["met"])  # not run: not measured
+    assert "## Speed targets" in (out / "speed.md").read_text()
+
+
+def test_the_benchmark_suite_ran_and_every_result_is_correct(published):
+    """The suite's own correctness flags, not only pytest's exit code."""
+    out, _ = published
+    df = bench_report.to_frame(bench_report.newest(out / "benchmarks"))
+    assert len(df) >= 20 and set(df["impl"]) == set(IMPLEMENTATIONS)
+    assert df["correct"].map(lambda v: v is True).all(), df[["name", "correct"]]

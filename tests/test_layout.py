@@ -1,0 +1,116 @@
+"""The architecture, checked from the source: imports flow down the layers, with no circle,
+and scratch/ stays NumPy."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("benchmarks", "scratch", "keras_models")
+# Top to bottom; a module may import its own layer's modules and any layer below it.
+LAYERS = [
+    ("benchmarks.cli", "benchmarks.commands"),
+    ("benchmarks.reporting", "benchmarks.bench_ops", "benchmarks.conftest"),
+    ("benchmarks.experiments",),
+    ("benchmarks.harness",),
+    ("benchmarks.implementations",),
+    ("benchmarks.data",),
+    ("scratch", "keras_models"),
+    ("benchmarks.errors",),
+]
+FRAMEWORKS = {"tensorflow", "keras", "jax", "torch", "benchmarks", "keras_models"}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for pkg in PACKAGES for p in sorted((ROOT / pkg).rglob("*.py"))}
+
+
+def imports(name: str) -> set[str]:
+    """Every module of the project that ``name`` imports, at the top or inside a function."""
+    path = MODULES[name]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: from the importer's package
+                package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+                base = ".".join([*package.split(".")[: len(package.split(".")) - node.level + 1],
+                                 *([base] if base else [])])
+            submodules = {f"{base}.{a.name}" for a in node.names} & MODULES.keys()
+            found |= submodules | ({base} if len(submodules) < len(node.names) else set())
+    return {m for m in found if m in MODULES and m != name}
+
+
+def layer(name: str) -> int:
+    for rank, prefixes in enumerate(LAYERS):
+        if any(name == p or name.startswith(p + ".") for p in prefixes):
+            return rank
+    raise AssertionError(f"{name} is in no layer of tests/test_layout.py")
+
+
+GRAPH = {name: imports(name) for name in MODULES}
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_imports_flow_down_the_layers(name):
+    upward = [m for m in GRAPH[name] if layer(m) < layer(name)]
+    assert not upward, f"{name} (layer {layer(name)}) imports from above: {upward}"
+
+
+def test_no_import_circle():
+    state: dict[str, str] = {}
+
+    def visit(name: str, path: list[str]) -> None:
+        state[name] = "open"
+        for other in sorted(GRAPH[name]):
+            if state.get(other) == "open":
+                cycle = path[path.index(other):] + [other] if other in path else [name, other]
+                raise AssertionError("import circle: " + " -> ".join(cycle))
+            if other not in state:
+                visit(other, [*path, other])
+        state[name] = "done"
+
+    for name in sorted(GRAPH):
+        if name not in state:
+            visit(name, [name])
+
+
+def test_scratch_imports_no_framework():
+    for name in (m for m in MODULES if m.startswith("scratch")):
+        tree = ast.parse(MODULES[name].read_text())
+        roots = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
+                 for a in n.names}
+        roots |= {n.module.split(".")[0] for n in ast.walk(tree)
+                  if isinstance(n, ast.ImportFrom) and n.module and not n.level}
+        assert not roots & FRAMEWORKS, f"{name} imports {sorted(roots & FRAMEWORKS)}"
+
+
+def test_the_checks_can_fail(tmp_path, monkeypatch):
+    """An upward import and a circle, planted in a copy of the graph, are both caught."""
+    monkeypatch.setitem(GRAPH, "benchmarks.data.tasks",
+                        GRAPH["benchmarks.data.tasks"] | {"benchmarks.harness.specs"})
+    with pytest.raises(AssertionError, match="imports from above"):
+        test_imports_flow_down_the_layers("benchmarks.data.tasks")
+    monkeypatch.setitem(GRAPH, "benchmarks.data.metrics", {"benchmarks.data.tasks"})
+    with pytest.raises(AssertionError, match="import circle"):
+        test_no_import_circle()
+
+
+def test_a_run_worker_imports_no_pandas():
+    """pandas is for the reports; a worker process starts about 0.5 s faster without it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, benchmarks.experiments, benchmarks.harness.worker; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pandas', 'matplotlib')))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0 and run.stdout.strip() == "[]", run.stdout + run.stderr
