@@ -34,3 +34,9 @@ def finite_difference(f, params: list[np.ndarray], h: float = 1e-6) -> list[np.n
 def relative_error(a: np.ndarray, b: np.ndarray) -> float:
     """||a - b|| / max(||a|| + ||b||, 1e-12): the norm-wise relative error."""
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-12))
+
+
+def pytest_collection_modifyitems(items):
+    """The end-to-end smoke publish first: it is the longest group, so under xdist it starts
+    at once on one worker while the other takes the rest, file by file."""
+    items.sort(key=lambda item: item.path.name != "test_end_to_end.py")
