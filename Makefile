@@ -8,11 +8,13 @@ STAMP := $(VENV)/.installed
 
 # The editable install, at the versions in constraints.txt (what the published run used);
 # redone only when pyproject.toml or constraints.txt changes. uv installs the same packages
-# as pip, from PyPI, in a third of the time.
+# as pip, from PyPI, in a third of the time; compiled to bytecode as pip does, or every
+# worker process would compile TensorFlow again (PYTHONDONTWRITEBYTECODE may be set).
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
-	$(BIN)/python -m uv pip install --quiet --python $(BIN)/python -c constraints.txt -e '.[test]'
+	$(BIN)/python -m uv pip install --quiet --compile-bytecode --python $(BIN)/python \
+		-c constraints.txt -e '.[test]'
 	touch $@
 
 # Refresh constraints.txt deliberately: the newest releases pyproject.toml allows, resolved in
