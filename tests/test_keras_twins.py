@@ -85,4 +85,48 @@ def test_twin_has_the_same_layers_and_dropout(twins):
     model = MLP.from_architecture(ARCHITECTURES["mnist"], dropout=0.2)
     twin = twins.twin_of(model)
     assert [type(layer).__name__ for layer in twin.layers] == ["Dense", "Dropout", "Dense"]
+    assert twin.layers[1].rate == model.layers[1].rate == 0.2
     assert twin.count_params() == model.count_params() == 784 * 512 + 512 + 512 * 10 + 10
+
+
+class Replay:
+    """An rng whose ``random`` replays a given keep pattern: 1 where kept, 0 where dropped."""
+
+    def __init__(self, keep):
+        self.keep = keep
+
+    def random(self, shape):
+        assert shape == self.keep.shape
+        return self.keep.astype("float64")
+
+
+@pytest.mark.parametrize("rate", [0.2, 0.5])
+def test_dropout_matches_keras_on_the_same_mask(rate, twins):
+    """In training, Keras' Dropout and scratch's give the same output on Keras' mask: the
+    survivors scaled by 1 / (1 - rate). At inference both are the identity."""
+    import keras
+
+    from scratch.layers import Dropout
+
+    x = np.random.default_rng(0).uniform(0.5, 1.5, (64, 512)).astype("float32")
+    theirs = np.asarray(keras.layers.Dropout(rate, seed=1)(x, training=True))
+    keep = theirs != 0
+    ours = Dropout(rate, Replay(keep))
+    np.testing.assert_allclose(ours.forward(x, training=True), theirs, rtol=1e-6)
+    grad = np.ones_like(x)  # backprop passes the gradient through the same scaled mask
+    np.testing.assert_allclose(ours.backward(grad), keep / (1 - rate), rtol=1e-6)
+    np.testing.assert_array_equal(ours.forward(x, training=False), x)
+    np.testing.assert_array_equal(np.asarray(keras.layers.Dropout(rate)(x, training=False)), x)
+
+
+@pytest.mark.parametrize("rate", [0.2, 0.5])
+def test_dropout_drops_the_rate_in_expectation(rate):
+    """Over 10^6 units the dropped fraction is the rate within 5 standard deviations
+    (sqrt(rate (1 - rate) / 10^6) <= 5e-4), and the mean is kept (inverted dropout)."""
+    from scratch.layers import Dropout
+
+    x = np.ones((1000, 1000))
+    out = Dropout(rate, np.random.default_rng(3)).forward(x, training=True)
+    sigma = np.sqrt(rate * (1 - rate) / x.size)
+    assert abs((out == 0).mean() - rate) < 5 * sigma
+    assert abs(out.mean() - 1) < 5 * sigma / (1 - rate)

@@ -73,6 +73,21 @@ def test_the_schema_check_can_fail(tmp_path):
         check_csv(tmp_path / "mystery.csv", tmp_path)
 
 
+@pytest.mark.parametrize("column, value, match", [
+    ("train_time_s", "fast", "train_time_s is not numeric"),
+    ("extrapolated", "maybe", "extrapolated not bool"),
+    ("optimizer_config", "{not json", "Expecting property name"),
+])
+def test_the_schema_check_fails_on_a_wrong_type(tmp_path, column, value, match):
+    """A published CSV with one cell of the wrong type: the check names it."""
+    df = pd.read_csv(PUBLISHED / "compare.csv")
+    df[column] = df[column].astype(object)
+    df.loc[0, column] = value
+    df.to_csv(tmp_path / "compare.csv", index=False)
+    with pytest.raises((AssertionError, ValueError), match=match):
+        check_csv(tmp_path / "compare.csv", tmp_path)
+
+
 def test_results_readme_documents_every_schema():
     text = (ROOT / "results" / "README.md").read_text()
     assert schema.markdown() in text, ("results/README.md's schema tables are out of date: "
