@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from importlib.metadata import version
 
@@ -33,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("experiments", nargs="*", metavar="EXPERIMENT",
                      help=f"one or more of {', '.join(EXPERIMENTS)} (default: compare); "
                           "`groundup list` shows them")
-    run.add_argument("--profile", choices=["quick", "full", "smoke"], default="quick",
+    run.add_argument("--profile", choices=["quick", "full", "smoke"],
                      help="quick (default, minutes), full (the reference epochs) or smoke "
                           "(tiny, for tests)")
     run.add_argument("--task", action="append", metavar="TASK[/CONFIG]",
@@ -41,11 +42,15 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default: the profile's tasks)")
     run.add_argument("--impl", action="append", metavar="IMPL",
                      help="an implementation; repeat for several (default: all)")
-    run.add_argument("--seeds", type=positive_int, metavar="N",
-                     help="seeds 0..N-1 (default: the profile's)")
+    run.add_argument("--seeds", type=seed_count, metavar="N",
+                     help=f"seeds 0..N-1, at most {MAX_SEEDS:,} (default: the profile's)")
     run.add_argument("--out", metavar="DIR",
                      help="output folder (default: results/runs/<UTC time>)")
-    run.add_argument("--resume", metavar="DIR", help="complete an interrupted run in DIR")
+    run.add_argument("--resume", metavar="DIR", help="complete an interrupted run in DIR, "
+                     "with DIR's own selection")
+    run.add_argument("--retry-failed", action="store_true",
+                     help="with --resume: also run again the runs that ended in error, killed "
+                          "or timeout (the new row supersedes the old)")
     run.add_argument("--data-dir", help="MNIST (or another IDX dataset) folder")
     run.add_argument("--memory-budget", type=positive_float, metavar="MIB",
                      help="refuse jacobian-mode runs predicted to need more (default: half "
@@ -102,6 +107,15 @@ def _positive(convert, what: str):
 
 positive_int = _positive(int, "whole number")
 positive_float = _positive(float, "number")
+MAX_SEEDS = 10_000  # each seed is a run, and a run a process
+
+
+def seed_count(text: str) -> int:
+    seeds = positive_int(text)
+    if seeds > MAX_SEEDS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_SEEDS:,} (each seed is a run in "
+                                         f"a process of its own), got {text!r}")
+    return seeds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    # A polite kill (SIGTERM) stops a run as Ctrl-C does: finished rows stay, workers go.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         from benchmarks import commands as run
 
@@ -124,6 +140,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.print("[yellow]Interrupted.[/]")
         return 130
+    except OSError as err:  # a full disk, a read-only or unwritable folder
+        where = f" {err.filename}" if err.filename else ""
+        console.print(f"[bold red]groundup {args.command}:[/] cannot write{where}: "
+                      f"{err.strerror or err}", soft_wrap=True)
+        return 1
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

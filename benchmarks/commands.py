@@ -107,13 +107,29 @@ def run_command(args: argparse.Namespace) -> int:
 
     if args.resume:
         out_dir = Path(args.resume)
+        chosen = [name for name, value in (
+            ("EXPERIMENT", args.experiments), ("--profile", args.profile), ("--task", args.task),
+            ("--impl", args.impl), ("--seeds", args.seeds), ("--out", args.out),
+            ("--data-dir", args.data_dir), ("--memory-budget", args.memory_budget),
+            ("--variants", args.variants)) if value]
+        if chosen:
+            raise UsageError(f"--resume continues {out_dir}'s own selection; {', '.join(chosen)} "
+                             "would change it. To run another selection, start a new folder "
+                             "with --out.")
         settings = folder.settings(out_dir)
+        unknown = [e for e in settings["experiments"] if e not in EXPERIMENTS]
+        if unknown:
+            raise UsageError(f"{out_dir}/run.json names an unknown experiment {unknown[0]!r}; "
+                             f"this groundup has {', '.join(EXPERIMENTS)}.")
+    elif args.retry_failed:
+        raise UsageError("--retry-failed goes with --resume DIR.")
     else:
         names = _choose("experiment", args.experiments or ["compare"], list(EXPERIMENTS))
+        profile = args.profile or "quick"
         settings = {
             "experiments": names,
-            "profile": args.profile,
-            "tasks": _tasks(args.task, [EXPERIMENTS[n] for n in names], args.profile),
+            "profile": profile,
+            "tasks": _tasks(args.task, [EXPERIMENTS[n] for n in names], profile),
             "impls": _choose("implementation", args.impl, list(IMPLEMENTATIONS)) if args.impl
             else None,
             "seeds": args.seeds,
@@ -123,14 +139,18 @@ def run_command(args: argparse.Namespace) -> int:
         }
         out_dir = Path(args.out or Path("results") / "runs" / environment.utc_now())
         folder.create(out_dir, settings, [EXPERIMENTS[n].runs_stem for n in names])
-    chosen = [EXPERIMENTS[n] for n in settings["experiments"]]
-    differences = environment.version_differences()
-    if differences:
-        out.print(f"[yellow]note:[/] {differences}", soft_wrap=True)
-    code = run_experiments(chosen, plan(settings), out_dir, WORKER, out)
-    if code:
-        return code
-    _report(out_dir, chosen)
+    lock = folder.Lock(out_dir)
+    try:
+        chosen = [EXPERIMENTS[n] for n in settings["experiments"]]
+        differences = environment.version_differences()
+        if differences:
+            out.print(f"[yellow]note:[/] {differences}", soft_wrap=True)
+        code = run_experiments(chosen, plan(settings), out_dir, WORKER, out, args.retry_failed)
+        if code:
+            return code
+        _report(out_dir, chosen)
+    finally:
+        lock.release()
     return 0
 
 
@@ -150,6 +170,8 @@ def _tasks(wanted: list[str] | None, experiments: list, profile: str) -> list[st
 
 def _report(out_dir: Path, experiments: list) -> None:
     """Each experiment's tables and plots, its key columns in the terminal."""
+    from benchmarks.harness.runner import read_rows
+    from benchmarks.harness.schema import KEY
     from benchmarks.reporting.report import summarize, write_report
 
     for experiment in experiments:
@@ -157,7 +179,8 @@ def _report(out_dir: Path, experiments: list) -> None:
         if not runs.exists():
             continue
         paths = write_report(out_dir, experiment.name)
-        _print_table(summarize(pd.read_csv(runs)), experiment.name)
+        rows = read_rows(runs).drop_duplicates(KEY, keep="last")
+        _print_table(summarize(rows), experiment.name)
         for path in [runs, *paths]:
             out.print(f"wrote {path}", soft_wrap=True)
 

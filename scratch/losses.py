@@ -5,9 +5,11 @@ of ``n`` are averaged. So ``gradient`` returns dL/dY_pred of that *mean*, shape
 ``(n, K)``; row i is the vector dL/dS_i that the jacobian mode chains.
 
 Probabilities are clipped to [eps, 1 - eps] (Keras' ``epsilon()`` = 1e-7) when a
-value is computed, as Keras does. Gradients are those of the unclipped
-formulas, which is what the chain rule of the blog writes; away from saturation
-the two agree.
+value is computed, as Keras does. Gradients are the textbook formulas the blog's
+chain rule writes, except that a probability they divide by is floored at the
+dtype's smallest normal number: where a softmax output underflows to exactly 0,
+-y/S would be infinite and the jacobian mode would chain it into NaN. Above that
+floor nothing changes, and the jacobian mode equals the shortcut.
 
 Keras itself, given the output of a softmax (sigmoid) layer, computes the
 cross-entropy from that layer's logits and clips nothing. The cross-entropies
@@ -27,6 +29,11 @@ EPSILON = 1e-7
 
 def _clip(p: np.ndarray) -> np.ndarray:
     return np.clip(p, EPSILON, 1 - EPSILON)
+
+
+def _floor(p: np.ndarray) -> np.ndarray:
+    """p, but never below the smallest normal number: what a gradient may divide by."""
+    return np.maximum(p, np.finfo(p.dtype).tiny)
 
 
 class Loss(ABC):
@@ -99,7 +106,7 @@ class BinaryCrossentropy(Loss):
 
     def gradient(self, y_true, y_pred):
         n, k = y_pred.shape
-        return (y_pred - y_true) / (y_pred * (1 - y_pred)) / (n * k)
+        return (y_pred - y_true) / _floor(y_pred * (1 - y_pred)) / (n * k)
 
     def per_sample_from_logits(self, y_true, z):
         # max(z, 0) - z y + log(1 + exp(-|z|)): TensorFlow's overflow-free form.
@@ -120,7 +127,7 @@ class CategoricalCrossentropy(Loss):
         return -np.sum(y_true * np.log(_clip(y_pred)), axis=-1)
 
     def gradient(self, y_true, y_pred):
-        return -y_true / y_pred / len(y_pred)
+        return -y_true / _floor(y_pred) / len(y_pred)
 
     def per_sample_from_logits(self, y_true, z):
         return -np.sum(y_true * log_softmax(z), axis=-1)

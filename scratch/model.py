@@ -176,7 +176,8 @@ class MLP:
 
         Callbacks are objects with any of ``on_epoch_end(epoch, logs)`` and
         ``on_train_batch_end(batch, logs)``; setting ``model.stop_training`` stops.
-        Raises TrainingDiverged when the loss stops being finite.
+        Raises TrainingDiverged when the loss, or the weights after the last step, stop
+        being finite.
         """
         x, y = self._check(x, y)
         n = len(x)
@@ -225,6 +226,11 @@ class MLP:
                 hook(epoch, logs)
             if self.stop_training:
                 break
+        # Every other step's result is checked by the next step's loss; the last one's here.
+        if not np.isfinite(self.flat_params).all():
+            raise TrainingDiverged("The last step left weights that are not finite: training "
+                                   "diverged. Lower the learning rate, or train in float64.",
+                                   history)
         return history
 
     def predict(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:

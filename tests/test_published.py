@@ -15,7 +15,6 @@ from benchmarks.reporting import readme
 ROOT = Path(__file__).resolve().parent.parent
 PUBLISHED = ROOT / "results" / "published"
 CSVS = sorted(PUBLISHED.rglob("*.csv"))
-NOT_NUMBERS = {"", "JSON", "bool", "s or ms"}
 
 
 def check_csv(path: Path, folder: Path) -> None:
@@ -34,7 +33,7 @@ def check_csv(path: Path, folder: Path) -> None:
         assert {"group", "name", "median_s", "rounds"} <= set(df.columns)
     for name in df.columns:
         unit, values = columns[name][0], df[name].dropna()
-        if unit not in NOT_NUMBERS:
+        if unit not in schema.NOT_NUMBERS:
             assert pd.api.types.is_numeric_dtype(values), f"{relative}: {name} is not numeric"
         elif unit == "bool":
             assert set(values.astype(str)) <= {"True", "False"}, f"{relative}: {name} not bool"

@@ -31,6 +31,7 @@ from benchmarks.data.tasks import (
     get_config,
 )
 from benchmarks.harness import schema
+from benchmarks.harness.folder import write_atomic
 from benchmarks.harness.specs import Profile, RunSpec, Selection
 from scratch import Architecture
 
@@ -282,6 +283,6 @@ def plot(df: pd.DataFrame, out_dir: Path, experiment: str) -> Path | None:
     axes[0][0].legend(fontsize=7, loc="lower left")
     fig.tight_layout()
     path = out_dir / f"{experiment}_bits.png"
-    fig.savefig(path, dpi=110)
+    write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=110))
     plt.close(fig)
     return path

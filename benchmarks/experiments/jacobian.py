@@ -16,6 +16,7 @@ import numpy as np
 
 from benchmarks.data.tasks import TaskConfig, get_config
 from benchmarks.harness import schema
+from benchmarks.harness.folder import write_atomic
 from benchmarks.harness.specs import Profile, RunSpec, Selection
 from scratch import MLP, MNIST
 from scratch.cost import backprop_cost
@@ -189,6 +190,6 @@ def plot(df: pd.DataFrame, out_dir: Path, experiment: str) -> Path | None:
         ax.legend(fontsize=7)
     fig.tight_layout()
     path = out_dir / f"{experiment}_scaling.png"
-    fig.savefig(path, dpi=110)
+    write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=110))
     plt.close(fig)
     return path

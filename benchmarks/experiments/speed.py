@@ -23,6 +23,7 @@ import numpy as np
 
 from benchmarks.data.tasks import TaskConfig, get_config
 from benchmarks.harness import schema
+from benchmarks.harness.folder import write_atomic
 from benchmarks.harness.specs import Profile, RunSpec, Selection
 from scratch import MNIST
 
@@ -173,7 +174,7 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
 
 def write_summary(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     path = out_dir / "speed.csv"
-    summarize(df).to_csv(path, index=False)
+    write_atomic(path, lambda f: summarize(df).to_csv(f, index=False))
     return [path]
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,13 +25,16 @@ from benchmarks.data.datasets import DataError, load_mnist
 from benchmarks.errors import UsageError
 from benchmarks.harness import environment
 from benchmarks.harness.experiment import Experiment
-from benchmarks.harness.schema import COLUMNS, KEY
+from benchmarks.harness.folder import write_atomic
+from benchmarks.harness.schema import COLUMNS, KEY, NOT_NUMBERS
 from benchmarks.harness.specs import RunSpec
-from benchmarks.harness.worker import PROGRESS
+from benchmarks.harness.worker import PARENT, PROGRESS
+
+RETRIED = ("error", "killed", "timeout")  # what --retry-failed runs again
 
 
 class ResultsFile:
-    """The experiment's long-format CSV: appended and flushed one row at a time."""
+    """The experiment's long-format CSV: appended and flushed one whole row at a time."""
 
     def __init__(self, out_dir: Path, experiment: str, extra_columns: tuple[str, ...] = ()):
         self.columns = [*COLUMNS, *extra_columns]
@@ -37,11 +42,20 @@ class ResultsFile:
         self.curves = out_dir / f"{experiment}_curves.csv"
         self.confusion_dir = out_dir / "confusion"
 
-    def done(self) -> set[tuple]:
+    def repair(self) -> list[str]:
+        """Cut a torn last row (a crash or a full disk mid-write) off both CSVs, keeping a
+        copy of the file as it was beside it; one line per file cut, for the user."""
+        return [line for path in (self.path, self.curves) if (line := cut_torn_tail(path))]
+
+    def done(self, retry_failed: bool = False) -> set[tuple]:
+        """The keys already run; with ``retry_failed``, less those whose latest row failed."""
         if not self.path.exists():
             return set()
-        df = pd.read_csv(self.path)
-        return {tuple(r) for r in df[KEY].itertuples(index=False)}
+        df = read_rows(self.path)
+        latest = df.drop_duplicates(KEY, keep="last")
+        if retry_failed:
+            latest = latest[~latest["status"].isin(RETRIED)]
+        return {tuple(r) for r in latest[KEY].itertuples(index=False)}
 
     def append(self, row: dict) -> None:
         """The schema's columns, then the experiment's own."""
@@ -55,16 +69,100 @@ class ResultsFile:
         if confusion:
             self.confusion_dir.mkdir(exist_ok=True)
             name = "{task}-{config}-{impl}-seed{seed}.csv".format(**keys)
-            pd.DataFrame(confusion).to_csv(self.confusion_dir / name, index_label="true_label")
+            write_atomic(self.confusion_dir / name, lambda f: pd.DataFrame(confusion).to_csv(
+                f, index_label="true_label"))
+
+
+def read_rows(path: Path) -> pd.DataFrame:
+    """A results CSV, or a one-line error naming the file, the line and what is wrong."""
+    torn = torn_tail(path)
+    if torn:
+        raise UsageError(f"{path}, line {torn[0]}: a torn row (the file ends mid-row). "
+                         f"`groundup run --resume {path.parent}` cuts it off and runs it again.")
+    try:
+        df = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise UsageError(f"{path} is empty: no header and no rows.") from None
+    except pd.errors.ParserError as err:
+        raise UsageError(f"{path} is malformed: {err}".rstrip(".") + ". Run `groundup run "
+                         f"--resume {path.parent}` to cut a torn row off.") from None
+    missing = [k for k in KEY if k not in df.columns]
+    if missing:
+        raise UsageError(f"{path} is not a groundup results CSV: no {', '.join(missing)} column.")
+    if df.empty:
+        raise UsageError(f"{path} has a header but no rows.")
+    for name, (unit, _) in COLUMNS.items():
+        if name in df and unit not in NOT_NUMBERS:
+            numbers = pd.to_numeric(df[name], errors="coerce")
+            bad = df[name].notna() & numbers.isna()
+            if bad.any():
+                row = int(bad.to_numpy().argmax())
+                raise UsageError(f"{path}, line {row + 2}: {name} is {df[name].iloc[row]!r}, "
+                                 "not a number.")
+            df[name] = numbers
+    return df
+
+
+def torn_tail(path: Path) -> tuple[int, int] | None:
+    """(line, bytes) of a torn last row of ``path``, or None when it ends with a whole row."""
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    width, good = None, 0
+    for record, end in _records(text):
+        width = width or len(record)
+        if len(record) != width:
+            break
+        good = end
+    if text.endswith("\n") and good == len(text):
+        return None
+    return text[:good].count("\n") + 1, len(text[good:].encode("utf-8", errors="replace"))
+
+
+def cut_torn_tail(path: Path) -> str | None:
+    """Make ``path`` end with its last whole row; say what was cut, or None if nothing was."""
+    torn = torn_tail(path)
+    if torn is None:
+        return None
+    line, extra = torn
+    raw = path.read_bytes()
+    copy = path.with_name(f"{path.name}.torn-{environment.utc_now()}")
+    copy.write_bytes(raw)
+    with open(path, "r+b") as f:
+        f.truncate(len(raw) - extra)
+        os.fsync(f.fileno())
+    return (f"{path}: cut a torn row off at line {line} ({extra} bytes; the file as it was is "
+            f"kept as {copy.name}); its run is run again.")
+
+
+def _records(text: str):
+    """(record, character offset just past it) for each CSV record of ``text``."""
+    offset = 0
+
+    def lines():
+        nonlocal offset
+        for line in text.split("\n")[:-1] if text.endswith("\n") else text.split("\n"):
+            offset += len(line) + 1
+            yield line
+    for record in csv.reader(lines()):
+        yield record, min(offset, len(text))
 
 
 def _append_csv(frame: pd.DataFrame, path: Path) -> None:
-    """One os.write of whole lines: Ctrl-C lands before or after it, never inside a row."""
+    """Whole lines or nothing: every short write is continued, and a failed one (a full
+    disk) is rolled back to the file's size before it, then raised."""
     text = frame.to_csv(header=not path.exists(), index=False).encode()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    before = os.fstat(fd).st_size
+    view = memoryview(text)
     try:
-        os.write(fd, text)
+        while view:
+            view = view[os.write(fd, view):]
         os.fsync(fd)
+    except BaseException:
+        if view:  # the rows are not all there: take back what is
+            os.ftruncate(fd, before)
+        raise
     finally:
         os.close(fd)
 
@@ -87,7 +185,7 @@ def run_one(experiment: Experiment, spec: RunSpec, log_dir: Path,
     """Run ``spec`` in a child process (``python -m worker``); always return a row, whatever
     happened to it."""
     row = experiment.base_row(spec)
-    with tempfile.TemporaryDirectory(prefix="groundup-run-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-") as tmp:
         spec_path, result_path = Path(tmp) / "spec.json", Path(tmp) / "result.json"
         spec_path.write_text(json.dumps(asdict(spec)))
         log = log_dir / "logs" / ("{}-{}-{}-{}-seed{}.log".format(*spec.key))
@@ -96,7 +194,7 @@ def run_one(experiment: Experiment, spec: RunSpec, log_dir: Path,
             proc = subprocess.Popen(
                 [sys.executable, "-m", worker, str(spec_path), str(result_path)],
                 stdout=subprocess.PIPE, stderr=stderr, text=True, start_new_session=True,
-                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", PARENT: str(os.getpid())})
             reader = threading.Thread(target=_read_progress, args=(proc, on_progress), daemon=True)
             reader.start()
             status = _wait(proc, spec.timeout_s, memory_mib)
@@ -109,11 +207,22 @@ def run_one(experiment: Experiment, spec: RunSpec, log_dir: Path,
                      "oom": f"killed above {memory_mib:.0f} MiB of resident memory",
                      }.get(status, f"worker exited with code {proc.returncode}: "
                                    f"{tail[0] if tail else 'no output'}")
-            if status == "error" and proc.returncode == -signal.SIGKILL:
-                status, error = "oom", "killed by the system (out of memory?)"
+            if status == "error" and proc.returncode < 0:  # not by us: we say timeout or oom
+                status, error = "killed", f"killed (signal {-proc.returncode})"
             row.update(status=status, error=error, **environment.context(),
                        timestamp=environment.utc_now())
     return row
+
+
+TEMP_PREFIX = "groundup-run-"
+
+
+def clean_stale_temp() -> None:
+    """Remove the temporary folders of runs whose groundup process no longer exists."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*-*"):
+        pid = folder.name[len(TEMP_PREFIX):].split("-")[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _wait(proc: subprocess.Popen, timeout_s: float, memory_mib: float) -> str:
@@ -161,14 +270,18 @@ def check_data(specs: list[RunSpec], console: Console) -> None:
 
 
 def run_experiments(experiments: list[Experiment], specs: list[RunSpec], out_dir: Path,
-                    worker: str, console: Console) -> int:
+                    worker: str, console: Console, retry_failed: bool = False) -> int:
     """Every spec not yet in its experiment's CSV, in order, with progress bars: 0 when all
-    ran, 130 when interrupted (the finished rows stay, and --resume completes the rest)."""
+    ran, 130 when interrupted (the finished rows stay, and --resume completes the rest).
+    The caller holds the folder's lock."""
+    clean_stale_temp()
     check_data(specs, console)
     memory = memory_limit_mib()
     for experiment in experiments:
         results = ResultsFile(out_dir, experiment.runs_stem, experiment.columns)
-        done = results.done()
+        for line in results.repair():
+            console.print(f"[yellow]{line}[/]", soft_wrap=True)
+        done = results.done(retry_failed)
         todo = [s for s in specs if s.experiment == experiment.name and s.key not in done]
         if done:
             console.print(f"resuming {results.path}: {len(done)} rows kept, {len(todo)} to run")

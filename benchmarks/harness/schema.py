@@ -68,6 +68,7 @@ COLUMNS = {
     "timestamp": ("", "UTC time the run finished"),
 }
 KEY = ["experiment", "task", "config", "impl", "seed"]
+NOT_NUMBERS = {"", "JSON", "bool", "s or ms"}  # the units of columns that hold no number
 
 # Each experiment's own columns, after COLUMNS.
 GENERALISATION = {

@@ -6,11 +6,14 @@ result row as JSON. Progress goes to stdout as ``@@progress DONE TOTAL`` lines.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import math
 import os
 import re
+import signal
 import statistics
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -22,6 +25,8 @@ from benchmarks.harness.specs import RunSpec
 from benchmarks.implementations import IMPLEMENTATIONS, Monitor, Trained, scratch_model
 
 PROGRESS = "@@progress"
+PARENT = "GROUNDUP_PARENT_PID"  # the runner's PID, so that the worker dies with it
+PR_SET_PDEATHSIG = 1
 JACOBIAN_BUDGET_FRACTION = 0.5  # of the available memory, unless --memory-budget says
 
 
@@ -103,7 +108,7 @@ def execute(experiment: Experiment, spec: RunSpec) -> dict:
     extrapolated = monitor.over_budget or len(x) < data.n_full
     per_sample = measured / max(samples_done, 1)
     return {
-        **diverged(final_loss, impl.name, spec.dtype),
+        **diverged(final_loss),
         "dataset": data.name,
         "train_samples": len(x),
         "train_time_s": per_sample * data.n_full * epochs if extrapolated else measured,
@@ -122,20 +127,30 @@ def execute(experiment: Experiment, spec: RunSpec) -> dict:
     }
 
 
-def diverged(final_loss: float, impl: str, dtype: str) -> dict:
+def diverged(final_loss: float) -> dict:
     """A run whose last step left non-finite weights diverged, though it kept its times."""
     if math.isfinite(final_loss):
         return {}
-    why = ("; the jacobian mode's dL/dS = -y/S overflows where a softmax output underflows "
-           "to 0, which the fused shortcut never divides by" if impl == "scratch-jacobian"
-           and dtype == "float32" else "")
     return {"status": "diverged",
-            "error": f"The final weights give a training loss of {final_loss}{why}. Lower the "
+            "error": f"The final weights give a training loss of {final_loss}. Lower the "
                      "learning rate, or train in float64."}
+
+
+def die_with_parent() -> None:
+    """Have the kernel kill this worker when the runner dies, however it dies, kill -9
+    included (Linux's PR_SET_PDEATHSIG); and exit now if it died before this took effect."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the runner's own handlers still kill it
+        pass
+    parent = os.environ.get(PARENT)
+    if parent and os.getppid() != int(parent):
+        sys.exit(1)
 
 
 def main(experiments: dict[str, Experiment], spec_path: str, result_path: str) -> int:
     """Run the spec in ``spec_path`` with its experiment from ``experiments``."""
+    die_with_parent()
     spec = RunSpec(**json.loads(Path(spec_path).read_text()))
     row = {"status": "ok", "error": ""}
     try:

@@ -42,11 +42,15 @@ def publish(out: Path = PUBLISHED, profile: str = "full",
                     "tasks": list(PROFILES[profile].tasks), "impls": None, "seeds": None,
                     "data_dir": None, "variants": True, "memory_budget_mib": None}
         folder.create(work, settings, [e.runs_stem for e in chosen])
-    code = run_experiments(chosen, plan(settings), work, WORKER, Console())
-    if code:
-        return code
-    for experiment in chosen:
-        write_report(work, experiment.name)
+    lock = folder.Lock(work)
+    try:
+        code = run_experiments(chosen, plan(settings), work, WORKER, Console())
+        if code:
+            return code
+        for experiment in chosen:
+            write_report(work, experiment.name)
+    finally:
+        lock.release()
     phases["experiments"] = time.perf_counter() - started
     bench = work / "benchmarks"
     if not list(bench.glob("*/*.json")):  # a resumed publish keeps a finished suite

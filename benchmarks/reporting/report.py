@@ -10,6 +10,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from benchmarks.harness.folder import write_atomic  # noqa: E402
+from benchmarks.harness.runner import read_rows  # noqa: E402
+from benchmarks.harness.schema import KEY  # noqa: E402
+
 METRICS = {  # column: (header, format)
     "accuracy": ("accuracy", "{:.4f}"),
     "final_loss": ("final loss", "{:.4g}"),
@@ -42,7 +46,7 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
             and keras.loc[(t, c)] > 0 else "" for (t, c, _), m in means.items()]
     runs = df.groupby(GROUP)["status"].agg(lambda s: ", ".join(f"{v} {k}" for k, v in
                                                                s.value_counts().items()))
-    return table.join(runs.rename("runs"), how="outer").fillna("").reset_index()
+    return table.join(runs.rename("runs"), how="outer").astype(object).fillna("").reset_index()
 
 
 def _pm(mean: float, std: float, fmt: str) -> str:
@@ -57,12 +61,16 @@ def write_report(out_dir: Path, experiment: str) -> list[Path]:
 
     own = EXPERIMENTS.get(experiment)
     stem = own.runs_stem if own else experiment
-    df = pd.read_csv(out_dir / f"{stem}.csv")
+    every = read_rows(out_dir / f"{stem}.csv")
+    df = every.drop_duplicates(KEY, keep="last")  # a run retried: its latest row counts
+    superseded = len(every) - len(df)
     summary = summarize(df)
     md = out_dir / f"{experiment}.md"
     failed = df[df["status"] != "ok"]
     lines = [f"# {experiment}", "",
-             f"{len(df)} runs, {len(failed)} not ok. Mean ± std over seeds; times exclude "
+             f"{len(df)} runs, {len(failed)} not ok"
+             + (f" ({superseded} earlier rows of retried runs not counted)" if superseded else "")
+             + ". Mean ± std over seeds; times exclude "
              "warm-up; 'extrapolated' rows were measured on a prefix (see the CSV's "
              "measured_* columns). Ratios divide by the `keras` row of the same task and config.",
              "", summary.to_markdown(index=False), ""]
@@ -76,7 +84,7 @@ def write_report(out_dir: Path, experiment: str) -> list[Path]:
     lines += [f"Measured with Python {context['python']}, NumPy {context['numpy']}, TensorFlow "
               f"{context['tensorflow']}, Keras {context['keras']} on {context['cpu']} "
               f"({context['cores']} cores, {context['blas']}), commit {context['commit']}."]
-    md.write_text("\n".join(lines) + "\n")
+    write_atomic(md, lambda f: f.write(("\n".join(lines) + "\n").encode()))
     extra = [f(df, out_dir, experiment) for f in own.plots] if own else []
     files = own.summary(df, out_dir) if own and own.summary else []
     return [md, *files, *plot(df, out_dir, experiment, stem), *(p for p in extra if p)]
@@ -85,8 +93,8 @@ def write_report(out_dir: Path, experiment: str) -> list[Path]:
 def plot(df: pd.DataFrame, out_dir: Path, experiment: str, stem: str) -> list[Path]:
     paths = []
     curves_path = out_dir / f"{stem}_curves.csv"
-    if curves_path.exists():
-        curves = pd.read_csv(curves_path)
+    if curves_path.exists() and curves_path.stat().st_size:
+        curves = pd.read_csv(curves_path).drop_duplicates(KEY + ["epoch"], keep="last")
         groups = list(curves.groupby(["task", "config"]))
         fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 4), squeeze=False)
         for ax, ((task, config), part) in zip(axes[0], groups, strict=True):
@@ -112,6 +120,6 @@ def plot(df: pd.DataFrame, out_dir: Path, experiment: str, stem: str) -> list[Pa
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=110))
     plt.close(fig)
     return path

@@ -1,0 +1,319 @@
+"""The run folder under faults: short writes, a full disk, a second process, SIGTERM, kill -9,
+killed workers, broken files and bad flags. Rows written before a fault stay byte-identical,
+and after --resume no key is missing or doubled."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from benchmarks.cli import main
+from benchmarks.harness import folder, runner
+from benchmarks.harness.schema import KEY
+
+# Six cheap runs: XOR and reversal, scratch-shortcut, three seeds each.
+RUN = ["run", "--profile", "smoke", "--task", "xor", "--task", "reverse4",
+       "--impl", "scratch-shortcut", "--seeds", "3"]
+
+
+def keys(out: Path) -> list[tuple]:
+    return [tuple(r) for r in pd.read_csv(out / "compare.csv")[KEY].itertuples(index=False)]
+
+
+def complete(out: Path) -> None:
+    """Six rows, each key once."""
+    found = keys(out)
+    assert len(found) == 6 and len(set(found)) == 6, found
+
+
+def start(out: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "benchmarks.cli", *RUN, "--out", str(out),
+                             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def wait_for_rows(out: Path, rows: int, timeout: float = 120) -> None:
+    csv = out / "compare.csv"
+    deadline = time.monotonic() + timeout
+    while not (csv.exists() and len(csv.read_bytes().splitlines()) > rows):
+        assert time.monotonic() < deadline, "no rows in time"
+        time.sleep(0.05)
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def workers_of(pid: int, timeout: float = 60) -> list[int]:
+    """The run workers (``python -m benchmarks.experiments``) of ``pid``, once there is one."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [c for c in children(pid) if b"benchmarks.experiments" in _cmdline(c)]
+        if found:
+            return found
+        time.sleep(0.02)
+    return []
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+# 1. A short write, a full disk, a torn row.
+
+def test_a_full_disk_mid_row_leaves_no_torn_row_and_resume_completes(tmp_path, monkeypatch,
+                                                                     capsys):
+    out = tmp_path / "run"
+    assert main([*RUN, "--out", str(out)]) == 0
+    before = (out / "compare.csv").read_bytes()
+    (out / "compare.csv").write_bytes(before[: before.index(b"\n", len(before) // 2) + 1])
+    kept = (out / "compare.csv").read_bytes()
+    real_write = os.write
+    calls = []
+
+    def short_then_full(fd, data):  # half the row fits, then the disk is full
+        calls.append(len(data))
+        if len(calls) == 1:
+            return real_write(fd, bytes(data[: len(data) // 2]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(runner.os, "write", short_then_full)
+    assert main(["run", "--resume", str(out)]) == 1
+    assert "No space left on device" in capsys.readouterr().err
+    assert (out / "compare.csv").read_bytes() == kept  # the half row was rolled back
+    monkeypatch.setattr(runner.os, "write", real_write)
+    assert main(["run", "--resume", str(out)]) == 0
+    assert (out / "compare.csv").read_bytes().startswith(kept)
+    complete(out)
+
+
+def test_a_torn_row_is_cut_off_kept_aside_and_run_again(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main([*RUN, "--out", str(out)]) == 0
+    whole = (out / "compare.csv").read_bytes()
+    last = whole.rindex(b"\n", 0, len(whole) - 1) + 1
+    (out / "compare.csv").write_bytes(whole[: last + 40])  # a crash 40 bytes into the last row
+    assert main(["report", str(out)]) == 2
+    assert "line 7: a torn row" in capsys.readouterr().err
+    assert main(["run", "--resume", str(out)]) == 0
+    assert "cut a torn row off at line 7" in capsys.readouterr().out
+    assert (out / "compare.csv").read_bytes()[:last] == whole[:last]
+    assert list(out.glob("compare.csv.torn-*"))
+    complete(out)
+
+
+# 2. One process per run folder.
+
+def test_a_second_process_on_the_folder_is_refused_with_the_holders_pid(tmp_path):
+    out = tmp_path / "run"
+    assert main([*RUN, "--seeds", "1", "--out", str(out)]) == 0
+    before = (out / "compare.csv").read_bytes()
+    lock = folder.Lock(out)  # this process holds it, as a running groundup would
+    try:
+        second = subprocess.run([sys.executable, "-m", "benchmarks.cli", "run", "--resume",
+                                 str(out)], capture_output=True, text=True, timeout=60)
+    finally:
+        lock.release()
+    assert second.returncode == 2
+    assert f"is in use by groundup process {os.getpid()}" in second.stderr
+    assert "Traceback" not in second.stderr
+    assert (out / "compare.csv").read_bytes() == before
+
+
+# 3. Disk and permission errors.
+
+def test_out_naming_a_file_is_refused(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert main([*RUN, "--out", str(tmp_path / "file")]) == 2
+    assert "is a file; --out needs a folder" in capsys.readouterr().err
+
+
+def test_an_unwritable_folder_is_one_line_with_the_path(tmp_path, monkeypatch, capsys):
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    assert main([*RUN, "--out", str(tmp_path / "new")]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot write {tmp_path / 'new'}: Permission denied" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_full_disk_while_plotting_leaves_no_empty_file(tmp_path, monkeypatch, capsys):
+    import matplotlib.figure
+
+    out = tmp_path / "run"
+    assert main([*RUN, "--seeds", "1", "--out", str(out)]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", full)
+    assert main(["report", str(out)]) == 1
+    assert "No space left on device" in capsys.readouterr().err
+    after = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert after == before  # every file whole as it was; no 0-byte or temporary file
+
+
+# 4. Bounded run lists.
+
+def test_a_huge_seed_count_is_refused_with_the_limit(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "--seeds", "10000000"])
+    assert exit_.value.code == 2
+    assert "must be at most 10,000" in capsys.readouterr().err
+
+
+# 5. No orphans: SIGTERM as Ctrl-C, and kill -9 of the parent.
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "kill -9"])
+def test_a_killed_run_leaves_no_worker_and_resumes(tmp_path, sig):
+    out = tmp_path / "run"
+    proc = start(out)
+    wait_for_rows(out, 2)
+    workers = workers_of(proc.pid)
+    assert workers, "no worker was running"
+    kept = (out / "compare.csv").read_bytes()
+    os.kill(proc.pid, sig)
+    code = proc.wait(timeout=60)
+    stdout, stderr = proc.communicate()
+    deadline = time.monotonic() + 10
+    while any(alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(alive(w) for w in workers), "a worker outlived its parent"
+    if sig == signal.SIGTERM:
+        assert code == 130 and "Interrupted" in stdout + stderr
+    assert (out / "compare.csv").read_bytes().startswith(kept[: kept.rindex(b"\n") + 1])
+    assert main(["run", "--resume", str(out)]) == 0
+    complete(out)
+
+
+def test_stale_temporary_folders_are_cleaned(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    stale = tmp_path / f"{runner.TEMP_PREFIX}{dead}-abc"
+    ours = tmp_path / f"{runner.TEMP_PREFIX}{os.getpid()}-def"
+    stale.mkdir()
+    ours.mkdir()
+    runner.clean_stale_temp()
+    assert not stale.exists() and ours.exists()
+
+
+# 6. Honest statuses, and --retry-failed.
+
+def test_a_worker_killed_by_a_signal_is_killed_not_oom_and_retry_reruns_it(tmp_path):
+    import threading
+
+    from benchmarks.experiments import EXPERIMENTS, WORKER
+    from benchmarks.harness.specs import RunSpec
+
+    spec = RunSpec("compare", "xor", "blog", "scratch-shortcut", 0, "smoke", epochs=100_000,
+                   budget_s=600, timeout_s=120)
+
+    def kill_the_worker():  # as the kernel's OOM killer or a user would, not the runner
+        for pid in workers_of(os.getpid()):
+            os.kill(pid, signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_the_worker)
+    killer.start()
+    row = runner.run_one(EXPERIMENTS["compare"], spec, tmp_path, lambda *a: None, 1e9, WORKER)
+    killer.join()
+    assert row["status"] == "killed" and row["error"] == "killed (signal 9)"
+
+    out = tmp_path / "run"
+    assert main([*RUN, "--seeds", "1", "--out", str(out)]) == 0
+    df = pd.read_csv(out / "compare.csv").astype({"error": object})
+    df.loc[0, ["status", "error"]] = ["killed", "killed (signal 9)"]
+    df.to_csv(out / "compare.csv", index=False)
+    assert main(["run", "--resume", str(out)]) == 0
+    assert len(pd.read_csv(out / "compare.csv")) == 2  # not retried without the flag
+    assert main(["run", "--resume", str(out), "--retry-failed"]) == 0
+    again = pd.read_csv(out / "compare.csv")
+    assert len(again) == 3 and again.iloc[-1]["status"] == "ok"
+    assert again.iloc[-1][KEY].tolist() == again.iloc[0][KEY].tolist()
+    assert "1 earlier rows of retried runs not counted" in (out / "compare.md").read_text()
+
+
+# 7. Broken files get messages, not tracebacks.
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda df, out: df.assign(train_time_s=["fast", *df["train_time_s"][1:]]).to_csv(
+        out / "compare.csv", index=False), "line 2: train_time_s is 'fast', not a number"),
+    (lambda df, out: (out / "compare.csv").write_text(",".join(df.columns) + "\n"),
+     "has a header but no rows"),
+    (lambda df, out: (out / "compare.csv").write_text(""), "is empty"),
+])
+def test_report_on_a_broken_csv_says_what_is_wrong(tmp_path, capsys, damage, message):
+    out = tmp_path / "run"
+    assert main([*RUN, "--seeds", "1", "--out", str(out)]) == 0
+    damage(pd.read_csv(out / "compare.csv"), out)
+    assert main(["report", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_report_with_an_empty_curves_file(tmp_path):
+    out = tmp_path / "run"
+    assert main([*RUN, "--seeds", "1", "--out", str(out)]) == 0
+    (out / "compare_curves.csv").write_text("")
+    assert main(["report", str(out)]) == 0
+
+
+@pytest.mark.parametrize("settings, message", [
+    ("{not json", "run.json is corrupt"),
+    (json.dumps({"experiments": ["atlas"], "profile": "smoke"}), "unknown experiment 'atlas'"),
+])
+def test_resume_with_a_broken_run_json(tmp_path, capsys, settings, message):
+    (tmp_path / "run.json").write_text(settings)
+    assert main(["run", "--resume", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+# 8. The selection is the folder's; repeated names run once.
+
+def test_resume_refuses_another_selection(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main([*RUN, "--seeds", "1", "--out", str(out)]) == 0
+    assert main(["run", "speed", "--task", "xor", "--resume", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "EXPERIMENT, --task would change it" in err and "new folder with --out" in err
+
+
+def test_a_repeated_impl_runs_once(tmp_path):
+    out = tmp_path / "run"
+    assert main(["run", "--profile", "smoke", "--task", "xor", "--impl", "scratch-shortcut",
+                 "--impl", "scratch-shortcut", "--out", str(out)]) == 0
+    assert len(keys(out)) == 1
