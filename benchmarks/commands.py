@@ -102,7 +102,7 @@ def _choose(kind: str, wanted: list[str] | None, valid: list[str]) -> list[str]:
 def run_command(args: argparse.Namespace) -> int:
     from benchmarks.experiments import EXPERIMENTS, WORKER, plan
     from benchmarks.harness import folder
-    from benchmarks.harness.runner import run_experiments
+    from benchmarks.harness.runner import check_data, run_experiments
     from benchmarks.implementations import IMPLEMENTATIONS
 
     if args.resume:
@@ -138,6 +138,9 @@ def run_command(args: argparse.Namespace) -> int:
             "memory_budget_mib": args.memory_budget,
         }
         out_dir = Path(args.out or Path("results") / "runs" / environment.utc_now())
+    specs = plan(settings)
+    check_data(specs, out)  # before the folder: a failed check leaves nothing behind
+    if not args.resume:
         folder.create(out_dir, settings, [EXPERIMENTS[n].runs_stem for n in names])
     lock = folder.Lock(out_dir)
     try:
@@ -145,7 +148,7 @@ def run_command(args: argparse.Namespace) -> int:
         differences = environment.version_differences()
         if differences:
             out.print(f"[yellow]note:[/] {differences}", soft_wrap=True)
-        code = run_experiments(chosen, plan(settings), out_dir, WORKER, out, args.retry_failed)
+        code = run_experiments(chosen, specs, out_dir, WORKER, out, args.retry_failed)
         if code:
             return code
         _report(out_dir, chosen)

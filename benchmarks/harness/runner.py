@@ -267,15 +267,16 @@ def check_data(specs: list[RunSpec], console: Console) -> None:
     except DataError as err:
         raise UsageError(str(err)) from None
     console.print(f"data: {ds.name} from {ds.source}", soft_wrap=True)
+    for label, reason in ds.tried:  # why a cache was passed over, when it was
+        console.print(f"[dim]  not from {label}: {reason}[/]", soft_wrap=True)
 
 
 def run_experiments(experiments: list[Experiment], specs: list[RunSpec], out_dir: Path,
                     worker: str, console: Console, retry_failed: bool = False) -> int:
     """Every spec not yet in its experiment's CSV, in order, with progress bars: 0 when all
     ran, 130 when interrupted (the finished rows stay, and --resume completes the rest).
-    The caller holds the folder's lock."""
+    The caller has checked the data (``check_data``) and holds the folder's lock."""
     clean_stale_temp()
-    check_data(specs, console)
     memory = memory_limit_mib()
     for experiment in experiments:
         results = ResultsFile(out_dir, experiment.runs_stem, experiment.columns)

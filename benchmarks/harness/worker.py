@@ -51,7 +51,8 @@ def check_jacobian_memory(spec: RunSpec, cfg) -> None:
             f"about {need:,.0f} MiB for one step (layer {dzdw.layer}'s dZ/dW alone is "
             f"{dzdw.shape[0]} x {dzdw.shape[1]}, {dzdw.bytes / 2**20:,.0f} MiB per sample), over "
             f"the memory budget of {budget:,.0f} MiB. Use a smaller hidden width, fewer samples "
-            f"per step, or float32 (half the bytes); or raise --memory-budget.")
+            f"per step{', or float32 (half the bytes)' if spec.dtype == 'float64' else ''}; or "
+            "raise --memory-budget.")
 
 
 def rss_mib(field: str = "VmRSS") -> float:

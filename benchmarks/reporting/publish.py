@@ -19,7 +19,7 @@ from rich.console import Console
 from benchmarks.experiments import EXPERIMENTS as REGISTRY
 from benchmarks.experiments import WORKER, plan
 from benchmarks.harness import environment, folder
-from benchmarks.harness.runner import run_experiments
+from benchmarks.harness.runner import check_data, run_experiments
 from benchmarks.harness.specs import PROFILES
 from benchmarks.reporting import bench_report, readme
 from benchmarks.reporting.report import write_report
@@ -35,16 +35,20 @@ def publish(out: Path = PUBLISHED, profile: str = "full",
     resumed = (work / "run.json").exists()
     phases: dict[str, float] = {}
     chosen = [REGISTRY[name] for name in EXPERIMENTS]
+    console = Console()
     if resumed:
         settings = folder.settings(work)
     else:
         settings = {"experiments": list(EXPERIMENTS), "profile": profile,
                     "tasks": list(PROFILES[profile].tasks), "impls": None, "seeds": None,
                     "data_dir": None, "variants": True, "memory_budget_mib": None}
+    specs = plan(settings)
+    check_data(specs, console)
+    if not resumed:
         folder.create(work, settings, [e.runs_stem for e in chosen])
     lock = folder.Lock(work)
     try:
-        code = run_experiments(chosen, plan(settings), work, WORKER, Console())
+        code = run_experiments(chosen, specs, work, WORKER, console)
         if code:
             return code
         for experiment in chosen:

@@ -28,7 +28,11 @@ GROUP = ["task", "config", "impl"]
 
 
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean ± std over seeds per task x config x impl, runs and statuses, ratios to keras."""
+    """Mean ± std over seeds per task x config x impl, runs and statuses, ratios to keras.
+    A task run on another dataset (--data-dir) is named after it: fashion, not mnist."""
+    if "dataset" in df:
+        other = df["dataset"].notna() & df["dataset"].ne(df["task"]) & df["task"].eq("mnist")
+        df = df.assign(task=df["task"].where(~other, df["dataset"]))
     ok = df[df["status"] == "ok"]
     stats = ok.groupby(GROUP)[list(METRICS)].agg(["mean", "std"])
     table = pd.DataFrame(index=stats.index)
