@@ -19,7 +19,7 @@ LAYERS = [
     ("benchmarks.implementations",),
     ("benchmarks.data",),
     ("scratch", "keras_models"),
-    ("benchmarks.errors",),
+    ("benchmarks.errors", "benchmarks.files"),
 ]
 FRAMEWORKS = {"tensorflow", "keras", "jax", "torch", "benchmarks", "keras_models"}
 

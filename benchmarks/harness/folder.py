@@ -1,7 +1,6 @@
 """A run folder: its settings in run.json, one process at a time, nothing overwritten.
 
-Every file the harness writes whole goes through ``write_atomic``: a temporary file
-beside it, then a rename, so a full disk or a kill never leaves a 0-byte or half file.
+Every file the harness writes whole goes through ``benchmarks.files.write_atomic``.
 """
 
 from __future__ import annotations
@@ -9,11 +8,10 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.errors import UsageError
+from benchmarks.files import write_atomic
 
 SETTINGS = "run.json"
 LOCK = ".lock"
@@ -65,18 +63,3 @@ class Lock:
 
     def release(self) -> None:
         os.close(self.fd)
-
-
-def write_atomic(path: Path, write: Callable) -> Path:
-    """``write(file)`` into a temporary file beside ``path``, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

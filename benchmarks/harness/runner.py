@@ -23,9 +23,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from benchmarks.data.datasets import DataError, load_mnist
 from benchmarks.errors import UsageError
+from benchmarks.files import write_atomic
 from benchmarks.harness import environment
 from benchmarks.harness.experiment import Experiment
-from benchmarks.harness.folder import write_atomic
 from benchmarks.harness.schema import COLUMNS, KEY, NOT_NUMBERS
 from benchmarks.harness.specs import RunSpec
 from benchmarks.harness.worker import PARENT, PROGRESS
@@ -267,8 +267,9 @@ def check_data(specs: list[RunSpec], console: Console) -> None:
     except DataError as err:
         raise UsageError(str(err)) from None
     console.print(f"data: {ds.name} from {ds.source}", soft_wrap=True)
-    for label, reason in ds.tried:  # why a cache was passed over, when it was
-        console.print(f"[dim]  not from {label}: {reason}[/]", soft_wrap=True)
+    if not ds.source.startswith(("Keras cache", "data dir")):  # fetched: say why
+        for label, reason in ds.tried:
+            console.print(f"[dim]  not from {label}: {reason}[/]", soft_wrap=True)
 
 
 def run_experiments(experiments: list[Experiment], specs: list[RunSpec], out_dir: Path,

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from benchmarks.harness.folder import write_atomic  # noqa: E402
+from benchmarks.files import write_atomic  # noqa: E402
 from benchmarks.harness.runner import read_rows  # noqa: E402
 from benchmarks.harness.schema import KEY  # noqa: E402
 
