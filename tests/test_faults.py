@@ -217,6 +217,28 @@ def test_a_killed_run_leaves_no_worker_and_resumes(tmp_path, sig):
     complete(out)
 
 
+def test_a_silent_worker_dies_with_its_runner_on_kill_9(tmp_path):
+    """A worker that writes nothing (compiling, loading) gets no broken pipe to stop it:
+    the kernel's parent-death signal must."""
+    worker = ("import time; from benchmarks.harness.worker import die_with_parent; "
+              "die_with_parent(); time.sleep(60)")
+    runner_code = ("import os, subprocess, sys, time; "
+                   f"env = {{**os.environ, {runner.PARENT!r}: str(os.getpid())}}; "
+                   f"p = subprocess.Popen([sys.executable, '-c', {worker!r}], env=env); "
+                   "print(p.pid, flush=True); time.sleep(60)")
+    parent = subprocess.Popen([sys.executable, "-c", runner_code], stdout=subprocess.PIPE,
+                              text=True)
+    child = int(parent.stdout.readline())
+    time.sleep(1)  # the worker is armed and sleeping
+    assert alive(child)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 5
+    while alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(child), "the worker outlived its runner"
+
+
 def test_stale_temporary_folders_are_cleaned(tmp_path, monkeypatch):
     import tempfile
 
