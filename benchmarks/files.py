@@ -12,6 +12,7 @@ from pathlib import Path
 def write_atomic(path: Path, write: Callable) -> Path:
     """``write(file)`` into a temporary file beside ``path``, then rename it into place."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.fchmod(fd, 0o644)  # as a file written in place would be, not mkstemp's 0600
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)

@@ -400,3 +400,11 @@ def test_a_run_says_why_it_did_not_use_the_cache(tmp_path, monkeypatch, capsys):
     printed = capsys.readouterr().out
     assert "data: mnist from PyPI wheel" in printed and "not from Keras cache x.npz: no such" \
         in printed
+
+
+def test_files_written_whole_are_readable_by_all(tmp_path):
+    """Written through a temporary file, yet with a normal file's mode, not mkstemp's 0600."""
+    out = tmp_path / "run"
+    assert main([*RUN, "--seeds", "1", "--out", str(out)]) == 0
+    for name in ("run.json", "compare.md", "compare_time.png"):
+        assert (out / name).stat().st_mode & 0o777 == 0o644, name

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from benchmarks.files import write_atomic
 from benchmarks.harness.environment import ROOT
 
 STATS = ["median", "iqr", "mean", "stddev", "min", "max", "rounds"]
@@ -71,10 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     run = newest(storage)
     df = to_frame(run)
     csv, md = run.with_suffix(".csv"), run.with_name(run.stem + "_ratios.md")
-    df.to_csv(csv, index=False)
+    write_atomic(csv, lambda f: df.to_csv(f, index=False))
     table = ratios(df)
-    md.write_text(f"# Median time / keras' median, per group\n\nFrom {run.name}.\n\n"
-                  + table.to_markdown() + "\n")
+    text = (f"# Median time / keras' median, per group\n\nFrom {run.name}.\n\n"
+            + table.to_markdown() + "\n")
+    write_atomic(md, lambda f: f.write(text.encode()))
     console = Console()
     view = Table("group", *table.columns, title="median time / keras")
     for group, row in table.iterrows():

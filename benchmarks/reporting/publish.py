@@ -18,6 +18,7 @@ from rich.console import Console
 
 from benchmarks.experiments import EXPERIMENTS as REGISTRY
 from benchmarks.experiments import WORKER, plan
+from benchmarks.files import write_atomic
 from benchmarks.harness import environment, folder
 from benchmarks.harness.runner import check_data, run_experiments
 from benchmarks.harness.specs import PROFILES
@@ -64,7 +65,7 @@ def publish(out: Path = PUBLISHED, profile: str = "full",
         if code:
             return code
     wall = time.perf_counter() - started
-    (work / "environment.json").write_text(json.dumps({
+    environment_json = json.dumps({
         **environment.context(), "platform": platform.platform(),
         "memory_gib": round(environment.total_mib() / 1024, 1),
         "finished": environment.utc_now(), "profile": profile,
@@ -72,7 +73,8 @@ def publish(out: Path = PUBLISHED, profile: str = "full",
         "resumed": resumed, "wall_time_s": round(wall, 1),
         "phase_wall_time_s": {k: round(v, 1) for k, v in phases.items()},
         "command": "make results (groundup publish)",
-    }, indent=2) + "\n")
+    }, indent=2) + "\n"
+    write_atomic(work / "environment.json", lambda f: f.write(environment_json.encode()))
     if out.exists():
         shutil.rmtree(out)
     work.rename(out)

@@ -14,6 +14,7 @@ import pandas as pd
 
 from benchmarks.errors import UsageError
 from benchmarks.experiments import generalisation, jacobian
+from benchmarks.files import write_atomic
 from benchmarks.harness import schema
 from benchmarks.reporting import bench_report
 
@@ -207,7 +208,8 @@ def _replace_block(path: Path, begin: str, end: str, block: str) -> None:
         raise UsageError(f"{path} has no generated block; it needs the lines {begin!r} and "
                          f"{end!r}.")
     head, rest = text.split(begin, 1)
-    path.write_text(head + block + rest.split(end, 1)[1])
+    text = head + block + rest.split(end, 1)[1]
+    write_atomic(path, lambda f: f.write(text.encode()))
 
 
 def update(readme: Path, folder: Path) -> None:
