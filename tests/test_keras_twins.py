@@ -130,3 +130,22 @@ def test_dropout_drops_the_rate_in_expectation(rate):
     sigma = np.sqrt(rate * (1 - rate) / x.size)
     assert abs((out == 0).mean() - rate) < 5 * sigma
     assert abs(out.mean() - 1) < 5 * sigma / (1 - rate)
+
+
+def test_the_keras_verbs_default_as_keras_does(twins):
+    """fit / predict / evaluate take Keras' defaults (epochs 1, batch 32, shuffled, silent
+    where scratch has no progress bar), so that a Keras call means the same here."""
+    import inspect
+
+    import keras
+
+    for verb, names in (("fit", ("epochs", "batch_size", "shuffle", "validation_data")),
+                        ("predict", ("batch_size",)), ("evaluate", ("batch_size",))):
+        ours = inspect.signature(getattr(MLP, verb)).parameters
+        theirs = inspect.signature(getattr(keras.Model, verb)).parameters
+        for name in names:
+            expected = theirs[name].default
+            expected = {None: 32}.get(expected, expected) if name == "batch_size" \
+                and verb == "fit" else expected
+            assert ours[name].default == expected, (verb, name)
+    assert inspect.signature(MLP.fit).parameters["verbose"].default == 0
