@@ -13,12 +13,15 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from benchmarks.cli import main
 from benchmarks.harness import folder, runner
 from benchmarks.harness.schema import KEY
+from scratch import MLP
+from scratch.model import TrainingDiverged
 
 # Four cheap runs: XOR and reversal, scratch-shortcut, two seeds each.
 RUN = ["run", "--profile", "smoke", "--task", "xor", "--task", "reverse4",
@@ -339,6 +342,31 @@ def test_a_repeated_impl_runs_once(tmp_path):
     assert main(["run", "--profile", "smoke", "--task", "xor", "--impl", "scratch-shortcut",
                  "--impl", "scratch-shortcut", "--out", str(out)]) == 0
     assert len(keys(out)) == 1
+
+
+# 9. The jacobian mode where a softmax output underflows, and weights that stop being finite.
+
+def test_the_jacobian_mode_stays_finite_where_a_softmax_output_underflows():
+    """float32, the true class's softmax output exactly 0: dL/dS divides by the output
+    floored at the smallest normal float32, so the chain stays finite."""
+    model = MLP((2, 3), ("softmax",), "categorical_crossentropy", backprop="jacobian",
+                dtype="float32", seed=0)
+    model.set_weights([np.array([[200.0, -200.0, 0.0], [0.0, 0.0, 0.0]], "float32"),
+                       np.zeros(3, "float32")])
+    x, y = np.array([[1.0, 0.0]], "float32"), np.array([[0.0, 1.0, 0.0]], "float32")
+    assert model.predict(x)[0, 1] == 0.0  # the true class underflowed
+    _, grads = model.gradients(x, y)
+    assert all(np.isfinite(g).all() for g in grads)
+    model.fit(x, y, epochs=3, batch_size=1)
+    assert all(np.isfinite(w).all() for w in model.get_weights())
+
+
+def test_weights_that_stop_being_finite_in_the_last_step_raise():
+    model = MLP((2, 2, 1), ("sigmoid", "sigmoid"), "mean_squared_error", dtype="float64", seed=0)
+    x, y = np.ones((4, 2)), np.ones((4, 1))
+    model.optimizer.apply = lambda params, grads, scaled=False: params[0].fill(np.nan)
+    with pytest.raises(TrainingDiverged, match="last step left weights"):
+        model.fit(x, y, epochs=1, batch_size=4)
 
 
 # 10. Messages.
