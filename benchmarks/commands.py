@@ -107,13 +107,13 @@ def run_command(args: argparse.Namespace) -> int:
 
     if args.resume:
         out_dir = Path(args.resume)
-        chosen = [name for name, value in (
+        changed = [name for name, value in (
             ("EXPERIMENT", args.experiments), ("--profile", args.profile), ("--task", args.task),
             ("--impl", args.impl), ("--seeds", args.seeds), ("--out", args.out),
             ("--data-dir", args.data_dir), ("--memory-budget", args.memory_budget),
             ("--variants", args.variants)) if value]
-        if chosen:
-            raise UsageError(f"--resume continues {out_dir}'s own selection; {', '.join(chosen)} "
+        if changed:
+            raise UsageError(f"--resume continues {out_dir}'s own selection; {', '.join(changed)} "
                              "would change it. To run another selection, start a new folder "
                              "with --out.")
         settings = folder.settings(out_dir)
@@ -138,23 +138,19 @@ def run_command(args: argparse.Namespace) -> int:
             "memory_budget_mib": args.memory_budget,
         }
         out_dir = Path(args.out or Path("results") / "runs" / environment.utc_now())
+    chosen = [EXPERIMENTS[n] for n in settings["experiments"]]
     specs = plan(settings)
     check_data(specs, out)  # before the folder: a failed check leaves nothing behind
     if not args.resume:
-        folder.create(out_dir, settings, [EXPERIMENTS[n].runs_stem for n in names])
-    lock = folder.Lock(out_dir)
-    try:
-        chosen = [EXPERIMENTS[n] for n in settings["experiments"]]
+        folder.create(out_dir, settings, [e.runs_stem for e in chosen])
+    with folder.Lock(out_dir):
         differences = environment.version_differences()
         if differences:
             out.print(f"[yellow]note:[/] {differences}", soft_wrap=True)
         code = run_experiments(chosen, specs, out_dir, WORKER, out, args.retry_failed)
-        if code:
-            return code
-        _report(out_dir, chosen)
-    finally:
-        lock.release()
-    return 0
+        if code == 0:
+            _report(out_dir, chosen)
+    return code
 
 
 def _tasks(wanted: list[str] | None, experiments: list, profile: str) -> list[str]:

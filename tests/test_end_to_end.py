@@ -33,6 +33,7 @@ def published(tmp_path_factory) -> tuple[Path, Path]:
 def test_publish_writes_every_file_and_the_readme_block(published):
     out, page = published
     assert not out.with_name("published.partial").exists()
+    assert not (out / ".lock").exists()  # the lock was the run's, not a result
     env = json.loads((out / "environment.json").read_text())
     assert env["profile"] == "smoke" and env["wall_time_s"] > 0
     text = page.read_text()

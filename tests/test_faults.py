@@ -390,7 +390,7 @@ def test_random_bytes_as_a_cache_get_no_pickle_advice(tmp_path):
     assert "pickle" not in str(err.value) and "corrupt or truncated npz" in str(err.value)
 
 
-def test_a_refusal_suggests_float32_only_to_float64_runs(tmp_path):
+def test_a_refusal_suggests_float32_only_to_float64_runs():
     from benchmarks.harness.specs import RunSpec
     from benchmarks.harness.worker import Refused, check_jacobian_memory
     from scratch import MNIST

@@ -46,7 +46,8 @@ def settings(out_dir: Path) -> dict:
 
 class Lock:
     """An OS lock (flock) on the folder: a second groundup process on it is refused, with
-    the holder's PID. The kernel releases it when the holder exits, even on kill -9."""
+    the holder's PID. The kernel releases it when the holder exits, even on kill -9.
+    Use it as ``with Lock(folder):``."""
 
     def __init__(self, out_dir: Path):
         self.path = out_dir / LOCK
@@ -63,3 +64,9 @@ class Lock:
 
     def release(self) -> None:
         os.close(self.fd)
+
+    def __enter__(self) -> Lock:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()

@@ -47,34 +47,32 @@ def publish(out: Path = PUBLISHED, profile: str = "full",
     check_data(specs, console)
     if not resumed:
         folder.create(work, settings, [e.runs_stem for e in chosen])
-    lock = folder.Lock(work)
-    try:
+    with folder.Lock(work):  # held until the folder is finished, benchmarks included
         code = run_experiments(chosen, specs, work, WORKER, console)
         if code:
             return code
         for experiment in chosen:
             write_report(work, experiment.name)
-    finally:
-        lock.release()
-    phases["experiments"] = time.perf_counter() - started
-    bench = work / "benchmarks"
-    if not list(bench.glob("*/*.json")):  # a resumed publish keeps a finished suite
-        mark = time.perf_counter()
-        code = bench_report.run_suite(bench, tiny=profile == "smoke")
-        phases["benchmarks"] = time.perf_counter() - mark
-        if code:
-            return code
-    wall = time.perf_counter() - started
-    environment_json = json.dumps({
-        **environment.context(), "platform": platform.platform(),
-        "memory_gib": round(environment.total_mib() / 1024, 1),
-        "finished": environment.utc_now(), "profile": profile,
-        "experiments": list(EXPERIMENTS), "generalisation_variants": True,
-        "resumed": resumed, "wall_time_s": round(wall, 1),
-        "phase_wall_time_s": {k: round(v, 1) for k, v in phases.items()},
-        "command": "make results (groundup publish)",
-    }, indent=2) + "\n"
-    write_atomic(work / "environment.json", lambda f: f.write(environment_json.encode()))
+        phases["experiments"] = time.perf_counter() - started
+        bench = work / "benchmarks"
+        if not list(bench.glob("*/*.json")):  # a resumed publish keeps a finished suite
+            mark = time.perf_counter()
+            code = bench_report.run_suite(bench, tiny=profile == "smoke")
+            phases["benchmarks"] = time.perf_counter() - mark
+            if code:
+                return code
+        wall = time.perf_counter() - started
+        environment_json = json.dumps({
+            **environment.context(), "platform": platform.platform(),
+            "memory_gib": round(environment.total_mib() / 1024, 1),
+            "finished": environment.utc_now(), "profile": profile,
+            "experiments": list(EXPERIMENTS), "generalisation_variants": True,
+            "resumed": resumed, "wall_time_s": round(wall, 1),
+            "phase_wall_time_s": {k: round(v, 1) for k, v in phases.items()},
+            "command": "make results (groundup publish)",
+        }, indent=2) + "\n"
+        write_atomic(work / "environment.json", lambda f: f.write(environment_json.encode()))
+    (work / folder.LOCK).unlink()  # the published folder holds results only
     if out.exists():
         shutil.rmtree(out)
     work.rename(out)
