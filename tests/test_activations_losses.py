@@ -95,15 +95,17 @@ def test_one_hot_and_sparse_agree():
     assert cce(losses.one_hot(labels, 3), s) == pytest.approx(scce(labels, s))
 
 
-def closed_form_from_logits(name: str, y_true: np.ndarray, z: np.ndarray) -> float:
-    """The textbook formulas in extended precision, where exp(+-90) is finite: written
-    apart from the library's overflow-free forms, so the comparison is not circular."""
+def closed_form_from_logits(name: str, y_true: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Per-sample losses by the textbook formulas in extended precision, where exp(+-90) is
+    finite: written apart from the library's overflow-free forms, so the comparison is not
+    circular."""
     z = z.astype(np.longdouble)
     if name == "binary_crossentropy":  # -[y log s + (1 - y) log(1 - s)], s = 1/(1 + e^-z)
-        return float(np.mean(y_true * np.log1p(np.exp(-z)) + (1 - y_true) * np.log1p(np.exp(z))))
+        return np.mean(y_true * np.log1p(np.exp(-z)) + (1 - y_true) * np.log1p(np.exp(z)),
+                       axis=1)
     log_sum = np.log(np.exp(z).sum(axis=1))
     labels = y_true if name == "sparse_categorical_crossentropy" else y_true.argmax(axis=1)
-    return float(np.mean(log_sum - z[np.arange(len(z)), labels]))
+    return log_sum - z[np.arange(len(z)), labels]
 
 
 @pytest.mark.parametrize("name", ["binary_crossentropy", "categorical_crossentropy",
@@ -115,9 +117,92 @@ def test_loss_value_from_logits_is_the_mean_of_the_per_sample_losses(name, twins
     z = rng.normal(scale=30, size=(6, 3))  # large logits: softmax outputs underflow
     y_true = _targets(name, 6, 3)
     value = loss.value_from_logits(y_true, z)
-    assert value == pytest.approx(closed_form_from_logits(name, y_true, z), rel=1e-12)
+    per_sample = closed_form_from_logits(name, y_true, z)
+    # atol: where a sample's loss is near 0, float64's rounding of the log-sum is absolute.
+    np.testing.assert_allclose(loss.per_sample_from_logits(y_true, z), per_sample, rtol=1e-12,
+                               atol=1e-15)
+    assert value == pytest.approx(float(np.mean(per_sample)), rel=1e-12)
     keras_loss = {"binary_crossentropy": keras.losses.BinaryCrossentropy,
                   "categorical_crossentropy": keras.losses.CategoricalCrossentropy,
                   "sparse_categorical_crossentropy": keras.losses.SparseCategoricalCrossentropy}
     expected = keras_loss[name](from_logits=True)(y_true, z).numpy()
     assert value == pytest.approx(float(expected), rel=1e-6)
+
+
+def closed_form_value_and_gradient(name, y_true, p):
+    """Each loss and its gradient as the textbooks write them, for n samples of K outputs."""
+    n, k = p.shape
+    if name == "sparse_categorical_crossentropy":
+        name, y_true = "categorical_crossentropy", np.eye(k)[y_true]
+    if name == "mean_squared_error":
+        return np.mean((p - y_true) ** 2), 2 * (p - y_true) / (n * k)
+    if name == "binary_crossentropy":
+        value = -np.mean(y_true * np.log(p) + (1 - y_true) * np.log(1 - p))
+        return value, (p - y_true) / (p * (1 - p)) / (n * k)
+    return -np.sum(y_true * np.log(p)) / n, -y_true / p / n
+
+
+@pytest.mark.parametrize("name", sorted(losses.LOSSES))
+def test_value_and_gradient_against_closed_forms(name):
+    """The value, and the gradient times ``scale`` (1 when not given), for every loss."""
+    loss = losses.get(name)
+    p = rng.uniform(0.1, 0.9, (4, 3))
+    y_true = _targets(name, 4, 3)
+    value, grad = closed_form_value_and_gradient(name, y_true, p)
+    for scale, args in ((1.0, ()), (0.25, (0.25,))):
+        got_value, got_grad = loss.value_and_gradient(y_true, p.copy(), *args)
+        assert got_value == pytest.approx(value, rel=1e-12)
+        np.testing.assert_allclose(got_grad, scale * grad, rtol=1e-12)
+    np.testing.assert_allclose(loss.per_sample(y_true, p).mean(), value, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["binary_crossentropy", "categorical_crossentropy",
+                                  "sparse_categorical_crossentropy"])
+def test_delta_from_logits_is_s_minus_y_over_the_mean_count(name):
+    """The fused dL/dZ: (S - y) / n for softmax, / (n K) for sigmoid's per-output mean."""
+    loss = losses.get(name)
+    s = rng.uniform(0.1, 0.9, (4, 3))
+    y_true = _targets(name, 4, 3)
+    y = np.eye(3)[y_true] if name.startswith("sparse") else y_true
+    count = 4 * 3 if name == "binary_crossentropy" else 4
+    np.testing.assert_allclose(loss.delta_from_logits(y_true, s), (s - y) / count, rtol=1e-14)
+    np.testing.assert_allclose(loss.delta_from_logits(y_true, s, 0.5), (s - y) / count / 2,
+                               rtol=1e-14)
+
+
+def test_rows_are_shifted_by_their_own_maximum():
+    """Softmax and log-softmax on rows a thousand apart: shifting by one maximum for the
+    whole batch would underflow the second row to 0 (and its log to -inf)."""
+    z = np.array([[0.0, 1000.0], [-1000.0, -999.0]])
+    second = np.array([1, np.e]) / (1 + np.e)
+    np.testing.assert_allclose(activations.get("softmax")(z), [[0, 1], second], atol=1e-300)
+    np.testing.assert_allclose(losses.log_softmax(z), [[-1000, 0], np.log(second)], rtol=1e-14)
+
+
+def test_softmax_derivative_is_the_stack_of_per_sample_jacobians():
+    z = rng.normal(size=(3, 4))
+    s = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    expected = np.stack([np.diag(row) - np.outer(row, row) for row in s])
+    np.testing.assert_allclose(activations.get("softmax").derivative(z), expected, rtol=1e-12,
+                               atol=1e-15)
+
+
+def test_relu_and_leaky_relu_at_zero_and_in_float32():
+    """f'(0) is 0 for relu and the slope for leaky_relu, as TensorFlow's gradients define
+    them; results keep float32; leaky_relu's default slope is Keras' 0.2."""
+    z = np.array([[-2.0, 0.0, 3.0]], dtype=np.float32)
+    relu, leaky = activations.get("relu"), activations.get("leaky_relu")
+    for got, expected in ((relu.derivative(z), [[0, 0, 1]]),
+                          (relu.vjp(z, relu(z), np.full_like(z, 5)), [[0, 0, 5]]),
+                          (leaky(z), [[-0.4, 0, 3]]),
+                          (leaky.derivative(z), [[0.2, 0.2, 1]])):
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, expected, rtol=1e-7)
+    assert activations.get(leaky.get_config()).negative_slope == 0.2
+    assert activations.get({"name": "leaky_relu", "negative_slope": 0.1}).negative_slope == 0.1
+    assert repr(leaky) == "leaky_relu(0.2)"
+
+
+def test_one_hot_is_float32_unless_asked():
+    assert losses.one_hot(np.array([1, 0]), 3).dtype == np.float32
+    assert losses.one_hot(np.array([1, 0]), 3, "float64").dtype == np.float64

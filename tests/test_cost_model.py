@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from scratch import MLP, MNIST
-from scratch.cost import backprop_cost
+from scratch.cost import Jacobian, backprop_cost
 
 
 def traced_peak(model: MLP, x, y) -> int:
@@ -47,6 +47,32 @@ def test_the_hidden_layers_dz_dw_in_784_512_10():
     assert cost.shortcut_flops_per_sample() == 1_636_352  # "about 1.63 MFLOP per sample"
     assert backprop_cost((784, 512, 10), "float32").jacobian_sample_peak_bytes() * 2 == \
         cost.jacobian_sample_peak_bytes()
+
+
+def test_the_cost_of_a_2_3_1_net_worked_by_hand():
+    """Every figure of the model for 2-3-1 in float32 (4 bytes), worked out on paper."""
+    J = Jacobian
+    cost = backprop_cost((2, 3, 1), "float32")
+    assert cost.jacobians == [
+        J(2, "dL/dS", (1, 1), 4, 0),
+        J(2, "dA/dZ", (1, 1), 4, 1), J(2, "dZ/dW", (1, 3), 12, 3),
+        J(2, "dZ/db", (1, 1), 4, 1), J(2, "dZ/dx", (1, 3), 0, 3),
+        J(1, "dA/dZ", (3, 3), 36, 9), J(1, "dZ/dW", (3, 6), 72, 18),
+        J(1, "dZ/db", (3, 3), 36, 9), J(1, "dZ/dx", (3, 2), 0, 0),  # no dL/dx below layer 1
+    ]
+    assert cost.params == 13 and cost.itemsize == 4
+    assert cost.model_bytes() == 3 * 13 * 4 and cost.model_bytes(2) == 4 * 13 * 4
+    # One sample at its peak, in layer 1: dA/dZ and the identity (9 + 9), dZ/dW (18), dL/dW (6).
+    assert cost.jacobian_sample_peak_bytes() == (9 + 9 + 18 + 6) * 4
+    # 5 samples: z and a of both layers (2 * 5 * (3 + 1)), dL/dS (5), one sample's peak.
+    assert cost.jacobian_peak_bytes(5) == (40 + 5) * 4 + 168
+    # The shortcut: the cache, dL/dS and its scaled copy (2 * 5), and layer 1's dL/dA,
+    # f'(Z), dL/dZ (3 * 5 * 3; layer 2's 3 * 5 * 1 + dL/dX 5 * 3 is smaller).
+    assert cost.shortcut_peak_bytes(5) == (40 + 10 + 45) * 4
+    # Forward 2 * (6 + 3) flops, then 2 flops for each of the chain's 44 multiply-adds.
+    assert cost.jacobian_flops_per_sample() == 18 + 2 * 44
+    assert cost.shortcut_flops_per_sample() == 2 * (3 * 9 - 6)
+    assert backprop_cost((2, 3, 1)).dtype == "float64"  # the default
 
 
 def test_guard_refuses_an_oversized_run_and_leaves_a_refused_row(tmp_path):

@@ -1,0 +1,145 @@
+"""MLP's Keras verbs, step by step: what fit does with its batches, its callbacks, its
+history and its defaults, replayed here by hand with ``train_step``."""
+
+import numpy as np
+import pytest
+
+from scratch import MLP, XOR
+from scratch.model import TrainingDiverged, epoch_order
+
+rng = np.random.default_rng(0)
+X, Y = rng.random((70, 2)), rng.random((70, 1))
+
+
+def xor_model(**kwargs):
+    return MLP.from_architecture(XOR, optimizer={"name": "sgd", "learning_rate": 0.5},
+                                 dtype="float64", **kwargs)
+
+
+def replay(epochs, batch_size, orders, x=X, y=Y, validation=None):
+    """Train a fresh model by hand: the losses of every batch, and each epoch's logs."""
+    model = xor_model()
+    batches, logs = [], []
+    for epoch in range(epochs):
+        order = orders(epoch)
+        losses = [(model.train_step(x[rows], y[rows]), len(rows))
+                  for rows in np.array_split(order, range(batch_size, len(x), batch_size))]
+        batches.append([loss for loss, _ in losses])
+        logs.append({"loss": sum(loss * n for loss, n in losses) / len(x)})
+        if validation is not None:
+            logs[-1]["val_loss"] = model.evaluate(*validation)
+    return model, batches, logs
+
+
+class Recorder:
+    def __init__(self):
+        self.calls = []
+
+    def on_train_batch_end(self, batch, logs):
+        self.calls.append(("batch", batch, dict(logs)))
+
+    def on_epoch_end(self, epoch, logs):
+        self.calls.append(("epoch", epoch, dict(logs)))
+
+
+def test_fit_history_callbacks_and_printout(capsys):
+    valid = (X[:7], Y[:7])
+    want_model, batches, logs = replay(2, 16, lambda e: epoch_order(70, e, 3), validation=valid)
+    model, recorder = xor_model(), Recorder()
+    history = model.fit(X, Y, epochs=2, batch_size=16, seed=3, validation_data=valid,
+                        callbacks=[recorder, object()], verbose=1)
+    expected = []
+    for epoch in range(2):
+        expected += [("batch", b, {"loss": loss}) for b, loss in enumerate(batches[epoch])]
+        expected.append(("epoch", epoch, logs[epoch]))
+    assert recorder.calls == expected
+    assert history.history == {key: [epoch_logs[key] for epoch_logs in logs]
+                               for key in ("loss", "val_loss")}
+    assert history.epoch == [0, 1]
+    np.testing.assert_array_equal(model.flat_params, want_model.flat_params)
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == [f"Epoch {e + 1}/2 loss={logs[e]['loss']:.4f} "
+                       f"val_loss={logs[e]['val_loss']:.4f}" for e in range(2)]
+
+
+def test_fit_defaults_one_shuffled_epoch_of_batches_of_32_seeded_by_the_model():
+    """Keras' defaults, by what they do (a signature can hide a changed default)."""
+    want_model, batches, _ = replay(1, 32, lambda e: epoch_order(70, e, 0))
+    model, recorder = xor_model(), Recorder()
+    model.fit(X, Y, callbacks=[recorder])
+    assert [c for c in recorder.calls if c[0] == "batch"] == \
+        [("batch", b, {"loss": loss}) for b, loss in enumerate(batches[0])]
+    np.testing.assert_array_equal(model.flat_params, want_model.flat_params)
+
+
+def test_fit_without_shuffle_and_with_a_whole_batch():
+    want_model, _, logs = replay(2, 70, lambda e: np.arange(70))
+    model = xor_model()
+    history = model.fit(X, Y, epochs=2, batch_size=None, shuffle=False)
+    assert history.history == {"loss": [epoch_logs["loss"] for epoch_logs in logs]}
+    np.testing.assert_array_equal(model.flat_params, want_model.flat_params)
+
+
+def test_fit_for_zero_epochs_changes_nothing():
+    model = xor_model()
+    before = model.flat_params.copy()
+    assert model.fit(X, Y, epochs=0).history == {"loss": []}
+    np.testing.assert_array_equal(model.flat_params, before)
+
+
+def test_stop_training_ends_the_epoch_after_its_batch():
+    class StopAfterTwo(Recorder):
+        def on_train_batch_end(self, batch, logs):
+            super().on_train_batch_end(batch, logs)
+            model.stop_training = batch == 1
+
+    model = xor_model()
+    stopper = StopAfterTwo()
+    history = model.fit(X, Y, epochs=3, batch_size=10, callbacks=[stopper])
+    assert [c[:2] for c in stopper.calls] == [("batch", 0), ("batch", 1), ("epoch", 0)]
+    assert len(history.history["loss"]) == 1
+
+
+def test_the_diverged_and_empty_messages():
+    model = xor_model()
+    with pytest.raises(ValueError, match=r"^fit needs at least one sample; got empty inputs\.$"):
+        model.fit(X[:0], Y[:0])
+    with pytest.raises(TrainingDiverged, match=r"^The loss became nan at epoch 0, batch 0: "
+                       r"training diverged\. Lower the learning rate, or train in float64\.$"):
+        model.fit(np.full_like(X, np.nan), Y)
+    model = xor_model()
+    model.optimizer.apply = lambda params, grads, scaled=False: params[0].fill(np.inf)
+    with pytest.raises(TrainingDiverged, match=r"^The last step left weights that are not "
+                       r"finite: training diverged\. Lower the learning rate, or train in "
+                       r"float64\.$"):
+        model.fit(X, Y, batch_size=None)  # one step: the last one
+
+
+def test_epoch_order():
+    np.testing.assert_array_equal(epoch_order(5, 0, 1, shuffle=False), np.arange(5))
+    first = epoch_order(50, 0, 1)  # shuffled by default
+    assert sorted(first) == list(range(50)) and list(first) != list(range(50))
+    np.testing.assert_array_equal(first, epoch_order(50, 0, 1))
+    assert list(first) != list(epoch_order(50, 1, 1)) != list(epoch_order(50, 0, 2))
+
+
+def test_predict_and_evaluate_in_batches_equal_one_batch():
+    model = xor_model()
+    np.testing.assert_allclose(model.predict(X, batch_size=16), model.predict(X), rtol=1e-15)
+    assert model.predict(X, batch_size=16).shape == (70, 1)
+    assert model.evaluate(X, Y, batch_size=16) == pytest.approx(model.evaluate(X, Y), rel=1e-14)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
+        model.predict(X, batch_size=0)
+
+
+def test_repr_and_config():
+    assert str(XOR) == "2-2-1"
+    assert repr(xor_model()) == "MLP(2-2-1, sigmoid/sigmoid, backprop=shortcut)"
+    model = xor_model(dropout=0.25, backprop="jacobian", seed=7)
+    assert repr(model) == "MLP(2-2-1, sigmoid/sigmoid, dropout=0.25, backprop=jacobian)"
+    assert model.get_config() == {
+        "sizes": [2, 2, 1], "activations": [{"name": "sigmoid"}] * 2,
+        "loss": "mean_squared_error",
+        "optimizer": {"name": "sgd", "learning_rate": 0.5, "momentum": 0.0, "nesterov": False},
+        "dropout": 0.25, "kernel_initializer": "glorot_uniform", "bias_initializer": "zeros",
+        "backprop": "jacobian", "dtype": "float64", "seed": 7}
