@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test run bench results data lock mutate clean
+.PHONY: test run bench results data lock mutate torch clean
 
 # The editable install, at the versions in constraints.txt (what the published run used);
 # redone only when pyproject.toml or constraints.txt changes. uv installs the same packages
@@ -53,11 +53,23 @@ results: data
 
 # Mutation testing of scratch/ and the data checks (pyproject.toml's [tool.mutmut]); not
 # part of make test or CI. Results stay in mutants/; `mutmut results` lists the survivors.
+# A mutant may write where the code under test writes: HOME and KERAS_HOME point at a
+# throwaway copy of the MNIST cache, so that no mutant can touch the real one.
+MUTATE_HOME := $(CURDIR)/.mutate-home
 mutate: data
 	$(BIN)/python -m uv pip install --quiet --compile-bytecode --python $(BIN)/python \
 		-c constraints.txt -e '.[test,mutate]'
-	$(BIN)/mutmut run --max-children 2
+	rm -rf $(MUTATE_HOME) && mkdir -p $(MUTATE_HOME)/.keras/datasets
+	$(BIN)/python -c 'import shutil, sys; from benchmarks.data.datasets import load_mnist; \
+		d = load_mnist(); d.cache_path and shutil.copy(d.cache_path, sys.argv[1])' \
+		$(MUTATE_HOME)/.keras/datasets/
+	HOME=$(MUTATE_HOME) KERAS_HOME=$(MUTATE_HOME)/.keras $(BIN)/mutmut run --max-children 2
 	$(BIN)/mutmut results
 
+# The PyTorch peers (keras-torch): PyTorch from PyPI, about 3 GB with its CUDA libraries.
+torch: $(STAMP)
+	$(BIN)/python -m uv pip install --quiet --compile-bytecode --python $(BIN)/python \
+		-c constraints.txt -e '.[test,torch]'
+
 clean:
-	rm -rf $(VENV) .pytest_cache mutants
+	rm -rf $(VENV) .pytest_cache mutants .mutate-home
