@@ -9,6 +9,7 @@ tiny, so they cannot rot. ``GROUNDUP_BENCH_TINY=1`` shrinks every size.
 
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
@@ -20,7 +21,11 @@ from benchmarks.implementations import IMPLEMENTATIONS, scratch_model
 TINY = os.environ.get("GROUNDUP_BENCH_TINY") == "1"
 MNIST_SUBSET = 256 if TINY else 6000     # samples in the "one MNIST epoch" benchmark
 MNIST_PREDICT = 256 if TINY else 10_000  # test images in the predict benchmark
-IMPLS = list(IMPLEMENTATIONS)
+# Keras has one backend a process (KERAS_BACKEND, TensorFlow by default): the others'
+# Keras implementations, and those whose framework is not installed, are left out.
+KERAS_BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
+IMPLS = [name for name, impl in IMPLEMENTATIONS.items() if not impl.missing()
+         and getattr(impl, "backend", KERAS_BACKEND) == KERAS_BACKEND]
 # Tiny runs try every operation x implementation once; reverse4 takes xor's paths.
 TASKS = ["xor", "mnist"] if TINY else ["xor", "reverse4", "mnist"]
 SMALL_TASKS = [t for t in TASKS if t != "mnist"]
@@ -88,8 +93,9 @@ def test_train_step(benchmark, tasks, task, impl):
     x, y = data.x[: cfg.batch_size], data.y[: cfg.batch_size]
     benchmark.group = f"{task}: one training step"
     implementation, model = build(impl, cfg, data)
-    step = (model.train_step if impl.startswith("scratch")
-            else lambda a, b: model.train_on_batch(a, b))
+    step = (functools.partial(implementation.train_step, model)
+            if implementation.framework != "keras"
+            else lambda a, b: model.train_on_batch(a, b))  # Keras' own float32 path
     before = loss_of(cfg, implementation, model, x, y)
     benchmark(step, x, y)
     after = loss_of(cfg, implementation, model, x, y)
@@ -112,6 +118,11 @@ def test_epoch_small(benchmark, tasks, task, impl):
         def epoch():
             model.fit(data.x, data.y, epochs=1, batch_size=cfg.batch_size, shuffle=False,
                       verbose=0)
+    elif impl == "jax":
+        batches, rest = implementation.device_batches(model, data.x, data.y, cfg)
+
+        def epoch():
+            model.run(batches, rest, 1)
     else:
         def epoch():
             model.train_on_batch(data.x, data.y)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from benchmarks.data.datasets import DataError, load_mnist
@@ -63,14 +64,23 @@ def list_command(args: argparse.Namespace) -> int:
     from benchmarks.implementations import IMPLEMENTATIONS
 
     for title, rows in (("Experiments", ((e.name, e.description) for e in EXPERIMENTS.values())),
-                        ("Implementations", ((i.name, i.description)
+                        ("Implementations", ((i.name, _what(i))
                                              for i in IMPLEMENTATIONS.values()))):
         out.print()
-        listing = _table(title, "name", "what")
+        listing, rows = _table(title, "name", "what"), list(rows)
+        listing.columns[0].min_width = max(len(name) for name, _ in rows)  # names are never cut
         for row in rows:
             listing.add_row(*row)
         out.print(listing)
     return 0
+
+
+def _what(impl) -> str:
+    """An implementation's description, or why it cannot run here and what installs it."""
+    missing = impl.missing()
+    if not missing:
+        return impl.description
+    return f"[dim]unavailable, {', '.join(missing)} missing: {escape(impl.install)}[/]"
 
 
 def _table(title: str, *columns: str) -> Table:
@@ -139,6 +149,7 @@ def run_command(args: argparse.Namespace) -> int:
         }
         out_dir = Path(args.out or Path("results") / "runs" / environment.utc_now())
     chosen = [EXPERIMENTS[n] for n in settings["experiments"]]
+    _refuse_missing(settings["impls"] or [])
     specs = plan(settings)
     check_data(specs, out)  # before the folder: a failed check leaves nothing behind
     if not args.resume:
@@ -151,6 +162,16 @@ def run_command(args: argparse.Namespace) -> int:
         if code == 0:
             _report(out_dir, chosen)
     return code
+
+
+def _refuse_missing(asked: list[str]) -> None:
+    """An implementation asked for by name that cannot run here is an error (the runner
+    skips the others, with one line each)."""
+    from benchmarks.implementations import missing_packages
+
+    for name in asked:
+        if missing_packages(name):
+            raise UsageError(f"{missing_packages(name)}.")
 
 
 def _tasks(wanted: list[str] | None, experiments: list, profile: str) -> list[str]:

@@ -6,7 +6,6 @@ import functools
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from scratch import MLP, Architecture, activations
 
@@ -44,8 +43,12 @@ def build(arch: Architecture, optimizer: dict | None = None, dtype: str = "float
         if dropout and i < last:
             layers.append(keras.layers.Dropout(dropout, dtype=dtype))
     model = keras.Sequential(layers, name=f"{arch.name}_twin")
+    # The optimizer's learning rate is a floatx variable: float32, Keras' default.
+    keras.config.set_floatx("float32")
     model.compile(optimizer=keras_optimizer(optimizer or {"name": "sgd", "learning_rate": 0.01}),
                   loss=arch.loss, **compile_kwargs)
+    # fit and predict cast float inputs to floatx: a float64 model is fed float64 data.
+    keras.config.set_floatx(dtype)
     return model
 
 
@@ -61,12 +64,37 @@ def twin_of(mlp: MLP, **compile_kwargs) -> keras.Sequential:
 
 def gradients(model: keras.Model, x: np.ndarray, y: np.ndarray, training: bool = True
               ) -> tuple[float, list[np.ndarray]]:
-    """The compiled loss and its gradients [dW1, db1, ...] by ``tf.GradientTape``."""
-    with tf.GradientTape() as tape:
-        # The compiled loss reduces with "sum_over_batch_size": the mean over the batch.
-        loss = tf.reduce_mean(keras.losses.get(model.loss)(y, model(x, training=training)))
-    grads = tape.gradient(loss, model.trainable_weights)
-    return float(loss), [g.numpy() for g in grads]
+    """The compiled loss and its gradients [dW1, db1, ...], by the backend's own autodiff
+    (``tf.GradientTape``, ``jax.value_and_grad`` or ``torch.autograd``)."""
+    loss_fn = keras.losses.get(model.loss)
+    backend = keras.backend.backend()
+    # The compiled loss reduces with "sum_over_batch_size": the mean over the batch.
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(loss_fn(y, model(x, training=training)))
+        grads = tape.gradient(loss, model.trainable_weights)
+        return float(loss), [g.numpy() for g in grads]
+    if backend == "jax":
+        import jax
+
+        fixed = [v.value for v in model.non_trainable_variables]
+
+        def value(trainable):
+            out, _ = model.stateless_call(trainable, fixed, x, training=training)
+            return jax.numpy.mean(loss_fn(y, out))
+
+        loss, grads = jax.value_and_grad(value)([v.value for v in model.trainable_variables])
+        return float(loss), [np.asarray(g) for g in grads]
+    if backend == "torch":
+        import torch
+
+        model.zero_grad()
+        loss = torch.mean(loss_fn(torch.as_tensor(y), model(x, training=training)))
+        loss.backward()
+        return float(loss), [v.value.grad.cpu().numpy() for v in model.trainable_variables]
+    raise ValueError(f"No gradients for Keras' {backend} backend.")
 
 
 def train_step(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:

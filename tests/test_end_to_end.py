@@ -10,7 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from benchmarks import bench_ops
 from benchmarks.cli import main
+from benchmarks.experiments import speed
+from benchmarks.experiments.compare import SMOKE_SKIP
 from benchmarks.harness.schema import COLUMNS
 from benchmarks.implementations import IMPLEMENTATIONS
 from benchmarks.reporting import bench_report, readme
@@ -51,21 +54,32 @@ def test_compare_runs_every_implementation(published):
     out, _ = published
     df = pd.read_csv(out / "compare.csv")
     assert list(df.columns) == list(COLUMNS)
-    assert len(df) == 7 and set(df["impl"]) == set(IMPLEMENTATIONS)
-    assert set(df["task"]) == {"xor", "mnist"}  # keras on xor: its path runs on mnist/blog
+    # Keras on xor is left out: its path runs on mnist/blog. Missing frameworks are skipped.
+    available = [name for name, impl in IMPLEMENTATIONS.items() if not impl.missing()]
+    expected = {(t, i) for t in ("xor", "mnist") for i in available} - SMOKE_SKIP
+    assert sorted(zip(df["task"], df["impl"])) == sorted(expected)
+    assert {"jax", "keras-jax"} <= set(df["impl"])
     assert (df["status"] == "ok").all(), df[["impl", "task", "error"]]
     mnist = df[df["task"] == "mnist"]
-    trained = mnist[mnist["impl"] != "scratch-jacobian"]  # the jacobian sees 2 samples
+    # The jacobian sees 2 samples. Keras on JAX or PyTorch computes the cross-entropy from
+    # clipped probabilities, not logits as on TensorFlow: mnist/blog's wide initial weights
+    # saturate the softmax, and samples below the clip get no gradient (see tests/peers.py).
+    clipped = mnist["impl"].isin(["keras-jax", "keras-torch"])
+    trained = mnist[(mnist["impl"] != "scratch-jacobian") & ~clipped]
     assert (trained["accuracy"] > 0.5).all() and mnist["f1"].notna().all()
+    assert (mnist.loc[clipped, "accuracy"] > 0.15).all()  # it learns, more slowly
     assert (df["train_time_s"] > 0).all() and (df["peak_rss_mib"] >= 0).all()
     assert df.loc[df["impl"].str.startswith("scratch"), "traced_peak_mib"].notna().all()
-    assert df.loc[df["impl"].str.startswith("keras"), "traced_peak_mib"].isna().all()
+    assert df.loc[~df["impl"].str.startswith("scratch"), "traced_peak_mib"].isna().all()
+    assert (df["framework"] == df["impl"].map(lambda i: IMPLEMENTATIONS[i].framework)).all()
+    assert df["framework_version"].notna().all() and df["backend"].notna().all()
+    assert set(df.loc[df["impl"] == "keras-jax", "backend"].str.split().str[0]) == {"jax"}
     jac = mnist[mnist["impl"] == "scratch-jacobian"].iloc[0]
     assert jac["train_samples"] == 2 and jac["extrapolated"]
     for name in ("compare.md", "compare_curves.csv", "compare_curves.png", "compare_time.png",
                  "compare_memory.png", "run.json"):
         assert (out / name).exists(), name
-    assert len(list((out / "confusion").glob("mnist-blog-*-seed0.csv"))) == 4
+    assert len(list((out / "confusion").glob("mnist-blog-*-seed0.csv"))) == len(mnist)
     assert "| xor    | blog     | keras-tuned " in (out / "compare.md").read_text()
 
 
@@ -114,9 +128,13 @@ def test_speed_writes_the_targets_table(published):
     assert (runs["status"] == "ok").all() and set(runs["task"]) == {"mnist", "xor"}
     table = pd.read_csv(out / "speed.csv")
     assert list(table.columns[:6]) == ["metric", "scratch", "reference", "ratio", "target", "met"]
-    assert len(table) == 7 and table["commit"].notna().all()
+    # Smoke runs the peers in to98 only: a row each, not measured (no target in one epoch).
+    peers = [p for p in speed.PEERS[1:] if not IMPLEMENTATIONS[p].missing()]
+    assert [m for m in table["metric"] if m.startswith("MNIST s to 98% test accuracy, ")] == \
+        [f"MNIST s to 98% test accuracy, scratch / {p}" for p in peers]
+    assert len(table) == 7 + len(peers) and table["commit"].notna().all()
     b128 = runs[runs["config"] == "b128"].iloc[0]
-    assert 0 < b128["matmul_epoch_s"] < b128["epoch_time_s"]
+    assert b128["matmul_epoch_s"] > 0 and b128["matmul_gflops"] > 0
     row = table[table["metric"].str.startswith("xor: ms per step")].iloc[0]
     assert row["ratio"] == pytest.approx(row["scratch"] / row["reference"])
     for metric in ("reverse4: ms per step", "MNIST batch 32"):  # not run: not measured
@@ -129,5 +147,5 @@ def test_the_benchmark_suite_ran_and_every_result_is_correct(published):
     """The suite's own correctness flags, not only pytest's exit code."""
     out, _ = published
     df = bench_report.to_frame(bench_report.newest(out / "benchmarks"))
-    assert len(df) >= 20 and set(df["impl"]) == set(IMPLEMENTATIONS)
+    assert len(df) >= 20 and set(df["impl"]) == set(bench_ops.IMPLS) >= {"jax", "keras"}
     assert df["correct"].map(lambda v: v is True).all(), df[["name", "correct"]]

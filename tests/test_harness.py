@@ -73,6 +73,27 @@ def test_monitor_reports_divergence():
         monitor.epoch_end(float("nan"), predict=None)
 
 
+def test_paused_work_is_left_out_of_every_time(monkeypatch):
+    """Reordering an epoch's data (``Monitor.paused``) counts in no training, step or epoch
+    time; on a clock that moves only when told to."""
+    from benchmarks.implementations import timer
+
+    now = [100.0]
+    monkeypatch.setattr(timer.time, "perf_counter", lambda: now[0])
+    monitor = Monitor(budget_s=10, target=lambda predict: False, total_epochs=5)
+    monitor.start()
+    now[0] += 1.0   # a step
+    monitor.batch_end()
+    with monitor.paused():
+        now[0] += 7.0   # reordering
+    now[0] += 2.0   # another step
+    monitor.batch_end()
+    monitor.epoch_end(0.5, predict=None)
+    assert list(monitor.step_times) == [1.0, 2.0]
+    assert list(monitor.epoch_times) == [3.0]
+    assert monitor.elapsed() == 3.0 and not monitor.over_budget
+
+
 SHUFFLED = replace(CONFIGS["mnist/tf-tutorial"], arch=MNIST.replace(sizes=(784, 16, 10)),
                    optimizer={"name": "sgd", "learning_rate": 0.1}, batch_size=10)
 

@@ -7,7 +7,12 @@
    batch 32, shuffled): scratch <= 1/3.
 4. XOR and reverse4: scratch step <= 1/5 of keras-tuned's step; Keras fit called per
    epoch, as the blog wrote it, is reported beside them.
-``speed.csv`` has one row per metric: metric, scratch, reference, ratio, target, met.
+5. MNIST batch 32 and batch 128: scratch <= 1.0 x the fastest Keras backend's epoch, and
+   (the moonshot) <= 1.0 x the fastest peer of any kind.
+
+Every MNIST metric and the tiny tasks' step time are also reported against each peer,
+and against the fastest peer, whose name the metric gives. ``speed.csv`` has one row
+per metric: metric, scratch, reference, ratio, target, met.
 """
 
 from __future__ import annotations
@@ -41,6 +46,11 @@ TINY_BUDGET_S = {"quick": 10, "full": 20, "smoke": 2}
 TINY_SEEDS = 5
 SMOKE_SAMPLES = 2048
 TASKS = ("mnist", *(f"mnist/{c}" for c in EPOCHS), "xor", "xor/blog", "reverse4", "reverse4/blog")
+# The peers of the MNIST metrics (each as the reference examples run it), and the compiled
+# ones of the tiny tasks' step time; a peer whose framework is missing is skipped.
+KERAS_BACKENDS = ("keras", "keras-jax", "keras-torch")
+PEERS = (*KERAS_BACKENDS, "jax")
+STEP_PEERS = ("keras-tuned", "jax")
 COLUMNS = tuple(schema.SPEED_RUNS)  # described in benchmarks/harness/schema.py
 
 
@@ -61,14 +71,16 @@ def specs(profile: Profile, chosen: Selection) -> list[RunSpec]:
     smoke = profile.name == "smoke"
     mnist = {"timeout_s": profile.timeout_s, "budget_s": math.inf,
              "train_samples": SMOKE_SAMPLES if smoke else None, "data_dir": chosen.data_dir}
-    # The smoke profile runs each path once: Keras' shuffled fit also runs in to98.
+    # The smoke profile runs each path once: the peers' shuffled training also runs in to98,
+    # their file-order training in compare, and jax's compiled tiny steps there too.
+    peers, step_peers = ((), STEP_PEERS[:1]) if smoke else (PEERS, STEP_PEERS)
     runs = [RunSpec("speed", "mnist", "b32", impl, 0, profile.name, 1 if smoke else 3, **mnist)
-            for impl in ("scratch-shortcut", *(() if smoke else ("keras",)))]
-    runs.append(RunSpec("speed", "mnist", "b128", "scratch-shortcut", 0, profile.name,
-                        1 if smoke else 3, **mnist))
+            for impl in ("scratch-shortcut", *peers)]
+    runs += [RunSpec("speed", "mnist", "b128", impl, 0, profile.name, 1 if smoke else 3,
+                     **mnist) for impl in ("scratch-shortcut", *peers)]
     runs += [RunSpec("speed", "mnist", "to98", impl, 0, profile.name, 1 if smoke else 15,
                      **mnist, extra={"stop_at_target": True})
-             for impl in ("scratch-shortcut", "keras")]
+             for impl in ("scratch-shortcut", *PEERS)]
     for task in ("xor", "reverse4"):
         epochs = 100 if smoke else get_config(task).epochs
         # Seed by seed, the two sides in turn: a slow spell of the shared machine then
@@ -77,7 +89,7 @@ def specs(profile: Profile, chosen: Selection) -> list[RunSpec]:
         runs += [RunSpec("speed", task, "blog", impl, seed, profile.name, epochs,
                          TINY_BUDGET_S[profile.name], profile.timeout_s)
                  for seed in range(chosen.seeds or (1 if smoke else TINY_SEEDS))
-                 for impl in ("scratch-shortcut", "keras-tuned")]
+                 for impl in ("scratch-shortcut", *step_peers)]
         # Keras fit called once per epoch, the blog's way: its per-epoch overhead, reported.
         runs.append(RunSpec("speed", task, "blog", "keras", 0, profile.name, epochs,
                             TINY_BUDGET_S[profile.name] / 2, profile.timeout_s))
@@ -145,21 +157,45 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
         except KeyError:
             return math.nan
 
+    def against(label, task, config, column, peers, target=math.nan, fastest=()):
+        """scratch against each peer; then against the fastest of each group in
+        ``fastest`` ((name, peers, target)), the peer named in the metric."""
+        ours = get(task, config, "scratch-shortcut", column)
+        ran = set(df.loc[(df["task"] == task) & (df["config"] == config), "impl"])
+        found = {p: get(task, config, p, column) for p in peers if p in ran}
+        out = [(f"{label}, scratch / {p}", ours, v, target) for p, v in found.items()]
+        for name, group, goal in fastest:
+            times = {p: found[p] for p in group if p in found and not math.isnan(found[p])}
+            if times:
+                best = min(times, key=times.get)
+                out.append((f"{label}, scratch / fastest {name} ({best})", ours, times[best],
+                            goal))
+        return out
+
+    epoch_targets = (("Keras backend", KERAS_BACKENDS, 1.0), ("peer", PEERS, 1.0))
     rows = [
         ("MNIST batch 32: s per epoch, scratch / keras fit", get("mnist", "b32",
          "scratch-shortcut", "epoch_time_s"), get("mnist", "b32", "keras", "epoch_time_s"), 0.4),
+        *against("MNIST batch 32: s per epoch", "mnist", "b32", "epoch_time_s", PEERS[1:],
+                 fastest=epoch_targets),
         ("MNIST batch 128, file order: s per epoch, scratch / its matmuls alone",
          get("mnist", "b128", "scratch-shortcut", "epoch_time_s"),
          get("mnist", "b128", "scratch-shortcut", "matmul_epoch_s"), 1.5),
+        *against("MNIST batch 128, file order: s per epoch", "mnist", "b128", "epoch_time_s",
+                 PEERS, fastest=epoch_targets),
         (f"MNIST s to 98% test accuracy (SGD lr {TO98['learning_rate']}, batch {TO98_BATCH}, "
          "shuffled), scratch / keras",
          get("mnist", "to98", "scratch-shortcut", "time_to_target_s"),
          get("mnist", "to98", "keras", "time_to_target_s"), 1 / 3),
+        *against("MNIST s to 98% test accuracy", "mnist", "to98", "time_to_target_s", PEERS[1:],
+                 fastest=(("peer", PEERS, math.nan),)),
     ]
     for task in ("xor", "reverse4"):
         rows.append((f"{task}: ms per step, scratch / keras-tuned",
                      get(task, "blog", "scratch-shortcut", "step_time_ms"),
                      get(task, "blog", "keras-tuned", "step_time_ms"), 0.2))
+        rows += against(f"{task}: ms per step", task, "blog", "step_time_ms", STEP_PEERS[1:],
+                        fastest=(("peer", STEP_PEERS, math.nan),))
         rows.append((f"{task}: ms per epoch of Keras fit called per epoch (the blog's way), "
                      "scratch / keras", 1e3 * get(task, "blog", "scratch-shortcut", "epoch_time_s"),
                      1e3 * get(task, "blog", "keras", "epoch_time_s"), math.nan))

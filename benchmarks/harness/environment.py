@@ -8,19 +8,13 @@ import os
 import platform
 import subprocess
 from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks.implementations.base import package_version as _version
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _version(package: str) -> str:
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return ""
 
 
 def cpu_model() -> str:
@@ -60,6 +54,8 @@ def context() -> dict[str, str | int]:
         "numpy": np.__version__,
         "tensorflow": _version("tensorflow") or _version("tensorflow-cpu"),
         "keras": _version("keras"),
+        "jax": _version("jax"),
+        "torch": _version("torch"),
         "cpu": cpu_model(),
         "cores": os.cpu_count() or 0,
         "blas": blas(),
@@ -67,7 +63,7 @@ def context() -> dict[str, str | int]:
     }
 
 
-VERSIONED = ("python", "numpy", "tensorflow", "keras")
+VERSIONED = ("python", "numpy", "tensorflow", "keras", "jax", "torch")
 PUBLISHED_ENVIRONMENT = ROOT / "results" / "published" / "environment.json"
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from benchmarks.data.datasets import DataError, load_mnist
@@ -29,6 +30,7 @@ from benchmarks.harness.experiment import Experiment
 from benchmarks.harness.schema import COLUMNS, KEY, NOT_NUMBERS
 from benchmarks.harness.specs import RunSpec
 from benchmarks.harness.worker import PARENT, PROGRESS
+from benchmarks.implementations import implementation_columns, missing_packages
 
 RETRIED = ("error", "killed", "timeout")  # what --retry-failed runs again
 
@@ -209,7 +211,8 @@ def run_one(experiment: Experiment, spec: RunSpec, log_dir: Path,
                                    f"{tail[0] if tail else 'no output'}")
             if status == "error" and proc.returncode < 0:  # not by us: we say timeout or oom
                 status, error = "killed", f"killed (signal {-proc.returncode})"
-            row.update(status=status, error=error, **environment.context(),
+            row.update(status=status, error=error, **implementation_columns(spec.impl),
+                       **environment.context(),
                        timestamp=environment.utc_now())
     return row
 
@@ -279,6 +282,7 @@ def run_experiments(experiments: list[Experiment], specs: list[RunSpec], out_dir
     The caller has checked the data (``check_data``) and holds the folder's lock."""
     clean_stale_temp()
     memory = memory_limit_mib()
+    specs = available(specs, console)
     for experiment in experiments:
         results = ResultsFile(out_dir, experiment.runs_stem, experiment.columns)
         for line in results.repair():
@@ -308,6 +312,15 @@ def run_experiments(experiments: list[Experiment], specs: list[RunSpec], out_dir
                           soft_wrap=True)
             return 130
     return 0
+
+
+def available(specs: list[RunSpec], console: Console) -> list[RunSpec]:
+    """The runs whose implementation can run here; one line for each that cannot."""
+    missing = {name: missing_packages(name) for name in dict.fromkeys(s.impl for s in specs)}
+    for name, why in missing.items():
+        if why:
+            console.print(f"skipping {escape(why)}", soft_wrap=True)
+    return [s for s in specs if not missing[s.impl]]
 
 
 def summary_line(spec: RunSpec, row: dict) -> str:

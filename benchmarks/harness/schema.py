@@ -16,7 +16,10 @@ COLUMNS = {
     "task": ("", "xor, reverse4 or mnist"),
     "config": ("", "reference configuration of the task (blog, tf-tutorial; an experiment's "
                    "own, e.g. h512-float32)"),
-    "impl": ("", "implementation: scratch-shortcut, scratch-jacobian, keras, keras-tuned"),
+    "impl": ("", "implementation (groundup list names them)"),
+    "framework": ("", "numpy (scratch), keras, jax or torch"),
+    "framework_version": ("", "the framework's version"),
+    "backend": ("", "what the framework ran on: cpu, or Keras' backend and its version"),
     "seed": ("count", "seed of the initial weights, shuffling and dropout"),
     "status": ("", "ok, diverged, timeout, oom, error or refused"),
     "error": ("", "what went wrong, when status is not ok"),
@@ -61,6 +64,8 @@ COLUMNS = {
     "numpy": ("", "NumPy version"),
     "tensorflow": ("", "TensorFlow version"),
     "keras": ("", "Keras version"),
+    "jax": ("", "JAX version (empty: not installed)"),
+    "torch": ("", "PyTorch version (empty: not installed)"),
     "cpu": ("", "CPU model"),
     "cores": ("count", "logical CPU cores"),
     "blas": ("", "BLAS NumPy uses"),
@@ -68,6 +73,8 @@ COLUMNS = {
     "timestamp": ("", "UTC time the run finished"),
 }
 KEY = ["experiment", "task", "config", "impl", "seed"]
+# Columns newer than results/published: its CSVs lack them, the next `make results` writes them.
+NEWER_THAN_PUBLISHED = frozenset({"framework", "framework_version", "backend", "jax", "torch"})
 NOT_NUMBERS = {"", "JSON", "bool", "s or ms"}  # the units of columns that hold no number
 
 # Each experiment's own columns, after COLUMNS.

@@ -22,7 +22,14 @@ from benchmarks.data.tasks import target_reached
 from benchmarks.harness import environment
 from benchmarks.harness.experiment import Experiment
 from benchmarks.harness.specs import RunSpec
-from benchmarks.implementations import IMPLEMENTATIONS, Monitor, Trained, scratch_model
+from benchmarks.implementations import (
+    IMPLEMENTATIONS,
+    Monitor,
+    Trained,
+    implementation_columns,
+    scratch_model,
+)
+from benchmarks.implementations.timer import check_interval
 
 PROGRESS = "@@progress"
 PARENT = "GROUNDUP_PARENT_PID"  # the runner's PID, so that the worker dies with it
@@ -77,6 +84,7 @@ def execute(experiment: Experiment, spec: RunSpec) -> dict:
     cfg = experiment.configure(spec)
     check_jacobian_memory(spec, cfg)
     impl = IMPLEMENTATIONS[spec.impl]
+    impl.activate()
     data = experiment.load(spec, cfg)
     x, y, epochs = data.x, data.y, spec.epochs
     initial = scratch_model(cfg, spec.dtype, spec.seed).get_weights()
@@ -90,7 +98,7 @@ def execute(experiment: Experiment, spec: RunSpec) -> dict:
         return target_reached(cfg, data.y_test, predict(data.x_test))
 
     between = experiment.between_epochs and experiment.between_epochs(spec, cfg, data, initial)
-    monitor = Monitor(spec.budget_s, target, epochs, max(1, epochs // 200), progress,
+    monitor = Monitor(spec.budget_s, target, epochs, check_interval(epochs), progress,
                       stop_at_target=spec.extra.get("stop_at_target", False),
                       between_epochs=between)
     before = reset_peak_rss()
@@ -153,7 +161,7 @@ def main(experiments: dict[str, Experiment], spec_path: str, result_path: str) -
     """Run the spec in ``spec_path`` with its experiment from ``experiments``."""
     die_with_parent()
     spec = RunSpec(**json.loads(Path(spec_path).read_text()))
-    row = {"status": "ok", "error": ""}
+    row = {"status": "ok", "error": "", **implementation_columns(spec.impl)}
     try:
         row.update(execute(experiments[spec.experiment], spec))
     except Refused as err:

@@ -3,13 +3,32 @@
 from __future__ import annotations
 
 from benchmarks.implementations.base import Implementation, Trained, scratch_model
+from benchmarks.implementations.jax import Jax
 from benchmarks.implementations.keras import Keras
 from benchmarks.implementations.scratch import Scratch
 from benchmarks.implementations.timer import Monitor, Predict
 
 IMPLEMENTATIONS: dict[str, Implementation] = {
     impl.name: impl for impl in (Scratch("shortcut"), Scratch("jacobian"), Keras(tuned=False),
-                                 Keras(tuned=True))
+                                 Keras(tuned=True), Keras(False, "jax"), Jax(),
+                                 Keras(False, "torch"))
 }
 
-__all__ = ["IMPLEMENTATIONS", "Implementation", "Monitor", "Predict", "Trained", "scratch_model"]
+
+
+def implementation_columns(name: str) -> dict:
+    """What every row records of its implementation: framework, its version, the backend."""
+    impl = IMPLEMENTATIONS.get(name)
+    return {"framework": impl.framework, **impl.versions()} if impl else {}
+
+
+def missing_packages(name: str) -> str:
+    """Why ``name`` cannot run here and what installs it, or '' when it can."""
+    impl = IMPLEMENTATIONS[name]
+    missing = impl.missing()
+    return (f"{name}: {', '.join(missing)} not installed (install: {impl.install})"
+            if missing else "")
+
+
+__all__ = ["missing_packages", "IMPLEMENTATIONS", "Implementation", "Monitor", "Predict", "Trained",
+           "implementation_columns", "scratch_model"]

@@ -8,14 +8,16 @@ A ``Monitor`` times the training alone: checking the target is excluded.
 
 from __future__ import annotations
 
+import importlib.util
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
 
 from benchmarks.data.tasks import TaskConfig
 from benchmarks.implementations.timer import Monitor
-from scratch import MLP
+from scratch import MLP, epoch_order
 
 
 @dataclass
@@ -45,6 +47,19 @@ class Implementation(ABC):
     name: str
     description: str
     framework: str
+    requires: tuple[str, ...] = ()  # the packages it imports
+    install = "pip install -e ."  # what installs them
+
+    def missing(self) -> list[str]:
+        """The required packages this environment lacks (none: the implementation runs)."""
+        return [p for p in self.requires if importlib.util.find_spec(p) is None]
+
+    def activate(self) -> None:
+        """Run first in a run's process, before the framework is imported."""
+
+    def versions(self) -> dict:
+        """framework_version and backend, for every row."""
+        return {"framework_version": package_version(self.framework), "backend": "cpu"}
 
     @abstractmethod
     def build(self, cfg: TaskConfig, weights: list[np.ndarray], dtype: str, seed: int):
@@ -63,6 +78,14 @@ class Implementation(ABC):
     def warm_up(self, model, x: np.ndarray, y: np.ndarray, cfg: TaskConfig, epochs: int) -> None:
         """Everything done once before the timer starts; leaves the weights unchanged."""
 
+    @abstractmethod
+    def gradients(self, model, x: np.ndarray, y: np.ndarray) -> tuple[float, list[np.ndarray]]:
+        """The batch loss and its gradients [dW1, db1, ...], by the framework's own means."""
+
+    @abstractmethod
+    def train_step(self, model, x: np.ndarray, y: np.ndarray) -> float:
+        """One optimizer step on (x, y); the loss before it."""
+
     def get_weights(self, model) -> list[np.ndarray]:
         """[W1, b1, W2, b2, ...] in Keras' layout."""
         return model.get_weights()
@@ -70,6 +93,24 @@ class Implementation(ABC):
     def traced_peak_mib(self, model, x: np.ndarray, y: np.ndarray) -> float | None:
         """tracemalloc's peak over one training step, where tracemalloc sees the memory."""
         return None
+
+
+def shuffled_epochs(x: np.ndarray, y: np.ndarray, epochs: int, seed: int, monitor: Monitor):
+    """(epoch, x, y) with each epoch's samples in ``epoch_order``: the reordered copies
+    are made outside the training time, the same way for every implementation."""
+    for epoch in range(epochs):
+        with monitor.paused():
+            order = epoch_order(len(x), epoch, seed)
+            xs, ys = x[order], y[order]
+        yield epoch, xs, ys
+
+
+def package_version(package: str) -> str:
+    """The installed version of ``package``, or '' where it is not installed."""
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return ""
 
 
 def scratch_model(cfg: TaskConfig, dtype: str, seed: int, backprop: str = "shortcut") -> MLP:

@@ -1,15 +1,24 @@
-"""Keras 3 on TensorFlow: ``fit`` as the reference examples call it, and tuned."""
+"""Keras 3 on each backend: ``fit`` as the reference examples call it, and tuned.
+
+Keras picks its backend once, when first imported: ``activate`` names it in the run's
+own process before anything imports Keras.
+"""
 
 from __future__ import annotations
+
+import os
+import sys
 
 import numpy as np
 
 from benchmarks.data.tasks import TaskConfig
-from benchmarks.implementations.base import Implementation
+from benchmarks.implementations.base import Implementation, package_version, shuffled_epochs
 from benchmarks.implementations.timer import Monitor, Predict
-from scratch import epoch_order
 
 TUNED_STEPS = 50  # keras-tuned's steps_per_execution on minibatch tasks
+BACKENDS = {"tensorflow": "tf", "jax": "jax", "torch": "torch"}
+TITLES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
+BACKEND_PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 
 
 class Keras(Implementation):
@@ -21,11 +30,34 @@ class Keras(Implementation):
 
     framework = "keras"
 
-    def __init__(self, tuned: bool):
-        self.tuned = tuned
-        self.name = "keras-tuned" if tuned else "keras"
-        self.description = ("Keras, XLA, steps_per_execution, repeated full batch" if tuned
-                            else "Keras fit() as the reference examples call it")
+    def __init__(self, tuned: bool, backend: str = "tensorflow"):
+        self.tuned, self.backend = tuned, backend
+        self.requires = ("keras", BACKEND_PACKAGES[backend])
+        if backend == "torch":
+            self.install = "make torch"
+        suffix = "" if backend == "tensorflow" else f"-{BACKENDS[backend]}"
+        self.name = "keras" + suffix + ("-tuned" if tuned else "")
+        on = f" on {TITLES[backend]}" if suffix else ""
+        self.description = (f"Keras{on}, XLA, steps_per_execution, repeated full batch"
+                            if tuned else f"Keras{on}, fit() as the reference examples call it")
+
+    def activate(self) -> None:
+        """Choose the backend; refuses once Keras is imported with another."""
+        if "keras" in sys.modules:
+            import keras
+
+            if keras.backend.backend() != self.backend:
+                raise RuntimeError(f"{self.name} needs Keras on {self.backend}, but Keras is "
+                                   f"already imported on {keras.backend.backend()} here.")
+        os.environ["KERAS_BACKEND"] = self.backend
+        if self.backend == "jax":
+            from benchmarks.implementations.jax import _jax
+
+            _jax()  # 64-bit mode, for the float64 runs
+
+    def versions(self) -> dict:
+        return {"framework_version": package_version("keras"),
+                "backend": f"{self.backend} {package_version(BACKEND_PACKAGES[self.backend])}"}
 
     def build(self, cfg, weights, dtype, seed):
         import keras_models
@@ -70,12 +102,21 @@ class Keras(Implementation):
                       callbacks=[callback])
             return
         monitor.start()
-        for epoch in range(epochs):
-            order = epoch_order(n, epoch, seed)
-            model.fit(x[order], y[order], batch_size=cfg.batch_size, epochs=1, shuffle=False,
-                      verbose=0, callbacks=[callback])
+        for _, xs, ys in shuffled_epochs(x, y, epochs, seed, monitor):
+            model.fit(xs, ys, batch_size=cfg.batch_size, epochs=1, shuffle=False, verbose=0,
+                      callbacks=[callback])
             if model.stop_training:
                 break
+
+    def gradients(self, model, x, y):
+        import keras_models
+
+        return keras_models.gradients(model, x, y)
+
+    def train_step(self, model, x, y):
+        import keras_models
+
+        return keras_models.train_step(model, x, y)
 
     def warm_up(self, model, x, y, cfg, epochs):
         """Trace and compile the train step, then restore the weights and the optimizer."""

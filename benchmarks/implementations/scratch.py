@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tracemalloc
 
-from benchmarks.implementations.base import Implementation, scratch_model
+from benchmarks.implementations.base import Implementation, scratch_model, shuffled_epochs
 from benchmarks.implementations.timer import Monitor
 from scratch import MLP
 
@@ -26,11 +26,24 @@ class Scratch(Implementation):
     def train(self, model, x, y, cfg, epochs, seed, monitor):
         callback = _ScratchCallback(model, monitor)
         monitor.start()
-        model.fit(x, y, epochs=epochs, batch_size=cfg.batch_size, shuffle=cfg.shuffle, seed=seed,
-                  callbacks=[callback])
+        if not cfg.shuffle:
+            model.fit(x, y, epochs=epochs, batch_size=cfg.batch_size, shuffle=False,
+                      callbacks=[callback])
+            return
+        for _, xs, ys in shuffled_epochs(x, y, epochs, seed, monitor):
+            model.fit(xs, ys, epochs=1, batch_size=cfg.batch_size, shuffle=False,
+                      callbacks=[callback])
+            if callback.stopped:
+                break
 
     def predict(self, model, x):
         return model.predict(x)
+
+    def gradients(self, model, x, y):
+        return model.gradients(x, y)
+
+    def train_step(self, model, x, y):
+        return model.train_step(x, y)
 
     def warm_up(self, model, x, y, cfg, epochs):
         model.gradients(x[:1], y[:1])  # touches every buffer once; no update
@@ -48,11 +61,12 @@ class Scratch(Implementation):
 class _ScratchCallback:
     def __init__(self, model: MLP, monitor: Monitor):
         self.model, self.monitor = model, monitor
+        self.stopped = False
 
     def on_train_batch_end(self, batch, logs):
         if self.monitor.batch_end():
-            self.model.stop_training = True
+            self.model.stop_training = self.stopped = True
 
     def on_epoch_end(self, epoch, logs):
         if self.monitor.epoch_end(logs["loss"], self.model.predict):
-            self.model.stop_training = True
+            self.model.stop_training = self.stopped = True

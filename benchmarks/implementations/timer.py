@@ -9,11 +9,17 @@ from __future__ import annotations
 import math
 import time
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
 Predict = Callable[[np.ndarray], np.ndarray]
+
+
+def check_interval(epochs: int) -> int:
+    """Every how many epochs the target is checked: about 200 checks a run."""
+    return max(1, epochs // 200)
 
 
 class Monitor:
@@ -46,6 +52,19 @@ class Monitor:
 
     def start(self) -> None:
         self.t0 = self.mark = self.epoch_start = time.perf_counter()
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Work between steps that is not training (reordering an epoch's data): left out
+        of the training time and of the step and epoch times."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            spent = time.perf_counter() - start
+            self.excluded += spent
+            self.mark += spent
+            self.epoch_start += spent
 
     def elapsed(self) -> float:
         """Training time so far, without the time spent checking the target."""

@@ -1,0 +1,269 @@
+"""Native JAX, as a JAX user writes it: pure functions, ``jax.value_and_grad``, and a
+jit-compiled loop over the batches (``lax.scan``); several epochs per compiled call
+where the data do not change between epochs (no shuffling).
+
+The optimizers follow Keras' update rules with the hyperparameters rounded as Keras
+rounds them (``scratch.optimizers.keras_value``), so that float64 trajectories equal
+scratch's. Compilation happens in ``warm_up``, ahead of time, for exactly the shapes
+that training then runs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from benchmarks.implementations.base import Implementation, shuffled_epochs
+from benchmarks.implementations.timer import Monitor, check_interval
+from scratch import activations, optimizers
+from scratch.optimizers import keras_value
+
+MAX_EPOCHS_PER_CALL = 1000
+
+
+def _jax():
+    import jax
+
+    # float64 runs need 64-bit mode; float32 arrays stay float32 in it.
+    jax.config.update("jax_enable_x64", True)
+    return jax
+
+
+def _activation(identifier):
+    jax = _jax()
+    config = activations.get(identifier).get_config()
+    name = config.pop("name")
+    functions = {"linear": lambda z: z, "sigmoid": jax.nn.sigmoid, "tanh": jax.numpy.tanh,
+                 "relu": jax.nn.relu, "softmax": jax.nn.softmax,
+                 "leaky_relu": lambda z: jax.nn.leaky_relu(z, config["negative_slope"])}
+    return functions[name]
+
+
+def _loss(name: str, output: str):
+    """The batch-mean loss from the output layer's logits z and activations a, as Keras
+    computes it (cross-entropies from the logits of their own output activation)."""
+    jnp, nn = _jax().numpy, _jax().nn
+    if name == "mean_squared_error":
+        return lambda z, a, y: jnp.mean((a - y) ** 2)
+    if name == "categorical_crossentropy" and output == "softmax":
+        return lambda z, a, y: -jnp.mean(jnp.sum(y * nn.log_softmax(z), axis=-1))
+    if name == "sparse_categorical_crossentropy" and output == "softmax":
+        return lambda z, a, y: -jnp.mean(jnp.take_along_axis(nn.log_softmax(z), y[:, None], 1))
+    if name == "binary_crossentropy" and output == "sigmoid":
+        return lambda z, a, y: jnp.mean(jnp.maximum(z, 0) - z * y + jnp.log1p(jnp.exp(-jnp.abs(z))))
+    raise ValueError(f"The jax implementation has no {name} on a {output} output.")
+
+
+def _optimizer(config: dict):
+    """(initial state, update) for Keras' SGD (with momentum, Nesterov) or Adam."""
+    jax = _jax()
+    jnp = jax.numpy
+    opt = optimizers.get(dict(config))
+    lr = keras_value(opt.learning_rate)
+    if isinstance(opt, optimizers.SGD):
+        mu, nesterov = keras_value(opt.momentum), opt.nesterov
+
+        def init(params):
+            return [jnp.zeros_like(p) for p in params] if opt.momentum else []
+
+        def update(params, grads, state):
+            if not opt.momentum:
+                return [p - lr * g for p, g in zip(params, grads)], state
+            state = [mu * m - lr * g for m, g in zip(state, grads)]
+            if nesterov:
+                return [p + mu * m - lr * g for p, m, g in zip(params, state, grads)], state
+            return [p + m for p, m in zip(params, state)], state
+
+        return init, update
+    b1, b2, eps = opt.beta_1, opt.beta_2, opt.epsilon
+    b1_power, b2_power = keras_value(b1), keras_value(b2)
+
+    def init(params):
+        return (jnp.zeros((), "int64"), [jnp.zeros_like(p) for p in params],
+                [jnp.zeros_like(p) for p in params])
+
+    def update(params, grads, state):
+        t, ms, vs = state
+        t = t + 1
+        alpha = lr * jnp.sqrt(1 - b2_power ** t) / (1 - b1_power ** t)  # in float64, as scratch
+        ms = [m + (g - m) * (1 - b1) for m, g in zip(ms, grads)]
+        vs = [v + (g * g - v) * (1 - b2) for v, g in zip(vs, grads)]
+        params = [p - alpha.astype(p.dtype) * m / (jnp.sqrt(v) + eps)
+                  for p, m, v in zip(params, ms, vs)]
+        return params, (t, ms, vs)
+
+    return init, update
+
+
+class JaxModel:
+    """The network's parameters and optimizer state, and its compiled functions."""
+
+    def __init__(self, cfg, weights: list[np.ndarray], dtype: str, seed: int):
+        jax = _jax()
+        jnp = jax.numpy
+        arch = cfg.arch
+        self.dtype = np.dtype(dtype)
+        self.params = [jnp.asarray(w, self.dtype) for w in weights]
+        init, update = _optimizer(cfg.optimizer)
+        self.state = init(self.params)
+        self.key = jax.random.PRNGKey(seed)
+        acts = [_activation(a) for a in arch.activations]
+        output = activations.get(arch.activations[-1]).name
+        loss = _loss(arch.loss, output)
+        rate = float(arch.dropout)
+
+        def forward(params, x, key=None):
+            for i, act in enumerate(acts):
+                z = x @ params[2 * i] + params[2 * i + 1]
+                x = act(z)
+                if key is not None and rate and i < len(acts) - 1:  # inverted dropout
+                    key, sub = jax.random.split(key)
+                    keep = jax.random.bernoulli(sub, 1 - rate, x.shape)
+                    x = jnp.where(keep, x / (1 - rate), 0).astype(x.dtype)
+            return z, x
+
+        def step(carry, batch):
+            params, state, key = carry
+            key, sub = jax.random.split(key)
+            x, y = batch
+            value, grads = jax.value_and_grad(lambda p: loss(*forward(p, x, sub), y))(params)
+            params, state = update(params, grads, state)
+            return (params, state, key), value
+
+        def run(params, state, key, batches, rest, epochs: int):
+            """``epochs`` epochs over the stacked full batches, then the remainder batch
+            (if any); returns the new carry and the last epoch's mean loss."""
+            xb, yb = batches
+            n = xb.shape[0] * xb.shape[1] + (0 if rest is None else len(rest[0]))
+
+            def epoch(carry, _):
+                carry, losses = jax.lax.scan(step, carry, batches)
+                total = losses.sum() * xb.shape[1]
+                if rest is not None:
+                    carry, last = step(carry, rest)
+                    total = total + last * len(rest[0])
+                return carry, total / n
+
+            (params, state, key), losses = jax.lax.scan(epoch, (params, state, key), None,
+                                                         length=epochs)
+            return params, state, key, losses[-1]
+
+        def value_and_grad(params, x, y):
+            return jax.value_and_grad(lambda p: loss(*forward(p, x), y))(params)
+
+        self._value_and_grad = jax.jit(value_and_grad)
+        self._step = jax.jit(step)
+        self._run = jax.jit(run, static_argnames="epochs")
+        self._predict = jax.jit(lambda params, x: forward(params, x)[1])
+        self._compiled: dict = {}
+
+    @staticmethod
+    def split(x: np.ndarray, y: np.ndarray, batch_size: int):
+        """The full batches stacked (steps, batch, ...), and the remainder or None."""
+        full = len(x) // batch_size * batch_size
+        stacked = (x[:full].reshape(-1, batch_size, *x.shape[1:]),
+                   y[:full].reshape(-1, batch_size, *y.shape[1:]))
+        return stacked, ((x[full:], y[full:]) if full < len(x) else None)
+
+    def compiled(self, batches, rest, epochs: int):
+        """The compiled executable for these shapes, compiled once (in warm-up)."""
+        shapes = (epochs, *(a.shape for a in batches), rest and tuple(a.shape for a in rest))
+        if shapes not in self._compiled:
+            lowered = self._run.lower(self.params, self.state, self.key, batches, rest,
+                                      epochs=epochs)
+            self._compiled[shapes] = lowered.compile()
+        return self._compiled[shapes]
+
+    def run(self, batches, rest, epochs: int) -> float:
+        """Train ``epochs`` epochs; returns the last one's loss (waits for the result)."""
+        fn = self.compiled(batches, rest, epochs)
+        self.params, self.state, self.key, loss = fn(self.params, self.state, self.key,
+                                                     batches, rest)
+        return float(loss)
+
+    def cast(self, x: np.ndarray, y: np.ndarray | None = None):
+        """Inputs in the model's dtype, and float targets too (class labels stay integers)."""
+        x = np.asarray(x, self.dtype)
+        if y is None:
+            return x
+        return x, np.asarray(y, self.dtype if np.issubdtype(y.dtype, np.floating) else None)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self._predict(self.params, self.cast(x)))
+
+    def gradients(self, x: np.ndarray, y: np.ndarray) -> tuple[float, list[np.ndarray]]:
+        value, grads = self._value_and_grad(self.params, *self.cast(x, y))
+        return float(value), [np.asarray(g) for g in grads]
+
+    def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
+        (self.params, self.state, self.key), value = self._step(
+            (self.params, self.state, self.key), self.cast(x, y))
+        return float(value)
+
+    def get_weights(self) -> list[np.ndarray]:
+        return [np.asarray(p) for p in self.params]
+
+
+class Jax(Implementation):
+    name = "jax"
+    framework = "jax"
+    requires = ("jax",)
+    description = "JAX, jit-compiled lax.scan over batches"
+
+    def build(self, cfg, weights, dtype, seed):
+        return JaxModel(cfg, weights, dtype, seed)
+
+    @staticmethod
+    def epochs_per_call(cfg, epochs: int, check_every: int) -> int:
+        """Unshuffled data: the largest divisor of ``epochs`` up to the target-check interval
+        (and MAX_EPOCHS_PER_CALL), so that every check falls between calls. Shuffled: 1."""
+        if cfg.shuffle:
+            return 1
+        limit = max(1, min(epochs, check_every, MAX_EPOCHS_PER_CALL))
+        return max(d for d in range(1, limit + 1) if epochs % d == 0)
+
+    def device_batches(self, model: JaxModel, x, y, cfg):
+        jnp = _jax().numpy
+        x, y = (jnp.asarray(a) for a in model.cast(x, y))
+        return model.split(x, y, min(cfg.batch_size, len(x)))
+
+    def warm_up(self, model, x, y, cfg, epochs):
+        """Compile the training loop for the shapes training will run; nothing runs."""
+        batches, rest = self.device_batches(model, x, y, cfg)
+        model.compiled(batches, rest, self.epochs_per_call(cfg, epochs, check_interval(epochs)))
+        model.predict(x[:2])
+
+    def train(self, model, x, y, cfg, epochs, seed, monitor: Monitor):
+        chunk = self.epochs_per_call(cfg, epochs, monitor.check_every)
+        steps = -(-len(x) // cfg.batch_size) * chunk
+        if cfg.shuffle:
+            monitor.start()
+            for _, xs, ys in shuffled_epochs(x, y, epochs, seed, monitor):
+                with monitor.paused():  # on the device, as unshuffled data are before
+                    batches, rest = self.device_batches(model, xs, ys, cfg)
+                if self._epochs(model, batches, rest, 1, steps, monitor):
+                    return
+            return
+        batches, rest = self.device_batches(model, x, y, cfg)
+        monitor.start()
+        for _ in range(0, epochs, chunk):
+            if self._epochs(model, batches, rest, chunk, steps, monitor):
+                return
+
+    @staticmethod
+    def _epochs(model: JaxModel, batches, rest, epochs: int, steps: int, monitor: Monitor):
+        """One compiled call of ``epochs`` epochs; True when the monitor stops training."""
+        loss = model.run(batches, rest, epochs)
+        return monitor.batch_end(steps) | monitor.epoch_end(loss, model.predict, epochs)
+
+    def predict(self, model, x):
+        return model.predict(x)
+
+    def gradients(self, model, x, y):
+        return model.gradients(x, y)
+
+    def train_step(self, model, x, y):
+        return model.train_step(x, y)
+
+    def get_weights(self, model):
+        return model.get_weights()
+
