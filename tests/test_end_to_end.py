@@ -10,7 +10,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmarks import bench_ops
 from benchmarks.cli import main
 from benchmarks.experiments import speed
 from benchmarks.experiments.compare import SMOKE_SKIP
@@ -54,7 +53,7 @@ def test_compare_runs_every_implementation(published):
     out, _ = published
     df = pd.read_csv(out / "compare.csv")
     assert list(df.columns) == list(COLUMNS)
-    # Keras on xor is left out: its path runs on mnist/blog. Missing frameworks are skipped.
+    # SMOKE_SKIP: a path that runs elsewhere in the smoke. Missing frameworks are skipped.
     available = [name for name, impl in IMPLEMENTATIONS.items() if not impl.missing()]
     expected = {(t, i) for t in ("xor", "mnist") for i in available} - SMOKE_SKIP
     assert sorted(zip(df["task"], df["impl"])) == sorted(expected)
@@ -74,6 +73,12 @@ def test_compare_runs_every_implementation(published):
     assert (df["framework"] == df["impl"].map(lambda i: IMPLEMENTATIONS[i].framework)).all()
     assert df["framework_version"].notna().all() and df["backend"].notna().all()
     assert set(df.loc[df["impl"] == "keras-jax", "backend"].str.split().str[0]) == {"jax"}
+    for _, row in df[df["impl"].str.endswith("-tuned")].iterrows():  # a recorded calibration
+        settings = json.loads(row["settings"])
+        timed = settings.pop("calibration")
+        assert len(timed) >= 2 and timed[0]["steps_per_execution"] == 1  # plain fit's first
+        fastest = min(timed, key=lambda c: c["ms_per_step"])
+        assert settings == {k: v for k, v in fastest.items() if k != "ms_per_step"}
     jac = mnist[mnist["impl"] == "scratch-jacobian"].iloc[0]
     assert jac["train_samples"] == 2 and jac["extrapolated"]
     for name in ("compare.md", "compare_curves.csv", "compare_curves.png", "compare_time.png",
@@ -147,5 +152,8 @@ def test_the_benchmark_suite_ran_and_every_result_is_correct(published):
     """The suite's own correctness flags, not only pytest's exit code."""
     out, _ = published
     df = bench_report.to_frame(bench_report.newest(out / "benchmarks"))
-    assert len(df) >= 20 and set(df["impl"]) == set(bench_ops.IMPLS) >= {"jax", "keras"}
+    assert {p.stem.split("_")[-1] for p in bench_report.newest(out / "benchmarks")} == \
+        set(bench_report.backends())  # one run a Keras backend
+    available = {name for name, impl in IMPLEMENTATIONS.items() if not impl.missing()}
+    assert len(df) >= 20 and set(df["impl"]) == available >= {"jax", "keras", "keras-jax"}
     assert df["correct"].map(lambda v: v is True).all(), df[["name", "correct"]]

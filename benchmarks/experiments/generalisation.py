@@ -40,6 +40,10 @@ if TYPE_CHECKING:  # pandas is for the reports: a run's worker process never imp
 
 ANCHOR = "75% of bits, 0 of 6 numbers, the last output bit always 0"
 IMPLS = ["scratch-shortcut", "scratch-jacobian", "keras-tuned"]
+# The failure in every framework: each Keras backend tuned (the same math as its fit,
+# faster), and native JAX; a peer whose framework is missing is skipped. The smoke
+# profile leaves them out: their paths run in compare's smoke.
+PEERS = ["keras-jax-tuned", "keras-torch-tuned", "jax"]
 SEEDS = 20
 EPOCHS = 10_000
 SMOKE_EPOCHS = 200
@@ -103,7 +107,7 @@ def specs(profile: Profile, chosen: Selection) -> list[RunSpec]:
     common = {"profile": profile.name, "epochs": epochs, "budget_s": math.inf,
               "timeout_s": profile.timeout_s}
     runs = [RunSpec("generalisation", "reverse4", "blog", impl, seed, **common)
-            for impl in chosen.impls or IMPLS for seed in seeds]
+            for impl in chosen.impls or (IMPLS if smoke else IMPLS + PEERS) for seed in seeds]
     if chosen.variants:
         runs += [RunSpec("generalisation", f"{v['problem']}{v['bits']}", name, "scratch-shortcut",
                          seed, **common, extra=v)

@@ -50,7 +50,7 @@ TASKS = ("mnist", *(f"mnist/{c}" for c in EPOCHS), "xor", "xor/blog", "reverse4"
 # ones of the tiny tasks' step time; a peer whose framework is missing is skipped.
 KERAS_BACKENDS = ("keras", "keras-jax", "keras-torch")
 PEERS = (*KERAS_BACKENDS, "jax")
-STEP_PEERS = ("keras-tuned", "jax")
+STEP_PEERS = ("keras-tuned", "keras-jax-tuned", "keras-torch-tuned", "jax")
 COLUMNS = tuple(schema.SPEED_RUNS)  # described in benchmarks/harness/schema.py
 
 

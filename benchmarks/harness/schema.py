@@ -20,6 +20,8 @@ COLUMNS = {
     "framework": ("", "numpy (scratch), keras, jax or torch"),
     "framework_version": ("", "the framework's version"),
     "backend": ("", "what the framework ran on: cpu, or Keras' backend and its version"),
+    "settings": ("JSON", "the implementation's own settings (jax: epochs per compiled call; "
+                         "keras-tuned: the calibrated ones, and each candidate's ms per step)"),
     "seed": ("count", "seed of the initial weights, shuffling and dropout"),
     "status": ("", "ok, diverged, timeout, oom, error or refused"),
     "error": ("", "what went wrong, when status is not ok"),
@@ -44,7 +46,7 @@ COLUMNS = {
     "measured_train_time_s": ("s", "training time actually measured"),
     "measured_epochs": ("count", "epochs actually trained (fractional when stopped "
                                  "mid-epoch)"),
-    "warmup_s": ("s", "untimed warm-up (tracing, compilation)"),
+    "warmup_s": ("s", "untimed warm-up (tracing, compilation; keras-tuned: its calibration)"),
     "final_loss": ("1", "loss of the final weights on the training set (computed by scratch's "
                         "loss for every implementation)"),
     "accuracy": ("fraction", "xor: outputs right after rounding; reverse4: patterns "
@@ -74,7 +76,8 @@ COLUMNS = {
 }
 KEY = ["experiment", "task", "config", "impl", "seed"]
 # Columns newer than results/published: its CSVs lack them, the next `make results` writes them.
-NEWER_THAN_PUBLISHED = frozenset({"framework", "framework_version", "backend", "jax", "torch"})
+NEWER_THAN_PUBLISHED = frozenset({"framework", "framework_version", "backend", "settings", "jax",
+                                  "torch"})
 NOT_NUMBERS = {"", "JSON", "bool", "s or ms"}  # the units of columns that hold no number
 
 # Each experiment's own columns, after COLUMNS.

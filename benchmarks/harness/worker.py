@@ -128,6 +128,7 @@ def execute(experiment: Experiment, spec: RunSpec) -> dict:
         "measured_train_time_s": measured,
         "measured_epochs": samples_done / len(x),
         "warmup_s": warmup_s,
+        "settings": json.dumps(impl.settings(model)),
         "final_loss": final_loss,
         "peak_rss_mib": peak,
         "extrapolated": extrapolated,

@@ -10,8 +10,8 @@ from benchmarks.implementations.timer import Monitor, Predict
 
 IMPLEMENTATIONS: dict[str, Implementation] = {
     impl.name: impl for impl in (Scratch("shortcut"), Scratch("jacobian"), Keras(tuned=False),
-                                 Keras(tuned=True), Keras(False, "jax"), Jax(),
-                                 Keras(False, "torch"))
+                                 Keras(tuned=True), Keras(False, "jax"), Keras(True, "jax"),
+                                 Keras(False, "torch"), Keras(True, "torch"), Jax())
 }
 
 

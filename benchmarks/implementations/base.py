@@ -48,6 +48,9 @@ class Implementation(ABC):
     description: str
     framework: str
     requires: tuple[str, ...] = ()  # the packages it imports
+    # Whether a softmax layer's cross-entropy comes from its probabilities clipped to
+    # [1e-7, 1 - 1e-7] (Keras off TensorFlow) rather than from its logits.
+    clips_cross_entropy = False
     install = "pip install -e ."  # what installs them
 
     def missing(self) -> list[str]:
@@ -56,6 +59,10 @@ class Implementation(ABC):
 
     def activate(self) -> None:
         """Run first in a run's process, before the framework is imported."""
+
+    def settings(self, model) -> dict:
+        """The implementation's own settings for this run, recorded in its row."""
+        return {}
 
     def versions(self) -> dict:
         """framework_version and backend, for every row."""

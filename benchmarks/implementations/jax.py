@@ -233,7 +233,7 @@ class Jax(Implementation):
         model.predict(x[:2])
 
     def train(self, model, x, y, cfg, epochs, seed, monitor: Monitor):
-        chunk = self.epochs_per_call(cfg, epochs, monitor.check_every)
+        chunk = model.epochs_per_call = self.epochs_per_call(cfg, epochs, monitor.check_every)
         steps = -(-len(x) // cfg.batch_size) * chunk
         if cfg.shuffle:
             monitor.start()
@@ -257,6 +257,9 @@ class Jax(Implementation):
 
     def predict(self, model, x):
         return model.predict(x)
+
+    def settings(self, model):
+        return {"epochs_per_call": getattr(model, "epochs_per_call", None)}
 
     def gradients(self, model, x, y):
         return model.gradients(x, y)

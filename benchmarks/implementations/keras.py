@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -15,7 +16,10 @@ from benchmarks.data.tasks import TaskConfig
 from benchmarks.implementations.base import Implementation, package_version, shuffled_epochs
 from benchmarks.implementations.timer import Monitor, Predict
 
-TUNED_STEPS = 50  # keras-tuned's steps_per_execution on minibatch tasks
+TUNED_STEPS = 50  # keras-tuned's steps_per_execution candidate on minibatch tasks
+CALIBRATION_STEPS = 100  # minibatches that time a candidate (two executions of 50)
+CALIBRATION_EPOCHS = 20  # epochs that time plain fit on a full batch (about 0.1 s each)
+PLAIN = {"jit_compile": "auto", "steps_per_execution": 1, "repeat": False}  # Keras' defaults
 BACKENDS = {"tensorflow": "tf", "jax": "jax", "torch": "torch"}
 TITLES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
 BACKEND_PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
@@ -32,14 +36,16 @@ class Keras(Implementation):
 
     def __init__(self, tuned: bool, backend: str = "tensorflow"):
         self.tuned, self.backend = tuned, backend
+        self._settings: dict[int, dict] = {}  # each model's, by id
+        self.clips_cross_entropy = backend != "tensorflow"
         self.requires = ("keras", BACKEND_PACKAGES[backend])
         if backend == "torch":
             self.install = "make torch"
         suffix = "" if backend == "tensorflow" else f"-{BACKENDS[backend]}"
         self.name = "keras" + suffix + ("-tuned" if tuned else "")
         on = f" on {TITLES[backend]}" if suffix else ""
-        self.description = (f"Keras{on}, XLA, steps_per_execution, repeated full batch"
-                            if tuned else f"Keras{on}, fit() as the reference examples call it")
+        self.description = (f"Keras{on}, the fastest settings a calibration finds" if tuned
+                            else f"Keras{on}, fit() as the reference examples call it")
 
     def activate(self) -> None:
         """Choose the backend; refuses once Keras is imported with another."""
@@ -62,9 +68,9 @@ class Keras(Implementation):
     def build(self, cfg, weights, dtype, seed):
         import keras_models
 
-        extra = {"jit_compile": True} if self.tuned else {}
-        model = keras_models.build(cfg.arch, cfg.optimizer, dtype, **extra)
+        model = keras_models.build(cfg.arch, cfg.optimizer, dtype)
         model.set_weights(weights)
+        self._settings[id(model)] = dict(PLAIN)
         return model
 
     @staticmethod
@@ -76,23 +82,90 @@ class Keras(Implementation):
         """Steps per ``fit`` epoch for a repeated full batch: the largest divisor <= 1000."""
         return max(d for d in range(1, min(epochs, 1000) + 1) if epochs % d == 0)
 
-    def _repeated(self, x, y, cfg, epochs) -> tuple[np.ndarray, np.ndarray] | None:
-        """For keras-tuned on a full-batch task: the batch repeated ``chunk(epochs)`` times,
-        so that one ``fit`` epoch runs that many steps."""
-        if not (self.tuned and self.full_batch(cfg, len(x))):
-            return None
-        chunk = self.chunk(epochs)
-        return np.tile(x, (chunk, 1)), np.tile(y, (chunk, 1))
+    def candidates(self, cfg: TaskConfig, n: int) -> list[dict]:
+        """The settings keras-tuned calibrates: the plain ones first, then XLA on or off
+        (TensorFlow; JAX always compiles with XLA, PyTorch never), several steps per
+        execution, and for a full-batch task the batch repeated so that one ``fit`` epoch
+        runs many steps."""
+        if not self.tuned:
+            return [dict(PLAIN)]
+        jits = ("auto", True) if self.backend == "tensorflow" else ("auto",)
+        full = self.full_batch(cfg, n)
+        found = [dict(PLAIN)]
+        for jit in jits:
+            if full:
+                found.append({"jit_compile": jit, "steps_per_execution": "chunk", "repeat": True})
+            else:
+                found.append({"jit_compile": jit, "steps_per_execution": TUNED_STEPS,
+                              "repeat": False})
+            found.append({"jit_compile": jit, "steps_per_execution": 1, "repeat": False})
+        return [c for i, c in enumerate(found) if c not in found[:i]]
+
+    def _compile(self, model, settings: dict, epochs: int) -> None:
+        spe = settings["steps_per_execution"]
+        model.compile(optimizer=model.optimizer, loss=model.loss,
+                      jit_compile=settings["jit_compile"],
+                      steps_per_execution=self.chunk(epochs) if spe == "chunk" else spe)
+
+    def _feed(self, settings: dict, x, y, cfg, epochs) -> tuple[np.ndarray, np.ndarray, int]:
+        """The arrays one ``fit`` epoch takes under ``settings``, and its batch size."""
+        if settings["repeat"]:
+            chunk = self.chunk(epochs)
+            return np.tile(x, (chunk, 1)), np.tile(y, (chunk, 1)), len(x)
+        return x, y, min(cfg.batch_size, len(x))
+
+    def _seconds_per_step(self, model, settings, x, y, cfg, epochs) -> float:
+        """Compile ``settings`` (one execution's worth of fit), then time a short fit, per
+        step: the repeated batch once, a full batch for CALIBRATION_EPOCHS epochs, or
+        CALIBRATION_STEPS minibatches."""
+        self._compile(model, settings, epochs)
+        xs, ys, batch = self._feed(settings, x, y, cfg, epochs)
+        spe = settings["steps_per_execution"]
+        first = len(xs) if settings["repeat"] else batch * spe
+        model.fit(xs[:first], ys[:first], batch_size=batch, epochs=1, shuffle=False, verbose=0)
+        fit_epochs = 1
+        if self.full_batch(cfg, len(x)) and not settings["repeat"]:
+            fit_epochs = min(epochs, CALIBRATION_EPOCHS)
+        elif not settings["repeat"]:
+            xs, ys = xs[:batch * CALIBRATION_STEPS], ys[:batch * CALIBRATION_STEPS]
+        start = time.perf_counter()
+        model.fit(xs, ys, batch_size=batch, epochs=fit_epochs, shuffle=False, verbose=0)
+        return (time.perf_counter() - start) / (fit_epochs * -(-len(xs) // batch))
+
+    def warm_up(self, model, x, y, cfg, epochs):
+        """keras-tuned: calibrate (the fastest of ``candidates``, each timed on a short fit;
+        the times are recorded with the choice). Then compile the settings, trace the
+        train step on the training shapes, and restore the weights and the optimizer."""
+        weights = model.get_weights()
+        candidates = self.candidates(cfg, len(x))
+        if len(candidates) > 1:
+            timed = [(self._seconds_per_step(model, c, x, y, cfg, epochs), c) for c in candidates]
+            best = min(timed, key=lambda t: t[0])[1]
+            self._settings[id(model)] = {**best, "calibration": [
+                {**c, "ms_per_step": round(1e3 * t, 4)} for t, c in timed]}
+        settings = self._settings[id(model)]
+        self._compile(model, settings, epochs)
+        xs, ys, batch = self._feed(settings, x, y, cfg, epochs)
+        first = len(xs) if settings["repeat"] else batch  # one execution's worth
+        model.fit(xs[:first], ys[:first], batch_size=batch, epochs=1, shuffle=False, verbose=0)
+        model.set_weights(weights)
+        for v in model.optimizer.variables:
+            if v.name != "learning_rate":
+                v.assign(np.zeros(v.shape, v.dtype))
+        self.predict(model, x[:2])
+
+    def settings(self, model) -> dict:
+        return self._settings[id(model)]
 
     def train(self, model, x, y, cfg, epochs, seed, monitor):
-        n = len(x)
         predict = self._fast_predict(model)
-        repeated = self._repeated(x, y, cfg, epochs)
-        if repeated is not None:
-            chunk = len(repeated[0]) // n
+        settings = self._settings[id(model)]
+        if settings["repeat"]:
+            xs, ys, n = self._feed(settings, x, y, cfg, epochs)
+            chunk = len(xs) // n
             callback = _keras_callback(monitor, predict, epochs_per_fit_epoch=chunk)
             monitor.start()
-            model.fit(*repeated, batch_size=n, epochs=epochs // chunk, shuffle=False, verbose=0,
+            model.fit(xs, ys, batch_size=n, epochs=epochs // chunk, shuffle=False, verbose=0,
                       callbacks=[callback])
             return
         callback = _keras_callback(monitor, predict, epochs_per_fit_epoch=1)
@@ -117,25 +190,6 @@ class Keras(Implementation):
         import keras_models
 
         return keras_models.train_step(model, x, y)
-
-    def warm_up(self, model, x, y, cfg, epochs):
-        """Trace and compile the train step, then restore the weights and the optimizer."""
-        weights = model.get_weights()
-        repeated = self._repeated(x, y, cfg, epochs)
-        if self.tuned:
-            steps = len(repeated[0]) // len(x) if repeated is not None else TUNED_STEPS
-            model.compile(optimizer=model.optimizer, loss=model.loss, jit_compile=True,
-                          steps_per_execution=steps)
-        if repeated is not None:
-            model.fit(*repeated, batch_size=len(x), epochs=1, shuffle=False, verbose=0)
-        else:
-            b = min(cfg.batch_size, len(x))
-            model.fit(x[:b], y[:b], batch_size=b, epochs=1, shuffle=False, verbose=0)
-        model.set_weights(weights)
-        for v in model.optimizer.variables:
-            if v.name != "learning_rate":
-                v.assign(np.zeros(v.shape, v.dtype))
-        self.predict(model, x[:2])
 
     def _fast_predict(self, model) -> Predict:
         return lambda x: np.asarray(model(x, training=False))

@@ -147,11 +147,10 @@ def speed_table(speed: pd.DataFrame) -> str:
 
 
 def bench_table(folder: Path) -> str:
-    runs = sorted((folder / "benchmarks").glob("*/*.json"))
-    if not runs:
+    if not list((folder / "benchmarks").glob("*/*.json")):
         raise UsageError(f"{folder / 'benchmarks'} holds no pytest-benchmark JSON; run "
                          "`make results` first.")
-    table = bench_report.ratios(bench_report.to_frame(runs[-1]))
+    table = bench_report.ratios(bench_report.to_frame(bench_report.newest(folder / "benchmarks")))
     return table.to_markdown(floatfmt=".4g").replace(" nan ", "     ")
 
 
