@@ -149,7 +149,7 @@ def test_value_and_gradient_against_closed_forms(name):
     p = rng.uniform(0.1, 0.9, (4, 3))
     y_true = _targets(name, 4, 3)
     value, grad = closed_form_value_and_gradient(name, y_true, p)
-    for scale, args in ((1.0, ()), (0.25, (0.25,))):
+    for scale, args in ((1.0, ()), (0.25, (0.25,)), (2.0, (2.0,))):
         got_value, got_grad = loss.value_and_gradient(y_true, p.copy(), *args)
         assert got_value == pytest.approx(value, rel=1e-12)
         np.testing.assert_allclose(got_grad, scale * grad, rtol=1e-12)
@@ -206,3 +206,20 @@ def test_relu_and_leaky_relu_at_zero_and_in_float32():
 def test_one_hot_is_float32_unless_asked():
     assert losses.one_hot(np.array([1, 0]), 3).dtype == np.float32
     assert losses.one_hot(np.array([1, 0]), 3, "float64").dtype == np.float64
+
+
+def test_a_softmax_output_of_zero_gives_a_finite_float32_gradient():
+    """The gradient divides by the probability, floored at float32's smallest normal
+    number (float64's would underflow to 0 in float32, and -y/0 is infinite)."""
+    p = np.array([[1.0, 0.0, 0.0]], dtype=np.float32)
+    y = np.array([[0.0, 1.0, 0.0]], dtype=np.float32)
+    grad = losses.get("categorical_crossentropy").gradient(y, p)
+    assert grad.dtype == np.float32 and np.isfinite(grad).all()
+    assert grad[0, 1] == np.float32(-1 / np.finfo(np.float32).tiny)
+
+
+def test_sparse_labels_of_the_wrong_shape_are_named():
+    with pytest.raises(ValueError, match=r"^sparse_categorical_crossentropy: labels have shape "
+                       r"\(3,\) but predictions have shape \(4, 2\); expected labels of shape "
+                       r"\(4,\)\.$"):
+        losses.get("sparse_categorical_crossentropy").check(np.zeros(3, int), np.zeros((4, 2)))

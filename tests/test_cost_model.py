@@ -75,6 +75,17 @@ def test_the_cost_of_a_2_3_1_net_worked_by_hand():
     assert backprop_cost((2, 3, 1)).dtype == "float64"  # the default
 
 
+def test_peaks_of_a_2_2_8_net_worked_by_hand():
+    """A wide top layer: its terms decide both peaks (float32, 5 samples)."""
+    cost = backprop_cost((2, 2, 8), "float32")
+    cache = 2 * 5 * (2 + 8) * 4  # z and a of both layers
+    # Layer 2's dA/dZ and the identity (64 + 64), dZ/dW (2 * 8 * 8), dL/dW (16).
+    assert cost.jacobian_sample_peak_bytes() == (64 + 64 + 128 + 16) * 4
+    assert cost.jacobian_peak_bytes(5) == cache + 5 * 8 * 4 + (64 + 64 + 128 + 16) * 4
+    # dL/dS and its copy (2 * 5 * 8); layer 2's dL/dA, f'(Z), dL/dZ (3 * 5 * 8), dL/dX (5 * 2).
+    assert cost.shortcut_peak_bytes(5) == cache + (80 + 120 + 10) * 4
+
+
 def test_guard_refuses_an_oversized_run_and_leaves_a_refused_row(tmp_path):
     import pandas as pd
 

@@ -17,6 +17,10 @@ def test_he_normal_is_a_normal_of_variance_2_over_fan_in_truncated_at_two_sigma(
     assert np.abs(w).max() > 1.9 * sigma  # truncated at 2 sigma, not before
     assert w.std() == pytest.approx(np.sqrt(2 / fan_in), rel=0.01)
     assert abs(w.mean()) < 5 * w.std() / np.sqrt(w.size)
+    # Small kernels too: each is truncated, whether or not its first draw went beyond 3 sigma.
+    rng = np.random.default_rng(1)
+    small = np.stack([initializers.he_normal((4, 3), rng) for _ in range(300)])
+    assert np.abs(small).max() <= 2 * np.sqrt(2 / 4) / 0.87962566103423978 * (1 + 1e-6)
     # Every redrawn value is drawn on its own (float32 repeats a few values by chance).
     assert np.unique(w, return_counts=True)[1].max() < 10
 

@@ -22,6 +22,16 @@ def test_dz_dw_is_kron_of_x_and_the_identity_in_xs_dtype():
     np.testing.assert_array_equal(got, np.kron(x, np.eye(2)))
 
 
+def test_repr():
+    assert repr(dense()) == "Dense(3->2, sigmoid)"
+    assert repr(Dropout(0.25, rng)) == "Dropout(0.25)"
+
+
+def test_a_fresh_dropout_passes_gradients_through():
+    grad = rng.random((2, 3))
+    np.testing.assert_array_equal(Dropout(0.5, rng).backward(grad), grad)
+
+
 def test_backward_jacobian_returns_dl_dx_unless_told_not_to():
     layer = dense()
     layer.forward(rng.standard_normal((4, 3)).astype("float32"))

@@ -62,11 +62,13 @@ def test_fit_history_callbacks_and_printout(capsys):
                        f"val_loss={logs[e]['val_loss']:.4f}" for e in range(2)]
 
 
-def test_fit_defaults_one_shuffled_epoch_of_batches_of_32_seeded_by_the_model():
-    """Keras' defaults, by what they do (a signature can hide a changed default)."""
+def test_fit_defaults_one_shuffled_epoch_of_batches_of_32_seeded_by_the_model(capsys):
+    """Keras' defaults, by what they do (a signature can hide a changed default); and
+    silent, where scratch has no progress bar."""
     want_model, batches, _ = replay(1, 32, lambda e: epoch_order(70, e, 0))
     model, recorder = xor_model(), Recorder()
     model.fit(X, Y, callbacks=[recorder])
+    assert capsys.readouterr().out == ""
     assert [c for c in recorder.calls if c[0] == "batch"] == \
         [("batch", b, {"loss": loss}) for b, loss in enumerate(batches[0])]
     np.testing.assert_array_equal(model.flat_params, want_model.flat_params)
@@ -111,8 +113,16 @@ def test_the_diverged_and_empty_messages():
     model.optimizer.apply = lambda params, grads, scaled=False: params[0].fill(np.inf)
     with pytest.raises(TrainingDiverged, match=r"^The last step left weights that are not "
                        r"finite: training diverged\. Lower the learning rate, or train in "
-                       r"float64\.$"):
+                       r"float64\.$") as diverged:
         model.fit(X, Y, batch_size=None)  # one step: the last one
+    assert len(diverged.value.history.history["loss"]) == 1  # the epochs it completed
+
+
+def test_set_weights_sets_them():
+    model, weights = xor_model(), [w + 1 for w in xor_model().get_weights()]
+    model.set_weights(weights)
+    for got, want in zip(model.get_weights(), weights, strict=True):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_epoch_order():
