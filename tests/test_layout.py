@@ -4,6 +4,7 @@ and scratch/ stays NumPy."""
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -92,6 +93,20 @@ def test_scratch_imports_no_framework():
         roots |= {n.module.split(".")[0] for n in ast.walk(tree)
                   if isinstance(n, ast.ImportFrom) and n.module and not n.level}
         assert not roots & FRAMEWORKS, f"{name} imports {sorted(roots & FRAMEWORKS)}"
+
+
+def test_scratch_imports_numpy_and_blas_gemm_only():
+    """Beyond the standard library: NumPy, and scipy.linalg.blas for its GEMM with beta
+    (C = beta C + alpha A B), which NumPy lacks; the backprop stays hand-written."""
+    for name in (m for m in MODULES if m.startswith("scratch")):
+        tree = ast.parse(MODULES[name].read_text())
+        found = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        found |= {f"{n.module}.{a.name}" if n.module == "scipy.linalg" else n.module
+                  for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and not n.level
+                  for a in n.names}
+        outside = {m for m in found if m.split(".")[0] not in sys.stdlib_module_names}
+        assert outside <= {"numpy", "scratch", "scipy.linalg.blas"} | {
+            m for m in outside if m.startswith("scratch.")}, f"{name} imports {sorted(outside)}"
 
 
 def test_the_checks_can_fail(tmp_path, monkeypatch):
