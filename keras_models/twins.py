@@ -93,7 +93,7 @@ def gradients(model: keras.Model, x: np.ndarray, y: np.ndarray, training: bool =
         model.zero_grad()
         loss = torch.mean(loss_fn(torch.as_tensor(y), model(x, training=training)))
         loss.backward()
-        return float(loss), [v.value.grad.cpu().numpy() for v in model.trainable_variables]
+        return float(loss.detach()), [v.value.grad.cpu().numpy() for v in model.trainable_variables]
     raise ValueError(f"No gradients for Keras' {backend} backend.")
 
 
@@ -104,5 +104,6 @@ def train_step(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
     (float32); this keeps a float64 twin in float64 end to end.
     """
     loss, grads = gradients(model, x, y)
-    model.optimizer.apply(grads, model.trainable_variables)
+    model.optimizer.apply([keras.ops.convert_to_tensor(g) for g in grads],
+                          model.trainable_variables)
     return loss
