@@ -37,6 +37,7 @@ class Keras(Implementation):
     def __init__(self, tuned: bool, backend: str = "tensorflow"):
         self.tuned, self.backend = tuned, backend
         self._settings: dict[int, dict] = {}  # each model's, by id
+        self._calibrated: dict[tuple, dict] = {}  # each task's calibrated settings
         self.clips_cross_entropy = backend != "tensorflow"
         self.requires = ("keras", BACKEND_PACKAGES[backend])
         if backend == "torch":
@@ -90,12 +91,16 @@ class Keras(Implementation):
         if not self.tuned:
             return [dict(PLAIN)]
         jits = ("auto", True) if self.backend == "tensorflow" else ("auto",)
+        # PyTorch's trainer takes one step per execution; a repeated batch still saves
+        # fit's per-epoch work.
+        many = 1 if self.backend == "torch" else None
         full = self.full_batch(cfg, n)
         found = [dict(PLAIN)]
         for jit in jits:
             if full:
-                found.append({"jit_compile": jit, "steps_per_execution": "chunk", "repeat": True})
-            else:
+                found.append({"jit_compile": jit, "steps_per_execution": many or "chunk",
+                              "repeat": True})
+            elif not many:
                 found.append({"jit_compile": jit, "steps_per_execution": TUNED_STEPS,
                               "repeat": False})
             found.append({"jit_compile": jit, "steps_per_execution": 1, "repeat": False})
@@ -138,11 +143,14 @@ class Keras(Implementation):
         train step on the training shapes, and restore the weights and the optimizer."""
         weights = model.get_weights()
         candidates = self.candidates(cfg, len(x))
-        if len(candidates) > 1:
+        key = (cfg.key, cfg.batch_size, len(x), x.dtype.str, epochs)  # calibrated once a process
+        if len(candidates) > 1 and key not in self._calibrated:
             timed = [(self._seconds_per_step(model, c, x, y, cfg, epochs), c) for c in candidates]
             best = min(timed, key=lambda t: t[0])[1]
-            self._settings[id(model)] = {**best, "calibration": [
+            self._calibrated[key] = {**best, "calibration": [
                 {**c, "ms_per_step": round(1e3 * t, 4)} for t, c in timed]}
+        if key in self._calibrated:
+            self._settings[id(model)] = self._calibrated[key]
         settings = self._settings[id(model)]
         self._compile(model, settings, epochs)
         xs, ys, batch = self._feed(settings, x, y, cfg, epochs)
@@ -192,7 +200,9 @@ class Keras(Implementation):
         return keras_models.train_step(model, x, y)
 
     def _fast_predict(self, model) -> Predict:
-        return lambda x: np.asarray(model(x, training=False))
+        import keras
+
+        return lambda x: keras.ops.convert_to_numpy(model(x, training=False))
 
     def predict(self, model, x):
         if self.tuned:
