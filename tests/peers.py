@@ -29,7 +29,7 @@ OPTIMIZERS = {
 DTYPES = ("float64", "float32")
 STEPS, BATCH, N = 10, 4, 16
 
-# The harness's batch orders (tests/test_harness.py), epochs for each.
+# The batch orders of test_harness.py's identical-batches test, and epochs for each.
 SHUFFLED = replace(CONFIGS["mnist/tf-tutorial"], arch=MNIST.replace(sizes=(784, 16, 10)),
                    optimizer={"name": "sgd", "learning_rate": 0.1}, batch_size=10)
 XOR_IN_PAIRS = replace(get_config("xor"), config="pairs", batch_size=2,

@@ -20,7 +20,7 @@ from benchmarks.harness.runner import run_one
 from benchmarks.harness.schema import KEY
 from benchmarks.harness.specs import PROFILES, RunSpec, Selection
 from benchmarks.implementations import IMPLEMENTATIONS, Monitor, scratch_model
-from scratch import MNIST
+from tests.peers import SHUFFLED, XOR_IN_PAIRS  # the batch orders, shared with the peers
 
 
 def read(out):
@@ -94,12 +94,6 @@ def test_paused_work_is_left_out_of_every_time(monkeypatch):
     assert monitor.elapsed() == 3.0 and not monitor.over_budget
 
 
-SHUFFLED = replace(CONFIGS["mnist/tf-tutorial"], arch=MNIST.replace(sizes=(784, 16, 10)),
-                   optimizer={"name": "sgd", "learning_rate": 0.1}, batch_size=10)
-
-
-XOR_IN_PAIRS = replace(get_config("xor"), config="pairs", batch_size=2,
-                       optimizer={"name": "sgd", "learning_rate": 1.0})
 
 
 def train(impl_name, cfg, x, y, epochs, seed):

@@ -102,6 +102,12 @@ class Implementation(ABC):
         return None
 
 
+def largest_divisor(n: int, limit: int) -> int:
+    """The largest divisor of ``n`` no greater than ``limit`` (at least 1): how many epochs
+    one compiled call or one ``fit`` epoch can hold, with every epoch boundary kept."""
+    return max(d for d in range(1, max(1, min(n, limit)) + 1) if n % d == 0)
+
+
 def shuffled_epochs(x: np.ndarray, y: np.ndarray, epochs: int, seed: int, monitor: Monitor):
     """(epoch, x, y) with each epoch's samples in ``epoch_order``: the reordered copies
     are made outside the training time, the same way for every implementation."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.implementations.base import Implementation, shuffled_epochs
+from benchmarks.implementations.base import Implementation, largest_divisor, shuffled_epochs
 from benchmarks.implementations.timer import Monitor, check_interval
 from scratch import activations, optimizers
 from scratch.optimizers import keras_value
@@ -41,7 +41,8 @@ def _activation(identifier):
 def _loss(name: str, output: str):
     """The batch-mean loss from the output layer's logits z and activations a, as Keras
     computes it (cross-entropies from the logits of their own output activation)."""
-    jnp, nn = _jax().numpy, _jax().nn
+    jax = _jax()
+    jnp, nn = jax.numpy, jax.nn
     if name == "mean_squared_error":
         return lambda z, a, y: jnp.mean((a - y) ** 2)
     if name == "categorical_crossentropy" and output == "softmax":
@@ -218,8 +219,7 @@ class Jax(Implementation):
         (and MAX_EPOCHS_PER_CALL), so that every check falls between calls. Shuffled: 1."""
         if cfg.shuffle:
             return 1
-        limit = max(1, min(epochs, check_every, MAX_EPOCHS_PER_CALL))
-        return max(d for d in range(1, limit + 1) if epochs % d == 0)
+        return largest_divisor(epochs, min(check_every, MAX_EPOCHS_PER_CALL))
 
     def device_batches(self, model: JaxModel, x, y, cfg):
         jnp = _jax().numpy

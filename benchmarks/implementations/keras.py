@@ -13,7 +13,12 @@ import time
 import numpy as np
 
 from benchmarks.data.tasks import TaskConfig
-from benchmarks.implementations.base import Implementation, package_version, shuffled_epochs
+from benchmarks.implementations.base import (
+    Implementation,
+    largest_divisor,
+    package_version,
+    shuffled_epochs,
+)
 from benchmarks.implementations.timer import Monitor, Predict
 
 TUNED_STEPS = 50  # keras-tuned's steps_per_execution candidate on minibatch tasks
@@ -81,7 +86,7 @@ class Keras(Implementation):
     @staticmethod
     def chunk(epochs: int) -> int:
         """Steps per ``fit`` epoch for a repeated full batch: the largest divisor <= 1000."""
-        return max(d for d in range(1, min(epochs, 1000) + 1) if epochs % d == 0)
+        return largest_divisor(epochs, 1000)
 
     def candidates(self, cfg: TaskConfig, n: int) -> list[dict]:
         """The settings keras-tuned calibrates: the plain ones first, then XLA on or off
