@@ -66,7 +66,7 @@ mutate: data
 	HOME=$(MUTATE_HOME) KERAS_HOME=$(MUTATE_HOME)/.keras $(BIN)/mutmut run --max-children 2
 	$(BIN)/mutmut results
 
-# The PyTorch peers (keras-torch): PyTorch from PyPI, about 3 GB with its CUDA libraries.
+# The PyTorch peers (torch, keras-torch): PyTorch from PyPI, about 3 GB with its CUDA libraries.
 torch: $(STAMP)
 	$(BIN)/python -m uv pip install --quiet --compile-bytecode --python $(BIN)/python \
 		-c constraints.txt -e '.[test,torch]'

@@ -27,7 +27,7 @@ from scratch import ARCHITECTURES
 from tests.peers import DTYPES, OPTIMIZERS, ORDERS, probe
 from tests.test_keras_twins import FLOAT32_ADAM_ATOL, FLOAT32_ATOL, FLOAT64_ATOL
 
-PEERS = ["jax", "keras-jax", "keras-torch"]
+PEERS = ["jax", "torch", "keras-jax", "keras-torch"]
 ARCHS = list(ARCHITECTURES)
 KERAS_JAX_MSE_ATOL = 1e-7
 KERAS_TORCH_FLOAT64_ATOL = FLOAT32_ATOL

@@ -41,9 +41,9 @@ if TYPE_CHECKING:  # pandas is for the reports: a run's worker process never imp
 ANCHOR = "75% of bits, 0 of 6 numbers, the last output bit always 0"
 IMPLS = ["scratch-shortcut", "scratch-jacobian", "keras-tuned"]
 # The failure in every framework: each Keras backend tuned (the same math as its fit,
-# faster), and native JAX; a peer whose framework is missing is skipped. The smoke
+# faster), and native JAX and PyTorch; a peer whose framework is missing is skipped. The smoke
 # profile leaves them out: their paths run in compare's smoke.
-PEERS = ["keras-jax-tuned", "keras-torch-tuned", "jax"]
+PEERS = ["keras-jax-tuned", "keras-torch-tuned", "jax", "torch"]
 SEEDS = 20
 EPOCHS = 10_000
 SMOKE_EPOCHS = 200

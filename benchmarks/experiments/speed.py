@@ -49,8 +49,8 @@ TASKS = ("mnist", *(f"mnist/{c}" for c in EPOCHS), "xor", "xor/blog", "reverse4"
 # The peers of the MNIST metrics (each as the reference examples run it), and the compiled
 # ones of the tiny tasks' step time; a peer whose framework is missing is skipped.
 KERAS_BACKENDS = ("keras", "keras-jax", "keras-torch")
-PEERS = (*KERAS_BACKENDS, "jax")
-STEP_PEERS = ("keras-tuned", "keras-jax-tuned", "keras-torch-tuned", "jax")
+PEERS = (*KERAS_BACKENDS, "jax", "torch")
+STEP_PEERS = ("keras-tuned", "keras-jax-tuned", "keras-torch-tuned", "jax", "torch")
 COLUMNS = tuple(schema.SPEED_RUNS)  # described in benchmarks/harness/schema.py
 
 

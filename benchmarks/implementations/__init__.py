@@ -7,13 +7,13 @@ from benchmarks.implementations.jax import Jax
 from benchmarks.implementations.keras import Keras
 from benchmarks.implementations.scratch import Scratch
 from benchmarks.implementations.timer import Monitor, Predict
+from benchmarks.implementations.torch import Torch
 
 IMPLEMENTATIONS: dict[str, Implementation] = {
     impl.name: impl for impl in (Scratch("shortcut"), Scratch("jacobian"), Keras(tuned=False),
                                  Keras(tuned=True), Keras(False, "jax"), Keras(True, "jax"),
-                                 Keras(False, "torch"), Keras(True, "torch"), Jax())
+                                 Keras(False, "torch"), Keras(True, "torch"), Jax(), Torch())
 }
-
 
 
 def implementation_columns(name: str) -> dict:
