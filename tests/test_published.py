@@ -112,3 +112,18 @@ def test_the_readme_block_needs_its_markers(tmp_path):
         readme._replace_block(page, readme.BEGIN, readme.END, "x")
     with pytest.raises(UsageError, match="make results"):
         readme.section(tmp_path, "x")
+
+
+def test_the_winners_table_ranks_by_the_median_over_seeds():
+    """A slow outlier seed does not make the winner; scratch's place and ratio are its own."""
+    rows = [("a", 1.0), ("a", 1.1), ("a", 9.0), ("scratch-shortcut", 2.0),
+            ("scratch-shortcut", 2.2), ("jax", 1.5), ("jax", 1.6), ("keras", 0.1)]
+    compare = pd.DataFrame([{"task": "mnist", "config": "blog", "impl": impl, "status": status,
+                             "epoch_time_s": t} for impl, t in rows
+                            for status in (["error"] if impl == "keras" else ["ok"])])
+    table = readme.winners_table(compare, None).splitlines()
+    assert len(table) == 3
+    cells = [c.strip() for c in table[2].split("|")[1:-1]]
+    assert cells[:5] == ["mnist/blog, compare", "s per epoch", "a (1.1)", "jax (1.55, 1.41x)",
+                         "#3 of 3, 1.91x"]
+    assert cells[5] == ""  # no reason is invented for an implementation it does not know

@@ -146,6 +146,58 @@ def speed_table(speed: pd.DataFrame) -> str:
     return table.to_markdown(index=False, floatfmt=".4g")
 
 
+# Why an implementation is fast where it wins: the mechanism, stated once. Who wins, and
+# by how much, is read from the published rows.
+WHY = {
+    "scratch-shortcut": "NumPy calls BLAS directly: nothing between steps but a few array "
+                        "calls (and plain SGD's update fused into the backward GEMM)",
+    "scratch-jacobian": "nothing: it builds every Jacobian explicitly",
+    "jax": "the whole epoch is one compiled XLA program (lax.scan): no Python between "
+           "steps, and the elementwise work fused into the matrix products",
+    "torch": "eager PyTorch: one small dispatch per operation into ATen's CPU kernels, and "
+             "torch.compile where the calibration found it faster",
+    "keras": "TensorFlow's compiled train step, one per execution",
+    "keras-tuned": "the calibrated settings: XLA steps, many per execution, or a repeated "
+                   "full batch",
+    "keras-jax": "each train step one XLA program, Keras' trainer loop around it",
+    "keras-jax-tuned": "XLA steps, and where calibrated, many per execution",
+    "keras-torch": "eager PyTorch under Keras' trainer",
+    "keras-torch-tuned": "eager PyTorch under Keras' trainer, calibrated",
+}
+# each measure the table ranks: its column and unit
+RANKED = {"epoch_time_s": "s per epoch", "step_time_ms": "ms per step",
+          "time_to_target_s": "s to 98%"}
+
+
+def winners_table(compare: pd.DataFrame, speed_runs: pd.DataFrame | None) -> str:
+    """Who wins where, by the median over seeds of the published rows: the fastest
+    implementation, the runner-up, and scratch's place, with the winner's reason."""
+    places = [(f"{task}/{config}, compare", runs, "epoch_time_s")
+              for (task, config), runs in compare.groupby(["task", "config"])]
+    if speed_runs is not None:
+        column = {"b32": "epoch_time_s", "b128": "epoch_time_s", "to98": "time_to_target_s"}
+        places += [(f"{task}/{config}, speed", runs, column.get(config, "step_time_ms"))
+                   for (task, config), runs in speed_runs.groupby(["task", "config"])]
+    rows = []
+    for where, runs, col in places:
+        med = (runs[runs["status"] == "ok"].groupby("impl")[col].median().dropna()
+               .sort_values())
+        if len(med) < 2:
+            continue
+        best = med.index[0]
+        scratch = med.get("scratch-shortcut")
+        rows.append({
+            "where": where, "measure": RANKED[col],
+            "fastest": f"{best} ({med.iloc[0]:.3g})",
+            "runner-up": f"{med.index[1]} ({med.iloc[1]:.3g}, {med.iloc[1] / med.iloc[0]:.2f}x)",
+            "scratch-shortcut": "" if scratch is None else
+            f"#{list(med.index).index('scratch-shortcut') + 1} of {len(med)}, "
+            f"{scratch / med.iloc[0]:.2f}x",
+            "why the fastest wins": WHY.get(best, ""),
+        })
+    return pd.DataFrame(rows).to_markdown(index=False)
+
+
 def bench_table(folder: Path) -> str:
     if not list((folder / "benchmarks").glob("*/*.json")):
         raise UsageError(f"{folder / 'benchmarks'} holds no pytest-benchmark JSON; run "
@@ -168,10 +220,15 @@ def section(folder: Path, link: str) -> str:
         f"`make results` wrote{f' in {wall / 60:.0f} minutes' if wall else ''} at commit "
         f"`{env.get('commit', '?')[:12]}` on {env.get('cpu', '?')} ({env.get('cores', '?')} "
         f"cores; Python {env.get('python', '?')}, NumPy {env.get('numpy', '?')}, TensorFlow "
-        f"{env.get('tensorflow', '?')}, Keras {env.get('keras', '?')}). Means ± standard "
-        "deviations over seeds; times exclude warm-up; the machine is shared, so compare "
-        f"times only as ratios within one table. Schemas and caveats: "
+        f"{env.get('tensorflow', '?')}, Keras {env.get('keras', '?')}, JAX "
+        f"{env.get('jax') or 'not installed'}, PyTorch {env.get('torch') or 'not installed'}). "
+        "Means ± standard deviations over seeds; times exclude warm-up; the machine is "
+        "shared, so compare times only as ratios within one table. Schemas and caveats: "
         f"[results/README.md](results/README.md).", "",
+        "### Who wins where, and why", "",
+        winners_table(compare, _read(folder, "speed_runs.csv")), "",
+        "Medians over seeds; a ratio divides two figures of one table row. Extrapolated "
+        "runs count with their measured time per epoch.", "",
         "### MNIST against the blog and TensorFlow", "", mnist_table(compare), "",
         "scratch-jacobian trains on a small prefix of MNIST (a full epoch would take hours): "
         "its accuracy is that of the prefix, and its time per epoch is extrapolated."
