@@ -93,8 +93,9 @@ def test_the_schema_check_fails_on_a_wrong_type(tmp_path, column, value, match):
 
 def test_results_readme_documents_every_schema():
     text = (ROOT / "results" / "README.md").read_text()
-    assert schema.markdown() in text, ("results/README.md's schema tables are out of date: "
-                                       "paste benchmarks.harness.schema.markdown() into it")
+    block = f"{readme.SCHEMA_BEGIN}\n\n{schema.markdown()}\n{readme.SCHEMA_END}"
+    assert block in text, ("results/README.md's schema tables are out of date, or their "
+                           "markers are gone: run `groundup report --readme`")
 
 
 def test_the_readme_results_section_is_generated_from_the_published_folder():
