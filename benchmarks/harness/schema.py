@@ -21,7 +21,8 @@ COLUMNS = {
     "framework_version": ("", "the framework's version"),
     "backend": ("", "what the framework ran on: cpu, or Keras' backend and its version"),
     "settings": ("JSON", "the implementation's own settings (jax: epochs per compiled call; "
-                         "keras-tuned: the calibrated ones, and each candidate's ms per step)"),
+                         "keras-tuned: the calibrated ones, and each candidate's ms per step; "
+                         "torch: whether torch.compile was faster, and both ms per step)"),
     "seed": ("count", "seed of the initial weights, shuffling and dropout"),
     "status": ("", "ok, diverged, timeout, oom, error or refused"),
     "error": ("", "what went wrong, when status is not ok"),
