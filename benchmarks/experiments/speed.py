@@ -42,7 +42,7 @@ EPOCHS = {"b32": 3, "b128": 5, "to98": 15}
 # ends at 97.98%, and the two sides crossed an epoch apart.
 TO98 = {"name": "sgd", "learning_rate": 0.2}
 TO98_BATCH = 32
-TINY_BUDGET_S = {"quick": 10, "full": 20, "smoke": 2}
+TINY_BUDGET_S = {"quick": 10, "full": 10, "smoke": 2}
 TINY_SEEDS = 5
 SMOKE_SAMPLES = 2048
 TASKS = ("mnist", *(f"mnist/{c}" for c in EPOCHS), "xor", "xor/blog", "reverse4", "reverse4/blog")

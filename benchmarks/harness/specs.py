@@ -19,7 +19,7 @@ class Profile:
 PROFILES = {
     "quick": Profile("quick", budget_s=10, timeout_s=240, seeds=1, all_configs=False,
                      jacobian_mnist_samples=4),
-    "full": Profile("full", budget_s=120, timeout_s=1800, seeds=3, all_configs=True,
+    "full": Profile("full", budget_s=60, timeout_s=1800, seeds=3, all_configs=True,
                     jacobian_mnist_samples=50),
     # Tiny runs for the harness's own tests: every experiment x implementation path once.
     # reverse4 takes xor's paths (a full batch, sigmoid, MSE), so it is left out.
