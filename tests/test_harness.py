@@ -177,6 +177,22 @@ def test_quick_profile_covers_every_implementation_on_every_task():
     assert jac[0].train_samples == PROFILES["quick"].jacobian_mnist_samples
 
 
+def test_full_profile_seeds_scratch_and_keras_three_times_and_the_peers_once():
+    specs = compare.specs(PROFILES["full"], Selection(["xor", "reverse4", "mnist"], None, None))
+    seeds = {}
+    for s in specs:
+        seeds.setdefault((s.task, s.config, s.impl), set()).add(s.seed)
+    assert {f"{k[0]}/{k[1]}" for k in seeds} == set(CONFIGS)  # every configuration
+    for (task, _, impl), found in seeds.items():
+        if impl == "scratch-shortcut" and task == "xor":
+            assert found == set(range(compare.XOR_CONVERGENCE_SEEDS))
+        else:
+            assert found == set(range(3 if impl in compare.REFERENCE else 1)), (task, impl)
+    assert {k[2] for k in seeds} == set(IMPLEMENTATIONS)
+    chosen = compare.specs(PROFILES["full"], Selection(["xor"], ["jax"], 2))  # --seeds wins
+    assert [s.seed for s in chosen] == [0, 1]
+
+
 def test_speed_task_and_impl_narrow_the_suite():
     from benchmarks.experiments import speed
 
