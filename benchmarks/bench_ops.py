@@ -129,6 +129,11 @@ def test_epoch_small(benchmark, tasks, task, impl):
 
         def epoch():
             model.run(batches, rest, 1)
+    elif impl == "torch":
+        xt, yt = model.tensors(data.x, data.y)
+
+        def epoch():
+            model.epoch(xt, yt, cfg.batch_size)
     else:
         def epoch():
             model.train_on_batch(data.x, data.y)
