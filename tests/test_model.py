@@ -154,3 +154,72 @@ def test_repr_and_config():
         "optimizer": {"name": "sgd", "learning_rate": 0.5, "momentum": 0.0, "nesterov": False},
         "dropout": 0.25, "kernel_initializer": "glorot_uniform", "bias_initializer": "zeros",
         "backprop": "jacobian", "dtype": "float64", "seed": 7}
+
+
+def test_a_one_layer_network_is_softmax_regression():
+    """sizes (n_in, K): one Dense layer, dL/dW = X^T (S - Y) / n."""
+    x, labels = rng.random((6, 4)), np.array([0, 1, 2, 0, 1, 2])
+    model = MLP((4, 3), ("softmax",), "sparse_categorical_crossentropy", dtype="float64")
+    _, (dw, db) = model.gradients(x, labels)
+    s = model.predict(x)
+    delta = (s - np.eye(3)[labels]) / 6
+    np.testing.assert_allclose(dw, x.T @ delta, atol=1e-15)
+    np.testing.assert_allclose(db, delta.sum(axis=0), atol=1e-15)
+
+
+def test_a_deeper_net_still_takes_the_cross_entropy_from_its_logits():
+    """Three Dense layers, the softmax last: the loss fuses with it, so a saturated output
+    gives the loss from the logits, far beyond -log(1e-7) = 16.1, where clipped
+    probabilities would cap it. Unsaturated, its gradients are the Jacobian chain's."""
+    def net(backprop):
+        return MLP((4, 5, 5, 3), ("relu", "relu", "softmax"), "categorical_crossentropy",
+                   dtype="float64", seed=1, backprop=backprop)
+
+    x, y = rng.random((8, 4)), np.eye(3)[rng.integers(0, 3, 8)]
+    model, jacobian = net("shortcut"), net("jacobian")
+    for a, b in zip(model.gradients(x, y)[1], jacobian.gradients(x, y)[1], strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-12)
+    model.set_weights([30 * w for w in model.get_weights()])
+    assert model.gradients(x, y)[0] > 50
+
+
+def test_plain_sgd_updates_inside_backprop_and_counts_its_steps():
+    """The shortcut's plain-SGD step subtracts lr X^T dZ as it goes: the gradient buffers
+    are never written (momentum's step writes them). Every step counts, as in Keras."""
+    plain = xor_model()
+    for i in range(3):
+        plain.train_step(X[:4], Y[:4])
+    assert plain.optimizer.iterations == 3
+    assert not plain.flat_grads.any()
+    momentum = MLP.from_architecture(XOR, optimizer={"name": "sgd", "learning_rate": 0.5,
+                                                     "momentum": 0.5}, dtype="float64")
+    momentum.train_step(X[:4], Y[:4])
+    assert momentum.flat_grads.any() and momentum.optimizer.iterations == 1
+
+
+def test_a_float32_network_stays_float32():
+    model = MLP.from_architecture(XOR)  # float32 by default
+    assert all(w.dtype == np.float32 for w in model.get_weights())
+    assert model.flat_params.dtype == model.flat_grads.dtype == np.float32
+    assert model.predict(X.astype("float64")).dtype == np.float32
+    model.fit(X, Y, epochs=1)
+    assert all(w.dtype == np.float32 for w in model.get_weights())
+
+
+def test_dropout_trains_with_the_models_seeded_masks_and_stays_out_of_inference():
+    arch = XOR.replace(sizes=(2, 16, 1), dropout=0.5)
+    nets = [MLP.from_architecture(arch, optimizer={"name": "sgd", "learning_rate": 0.5},
+                                  dtype="float64", seed=s) for s in (3, 3, 4)]
+    assert [type(layer).__name__ for layer in nets[0].layers] == ["Dense", "Dropout", "Dense"]
+    plain = MLP.from_architecture(arch, optimizer={"name": "sgd", "learning_rate": 0.5},
+                                  dtype="float64", seed=3, dropout=0.0)
+    assert len(plain.layers) == 2
+    np.testing.assert_array_equal(nets[0].predict(X), plain.predict(X))  # no masks
+    np.testing.assert_array_equal(nets[0].forward(X), plain.forward(X))
+    masked = MLP.from_architecture(arch, dtype="float64", seed=3)
+    assert (masked.forward(X, training=True) != plain.forward(X, training=True)).any()
+    for net in (*nets, plain):
+        net.fit(X, Y, epochs=2, batch_size=10, shuffle=False)
+    a, b, other, no_dropout = (net.get_weights()[0] for net in (*nets, plain))
+    np.testing.assert_array_equal(a, b)  # the same seed, the same masks
+    assert not np.array_equal(a, other) and not np.array_equal(a, no_dropout)
