@@ -27,7 +27,9 @@ from benchmarks.implementations.timer import Monitor
 from scratch import activations, optimizers
 from scratch.optimizers import keras_value
 
-CALIBRATION_STEPS = 30  # steps that time eager against compiled, after one untimed step
+# Eager against compiled: each timed over at least this many steps and seconds, after
+# one untimed step (which compiles)
+CALIBRATION_STEPS, CALIBRATION_S = 30, 0.2
 LOGIT_LOSSES = {("categorical_crossentropy", "softmax"), ("sparse_categorical_crossentropy",
                                                           "softmax"),
                 ("binary_crossentropy", "sigmoid")}
@@ -211,14 +213,16 @@ class Torch(Implementation):
         return TorchModel(cfg, weights, dtype, seed)
 
     def _time_steps(self, model: TorchModel, xt, yt, batch_size: int) -> float:
-        """Seconds a step: one untimed step (compiles), then CALIBRATION_STEPS timed."""
+        """Seconds a step: one untimed step (compiles), then at least CALIBRATION_STEPS
+        steps and CALIBRATION_S seconds, timed."""
         batches = [(xt[i:i + batch_size], yt[i:i + batch_size])
                    for i in range(0, len(xt), batch_size)]
         model.step(*batches[0])
-        start = time.perf_counter()
-        for k in range(CALIBRATION_STEPS):
-            model.step(*batches[k % len(batches)])
-        return (time.perf_counter() - start) / CALIBRATION_STEPS
+        steps, start = 0, time.perf_counter()
+        while steps < CALIBRATION_STEPS or time.perf_counter() - start < CALIBRATION_S:
+            model.step(*batches[steps % len(batches)])
+            steps += 1
+        return (time.perf_counter() - start) / steps
 
     def warm_up(self, model, x, y, cfg, epochs):
         """Calibrate: time eager steps, then steps of ``torch.compile(net)`` (compiled for
