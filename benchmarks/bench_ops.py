@@ -21,11 +21,20 @@ from benchmarks.implementations import IMPLEMENTATIONS, scratch_model
 TINY = os.environ.get("GROUNDUP_BENCH_TINY") == "1"
 MNIST_SUBSET = 256 if TINY else 6000     # samples in the "one MNIST epoch" benchmark
 MNIST_PREDICT = 256 if TINY else 10_000  # test images in the predict benchmark
-# Keras has one backend a process (KERAS_BACKEND, TensorFlow by default): the others'
-# Keras implementations, and those whose framework is not installed, are left out.
+# Keras has one backend a process (KERAS_BACKEND, TensorFlow by default), so the suite
+# runs once per backend, each implementation in one of those runs: Keras in its backend's,
+# native PyTorch in PyTorch's (torch.compile's import of triton aborts a process that has
+# loaded TensorFlow), the others in TensorFlow's. Missing frameworks are left out.
 KERAS_BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
-IMPLS = [name for name, impl in IMPLEMENTATIONS.items() if not impl.missing()
-         and getattr(impl, "backend", KERAS_BACKEND) == KERAS_BACKEND]
+
+
+def suite_backend(name: str) -> str:
+    impl = IMPLEMENTATIONS[name]
+    return getattr(impl, "backend", "torch" if impl.framework == "torch" else "tensorflow")
+
+
+IMPLS = [name for name, impl in IMPLEMENTATIONS.items()
+         if not impl.missing() and suite_backend(name) == KERAS_BACKEND]
 # Tiny runs try every operation x implementation once; reverse4 takes xor's paths.
 TASKS = ["xor", "mnist"] if TINY else ["xor", "reverse4", "mnist"]
 SMALL_TASKS = [t for t in TASKS if t != "mnist"]

@@ -2,8 +2,9 @@
 and weights after 10 steps, on the three architectures, through the Implementation
 interface; and its weights after training on the harness's batch orders.
 
-Keras picks its backend once a process, so a Keras backend other than TensorFlow is
-probed in its own process: ``python -m tests.peers IMPL OUT.npz``.
+Keras picks its backend once a process, and torch.compile cannot share a process with
+TensorFlow, so those peers are probed in a process of their own:
+``python -m tests.peers IMPL OUT.npz``.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ STATS = ["median", "iqr", "mean", "stddev", "min", "max", "rounds"]
 
 def backends() -> list[str]:
     """Keras' backends installed here, TensorFlow first: Keras has one backend a process,
-    so the suite runs once for each (the others' runs take only their Keras twins)."""
+    so the suite runs once for each."""
     from benchmarks.implementations.keras import BACKEND_PACKAGES
 
     return [b for b, package in BACKEND_PACKAGES.items() if importlib.util.find_spec(package)]
@@ -40,21 +40,18 @@ def run_suite(storage: Path, tiny: bool = False) -> int:
 
     ``tiny``: small inputs and short rounds (GROUNDUP_BENCH_TINY), to try the suite, not
     to time it."""
-    from benchmarks.implementations.keras import BACKENDS
-
     options = ["--benchmark-max-time=0.05"] if tiny else []
     # Outside the tests' xdist (its addopts, and a worker's environment when a test runs
     # this): pytest-benchmark times nothing under xdist.
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
     env.update({"GROUNDUP_BENCH_TINY": "1"} if tiny else {})
-    for backend in backends():
-        select = [] if backend == "tensorflow" else ["-k", f"keras-{BACKENDS[backend]}"]
+    for backend in backends():  # each run takes its backend's implementations (bench_ops)
         code = subprocess.call([
             sys.executable, "-m", "pytest", "benchmarks/bench_ops.py", "-q", "-p",
             "no:cacheprovider", "-o", "addopts=", "--benchmark-only",
             f"--benchmark-save={backend}", f"--benchmark-storage=file://{storage}",
-            "--benchmark-columns=median,iqr,rounds", "--benchmark-sort=name", *select,
-            *options], cwd=ROOT, env={**env, "KERAS_BACKEND": backend})
+            "--benchmark-columns=median,iqr,rounds", "--benchmark-sort=name", *options],
+            cwd=ROOT, env={**env, "KERAS_BACKEND": backend})
         if code:
             return code
     return main([str(storage)])
