@@ -6,7 +6,7 @@ of one run (see ``benchmarks.harness.worker``).
 
 from __future__ import annotations
 
-from benchmarks.experiments import compare, generalisation, jacobian, speed
+from benchmarks.experiments import compare, generalisation, jacobian, scaling, speed
 from benchmarks.harness.experiment import Experiment
 from benchmarks.harness.specs import PROFILES, RunSpec, Selection
 
@@ -27,6 +27,10 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                columns=speed.COLUMNS, report=speed.report, summary=speed.write_summary,
                runs_name="speed_runs", between_epochs=speed.between_epochs,
                tasks=speed.TASKS),
+    Experiment("scaling", "where each implementation wins: batch size x hidden width",
+               scaling.specs, scaling.measure, scaling.configure, columns=scaling.COLUMNS,
+               report=scaling.report, plots=(scaling.plot_throughput, scaling.plot_winners),
+               summary=scaling.write_summary, runs_name="scaling_runs", tasks=scaling.TASKS),
 ]}
 
 

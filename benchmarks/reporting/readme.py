@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.errors import UsageError
-from benchmarks.experiments import generalisation, jacobian
+from benchmarks.experiments import generalisation, jacobian, scaling
 from benchmarks.files import write_atomic
 from benchmarks.harness import schema
 from benchmarks.reporting import bench_report
@@ -198,6 +198,21 @@ def winners_table(compare: pd.DataFrame, speed_runs: pd.DataFrame | None) -> str
     return pd.DataFrame(rows).to_markdown(index=False)
 
 
+def scaling_block(folder: Path, link: str) -> list[str]:
+    """The scaling map's verdict, its winners and its fits (published runs before the map
+    have none)."""
+    if not (folder / "scaling_runs.csv").exists():
+        return []
+    cells = scaling.expand(_read(folder, "scaling_runs.csv"))
+    return ["### Where each implementation wins: batch size x width (`groundup run scaling`)",
+            "", scaling.verdict(cells), "", "The fastest per cell (H in rows), and scratch's "
+            "step time over the fastest's:", "", scaling.winners_grid(cells), "",
+            scaling.fits(cells).to_markdown(index=False, floatfmt=".4g"), "",
+            f"The machine's peak: {cells['peak_gflops'].median():.1f} GFLOP/s (a float32 GEMM "
+            "through NumPy's BLAS, measured in the same run).", "",
+            f"![samples per second]({link}/scaling_throughput.png)", ""]
+
+
 def bench_table(folder: Path) -> str:
     if not list((folder / "benchmarks").glob("*/*.json")):
         raise UsageError(f"{folder / 'benchmarks'} holds no pytest-benchmark JSON; run "
@@ -245,6 +260,7 @@ def section(folder: Path, link: str) -> str:
         "### Explicit Jacobians against the shortcut", "", jac, "",
         f"Anchor: {JACOBIAN_ANCHOR}. Growth with the hidden width H (time and memory ~ H^k):",
         "", growth, "",
+        *scaling_block(folder, link),
         "### Speed targets (`groundup run speed`)", "", speed_table(_read(folder, "speed.csv")),
         "", f"Anchor: {SPEED_ANCHOR}.", "",
         "### Operation benchmarks: median time / keras' median (pytest-benchmark)", "",

@@ -1,0 +1,318 @@
+"""scaling: where each implementation wins, over batch size x hidden width.
+
+MNIST 784-H-10, ReLU/softmax, cross-entropy, SGD 0.01, float32, file order, on a
+prefix of real MNIST. One run per implementation: in its own process it trains every
+cell of the map in turn, each on a fresh copy of the same seeded network, warmed up
+(compiled, calibrated) outside the timer, then trained on epochs of EPOCH_SAMPLES
+samples (at least two batches) until CELL_EPOCHS epochs or the cell's time budget
+are spent, whichever comes first (the budget is checked after every step, and after
+every epoch where an epoch is one compiled call); a cell's step time is its median
+step. The run also times a large float32 GEMM through NumPy's BLAS: the machine's peak,
+the roofline every cell is held to.
+
+``scaling.csv`` has one row per implementation x width x batch. Per implementation,
+t_step = overhead + FLOPs / throughput is fitted to its cells (least squares on the
+relative error), FLOPs by ``scratch.cost``: the matrix products of forward and
+backward, the same useful work for every implementation.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from benchmarks.data.tasks import TaskConfig, get_config
+from benchmarks.files import write_atomic
+from benchmarks.harness import schema
+from benchmarks.harness.specs import Profile, RunSpec, Selection
+from benchmarks.implementations import Monitor, scratch_model
+from scratch import MNIST
+from scratch.cost import backprop_cost
+
+if TYPE_CHECKING:  # pandas is for the reports: a run's worker process never imports it
+    import pandas as pd
+
+WIDTHS = {"full": (32, 128, 512, 2048), "quick": (32, 128, 512), "smoke": (32,)}
+BATCHES = {"full": (1, 8, 32, 128, 512, 2048), "quick": (1, 8, 32), "smoke": (1, 32)}
+CELL_S = {"full": 1.0, "quick": 0.25, "smoke": 0.05}  # a cell's training budget
+EPOCH_SAMPLES = 4096
+CELL_EPOCHS = 25
+PEAK_N = 2048  # the roofline: an N x N x N float32 GEMM
+IMPLS = ("scratch-shortcut", "keras", "keras-tuned", "keras-jax", "keras-jax-tuned",
+         "keras-torch", "keras-torch-tuned", "jax", "torch")
+SMOKE_IMPLS = ("scratch-shortcut", "jax")
+TASKS = ("mnist",)
+COLUMNS = tuple(schema.SCALING_RUNS)  # described in benchmarks/harness/schema.py
+
+
+def cell_config(hidden: int, batch: int) -> TaskConfig:
+    base = get_config("mnist", "tf-tutorial")
+    return replace(base, config=f"h{hidden}-b{batch}", batch_size=batch, shuffle=False,
+                   arch=MNIST.replace(sizes=(784, hidden, 10), dropout=0.0),
+                   optimizer={"name": "sgd", "learning_rate": 0.01}, epochs=CELL_EPOCHS,
+                   target="", target_accuracy=1.0)
+
+
+def specs(profile: Profile, chosen: Selection) -> list[RunSpec]:
+    name = profile.name
+    cells = [[h, b] for h in WIDTHS[name] for b in BATCHES[name]]
+    impls = chosen.impls or (SMOKE_IMPLS if name == "smoke" else IMPLS)
+    return [RunSpec("scaling", "mnist", "map", impl, 0, name, epochs=1, budget_s=math.inf,
+                    timeout_s=profile.timeout_s,
+                    train_samples=EPOCH_SAMPLES,
+                    data_dir=chosen.data_dir, extra={"cells": cells, "cell_s": CELL_S[name]})
+            for impl in impls]
+
+
+def configure(spec: RunSpec) -> TaskConfig:
+    """The run's own training, before the map: one epoch of the first width at the largest
+    batch (a few steps), which the harness's columns describe."""
+    hidden = spec.extra["cells"][0][0]
+    return replace(cell_config(hidden, max(b for _, b in spec.extra["cells"])), config="map",
+                   epochs=1)
+
+
+def peak_gflops(n: int = PEAK_N, repeats: int = 5) -> float:
+    """The machine's float32 GEMM rate through NumPy's BLAS: the median of ``repeats``."""
+    rng = np.random.default_rng(0)
+    a, b = rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32)
+    np.dot(a, b)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        np.dot(a, b)
+        times.append(time.perf_counter() - start)
+    return 2 * n**3 / statistics.median(times) / 1e9
+
+
+def time_cell(impl, hidden: int, batch: int, x: np.ndarray, y: np.ndarray,
+              budget_s: float) -> dict:
+    """One cell: a fresh seeded network, warmed up, then trained and timed."""
+    from benchmarks.harness.worker import reset_peak_rss, rss_mib
+
+    cfg = cell_config(hidden, batch)
+    xs, ys = x[:max(EPOCH_SAMPLES, 2 * batch)], y[:max(EPOCH_SAMPLES, 2 * batch)]
+    model = impl.build(cfg, scratch_model(cfg, "float32", 0).get_weights(), "float32", 0)
+    started = time.perf_counter()
+    impl.warm_up(model, xs, ys, cfg, CELL_EPOCHS)
+    warmup = time.perf_counter() - started
+    monitor = Monitor(budget_s, lambda predict: False, CELL_EPOCHS)
+    before = reset_peak_rss()
+    impl.train(model, xs, ys, cfg, CELL_EPOCHS, 0, monitor)
+    step = statistics.median(monitor.step_times)
+    flops = batch * backprop_cost((784, hidden, 10), "float32").shortcut_flops_per_sample()
+    return {"hidden": hidden, "batch": batch, "steps": monitor.steps_done,
+            "step_time_ms": 1e3 * step, "gflops": flops / step / 1e9,
+            "peak_rss_mib": rss_mib("VmHWM") - before, "warmup_s": warmup,
+            "settings": impl.settings(model)}
+
+
+def measure(t) -> dict:
+    """The map: every cell of the run, and the roofline measured beside it."""
+    peak = peak_gflops()
+    cells = [time_cell(t.impl, h, b, t.data.x, t.data.y, t.spec.extra["cell_s"])
+             for h, b in t.spec.extra["cells"]]
+    return {"peak_gflops": peak, "cells": json.dumps(cells)}
+
+
+def expand(df: pd.DataFrame) -> pd.DataFrame:
+    """scaling.csv: one row per implementation x width x batch, from the runs' cells."""
+    import pandas as pd
+
+    rows = []
+    for _, run in df[df["status"] == "ok"].iterrows():
+        for cell in json.loads(run["cells"]):
+            step = cell["step_time_ms"] / 1e3
+            rows.append({
+                "impl": run["impl"], "framework": run.get("framework"),
+                "backend": run.get("backend"), "hidden": cell["hidden"],
+                "batch": cell["batch"], "steps": cell["steps"],
+                "step_time_ms": cell["step_time_ms"], "us_per_sample": 1e6 * step / cell["batch"],
+                "samples_per_s": cell["batch"] / step, "gflops": cell["gflops"],
+                "fraction_of_peak": cell["gflops"] / run["peak_gflops"],
+                "peak_rss_mib": cell["peak_rss_mib"], "warmup_s": cell["warmup_s"],
+                "settings": json.dumps(cell["settings"]), "peak_gflops": run["peak_gflops"],
+                "cpu": run["cpu"], "commit": run["commit"], "timestamp": run["timestamp"]})
+    return pd.DataFrame(rows, columns=list(schema.SCALING))
+
+
+def fit_cost_model(flops: np.ndarray, seconds: np.ndarray) -> dict:
+    """t = overhead + flops / throughput, least squares on the relative error (each
+    cell's equation divided by its own time, so that the fast cells count as much as the
+    slow ones), neither term negative. Returns overhead (s), throughput (FLOP/s; inf
+    when the fit finds no cost per FLOP) and the median relative error of the fit."""
+    from scipy.optimize import nnls
+
+    flops, seconds = np.asarray(flops, float), np.asarray(seconds, float)
+    # in units near 1 (µs and GFLOP), and neither term negative
+    design = np.stack([1e-6 / seconds, flops / 1e9 / seconds], axis=1)
+    (overhead_us, per_gflop), _ = nnls(design, np.ones_like(seconds))
+    overhead, per_flop = overhead_us * 1e-6, per_gflop * 1e-9
+    fitted = overhead + per_flop * flops
+    return {"overhead_s": float(overhead),
+            "throughput": float(1 / per_flop) if per_flop > 0 else math.inf,
+            "fit_error": float(np.median(np.abs(fitted / seconds - 1)))}
+
+
+def fits(cells: pd.DataFrame) -> pd.DataFrame:
+    """Each implementation's fitted overhead and throughput, and which term dominates
+    where (the batch x width at which the two terms are equal, for the widest H)."""
+    import pandas as pd
+
+    rows = []
+    for impl, part in cells.groupby("impl"):
+        if len(part) < 2:
+            continue
+        flops = part["gflops"] * 1e9 * part["step_time_ms"] / 1e3
+        fit = fit_cost_model(flops, part["step_time_ms"] / 1e3)
+        rows.append({"impl": impl, "overhead_us": 1e6 * fit["overhead_s"],
+                     "sustained_gflops": fit["throughput"] / 1e9,
+                     "fit_median_error": fit["fit_error"],
+                     "flops_where_equal": fit["overhead_s"] * fit["throughput"]})
+    return pd.DataFrame(rows)
+
+
+def winners(cells: pd.DataFrame) -> pd.DataFrame:
+    """The fastest implementation of each cell, with scratch's time over the fastest's."""
+    import pandas as pd
+
+    rows = []
+    for (hidden, batch), part in cells.groupby(["hidden", "batch"]):
+        best = part.loc[part["step_time_ms"].idxmin()]
+        scratch = part[part["impl"] == "scratch-shortcut"]["step_time_ms"]
+        rows.append({"hidden": hidden, "batch": batch, "fastest": best["impl"],
+                     "fastest_ms": best["step_time_ms"],
+                     "scratch_over_fastest": (float(scratch.iloc[0]) / best["step_time_ms"]
+                                              if len(scratch) else math.nan)})
+    return pd.DataFrame(rows)
+
+
+def verdict(cells: pd.DataFrame) -> str:
+    """In plain words, from the numbers: where scratch wins, where a framework does, and
+    why (the fitted overhead against the fitted throughput)."""
+    best, fit = winners(cells), fits(cells).set_index("impl")
+    ours = best["fastest"] == "scratch-shortcut"
+    lines = [f"scratch-shortcut is the fastest in {int(ours.sum())} of {len(best)} cells"]
+    for hidden, part in best.groupby("hidden"):
+        wins = part.loc[part["fastest"] == "scratch-shortcut", "batch"].tolist()
+        others = part.loc[part["fastest"] != "scratch-shortcut", "fastest"].unique().tolist()
+        lines.append(f"H {hidden}: scratch wins at batch {', '.join(map(str, wins)) or 'none'}"
+                     + (f"; elsewhere {', '.join(others)}" if others else ""))
+    if "scratch-shortcut" in fit.index:
+        lines.append("Why, fitted per step (overhead + FLOPs / throughput): " + "; ".join(
+            f"{impl} {row['overhead_us']:.0f} µs + FLOPs / {row['sustained_gflops']:.3g} "
+            "GFLOP/s" for impl, row in fit.iterrows()))
+        ours = fit.loc["scratch-shortcut"]
+        per_sample = backprop_cost((784, 512, 10), "float32").shortcut_flops_per_sample()
+        for impl, row in fit.drop(index="scratch-shortcut").iterrows():
+            more = row["overhead_us"] - ours["overhead_us"]  # µs a step
+            faster = row["sustained_gflops"] > ours["sustained_gflops"]
+            if (more > 0) != faster:
+                lines.append(f"{impl} is {'slower' if more > 0 else 'faster'} than scratch "
+                             "at every size: its overhead and its throughput both say so")
+                continue
+            # where the fitted lines cross: o_s + F / r_s = o_i + F / r_i
+            flops = more * 1e3 / (1 / ours["sustained_gflops"] - 1 / row["sustained_gflops"])
+            lines.append(f"{impl} pays {abs(more):.0f} µs {'more' if more > 0 else 'less'} a "
+                         f"step; {impl if faster else 'scratch'} is faster above "
+                         f"{flops:.3g} FLOPs a step (batch {flops / per_sample:.3g} at H 512)")
+    return ". ".join(lines) + "."
+
+
+def winners_grid(cells: pd.DataFrame) -> str:
+    """H in rows, batch sizes in columns: the fastest, and scratch's time over it."""
+    best = winners(cells)
+    grid = best.assign(cell=[f"{w} ({r:.2f}x)" for w, r in
+                             zip(best["fastest"], best["scratch_over_fastest"], strict=True)])
+    grid = grid.pivot(index="hidden", columns="batch", values="cell")
+    grid.columns = [f"batch {b}" for b in grid.columns]
+    return grid.to_markdown()
+
+
+def write_summary(df: pd.DataFrame, out_dir: Path) -> list[Path]:
+    path = out_dir / "scaling.csv"
+    write_atomic(path, lambda f: expand(df).to_csv(f, index=False))
+    return [path]
+
+
+def report(df: pd.DataFrame) -> list[str]:
+    cells = expand(df)
+    if cells.empty:
+        return []
+    fit = fits(cells)
+    peak = cells["peak_gflops"].median()
+    return ["## Where each implementation wins", "", verdict(cells), "",
+            "## The fastest implementation per cell", "",
+            "H (rows) x batch size (columns): the fastest, and (in brackets) scratch-shortcut's "
+            "step time over the fastest's.", "", winners_grid(cells), "",
+            "## Overhead and throughput: t_step = overhead + FLOPs / throughput", "",
+            fit.to_markdown(index=False, floatfmt=".4g"), "",
+            f"The machine's peak (a {PEAK_N}^3 float32 GEMM through NumPy's BLAS, median of "
+            f"the runs): {peak:.1f} GFLOP/s. Scratch's best fraction of it: "
+            f"{cells.loc[cells['impl'] == 'scratch-shortcut', 'fraction_of_peak'].max():.2f}.",
+            "flops_where_equal: the FLOPs per step at which the two terms are equal; below it "
+            "the fixed overhead dominates, above it the throughput.", ""]
+
+
+def plot_throughput(df: pd.DataFrame, out_dir: Path, experiment: str) -> Path | None:
+    """Samples per second against batch size, a panel per width, the roofline drawn."""
+    import matplotlib.pyplot as plt
+
+    cells = expand(df)
+    if cells.empty:
+        return None
+    widths = sorted(cells["hidden"].unique())
+    fig, axes = plt.subplots(1, len(widths), figsize=(4 * len(widths), 3.6), squeeze=False,
+                             sharey=True)
+    peak = cells["peak_gflops"].median() * 1e9
+    for ax, hidden in zip(axes[0], widths, strict=True):
+        part = cells[cells["hidden"] == hidden]
+        for impl, runs in part.groupby("impl"):
+            runs = runs.sort_values("batch")
+            ax.loglog(runs["batch"], runs["samples_per_s"], "o-", label=impl, markersize=3)
+        batches = np.array(sorted(part["batch"].unique()), float)
+        per_sample = backprop_cost((784, hidden, 10), "float32").shortcut_flops_per_sample()
+        ax.loglog(batches, np.full_like(batches, peak / per_sample), "k--", label="roofline")
+        ax.set(title=f"784-{hidden}-10", xlabel="batch size")
+    axes[0][0].set_ylabel("samples per second")
+    axes[0][-1].legend(fontsize=6)
+    fig.tight_layout()
+    path = out_dir / f"{experiment}_throughput.png"
+    write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=110))
+    plt.close(fig)
+    return path
+
+
+def plot_winners(df: pd.DataFrame, out_dir: Path, experiment: str) -> Path | None:
+    """The fastest implementation of each cell, and scratch's time over it."""
+    import matplotlib.pyplot as plt
+
+    cells = expand(df)
+    if cells.empty:
+        return None
+    best = winners(cells)
+    names = sorted(best["fastest"].unique())
+    grid = best.pivot(index="hidden", columns="batch", values="fastest")
+    fig, ax = plt.subplots(figsize=(1.3 * grid.shape[1] + 2, 0.8 * grid.shape[0] + 1.5))
+    ax.imshow(grid.map(names.index).to_numpy(), cmap="tab10", vmin=0, vmax=9, aspect="auto")
+    ratio = best.pivot(index="hidden", columns="batch", values="scratch_over_fastest")
+    for i in range(grid.shape[0]):
+        for j in range(grid.shape[1]):
+            ax.text(j, i, f"{grid.iat[i, j]}\nscratch {ratio.iat[i, j]:.2f}x", ha="center",
+                    va="center", fontsize=7)
+    ax.set(xticks=range(grid.shape[1]), xticklabels=grid.columns, yticks=range(grid.shape[0]),
+           yticklabels=grid.index, xlabel="batch size", ylabel="hidden width H",
+           title="the fastest per cell, and scratch's time over it")
+    fig.tight_layout()
+    path = out_dir / f"{experiment}_winners.png"
+    write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=110))
+    plt.close(fig)
+    return path
+

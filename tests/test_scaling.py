@@ -1,0 +1,59 @@
+"""The scaling map's arithmetic: the two-term cost model recovers known overheads and
+throughputs, and the cells expand into one row each with the winner named."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmarks.experiments import scaling
+from benchmarks.harness.specs import PROFILES, Selection
+from scratch.cost import backprop_cost
+
+
+def cells_flops():
+    return np.array([b * backprop_cost((784, h, 10), "float32").shortcut_flops_per_sample()
+                     for h in scaling.WIDTHS["full"] for b in scaling.BATCHES["full"]], float)
+
+
+@pytest.mark.parametrize("overhead, gflops", [(50e-6, 20.0), (2e-3, 60.0), (20e-6, 3.0)])
+def test_the_cost_model_recovers_overhead_and_throughput_within_5_percent(overhead, gflops):
+    flops = cells_flops()
+    noise = np.random.default_rng(0).normal(1, 0.02, len(flops))  # 2% timing noise
+    fit = scaling.fit_cost_model(flops, (overhead + flops / (gflops * 1e9)) * noise)
+    assert fit["overhead_s"] == pytest.approx(overhead, rel=0.05)
+    assert fit["throughput"] / 1e9 == pytest.approx(gflops, rel=0.05)
+    assert fit["fit_error"] < 0.03
+    # The check can fail: a machine with 10% more overhead is told apart.
+    other = scaling.fit_cost_model(flops, (1.1 * overhead + flops / (gflops * 1e9)) * noise)
+    assert other["overhead_s"] != pytest.approx(overhead, rel=0.05)
+
+
+def test_the_profiles_cover_their_grids():
+    full = scaling.specs(PROFILES["full"], Selection(["mnist"], None, None))
+    assert [s.impl for s in full] == list(scaling.IMPLS)
+    assert len(full[0].extra["cells"]) == 4 * 6
+    quick = scaling.specs(PROFILES["quick"], Selection(["mnist"], ["jax"], None))
+    assert [s.impl for s in quick] == ["jax"] and len(quick[0].extra["cells"]) == 3 * 3
+    assert scaling.configure(full[0]).arch.sizes == (784, 32, 10)
+
+
+def test_cells_expand_to_one_row_each_and_the_winner_is_the_fastest():
+    def run(impl, times):
+        cells = [{"hidden": 32, "batch": b, "steps": 10, "step_time_ms": t, "gflops": 1.0,
+                  "peak_rss_mib": 1.0, "warmup_s": 0.1, "settings": {}}
+                 for b, t in zip((1, 32), times, strict=True)]
+        return {"impl": impl, "status": "ok", "peak_gflops": 10.0, "cells": json.dumps(cells),
+                "framework": "x", "backend": "cpu", "cpu": "c", "commit": "h",
+                "timestamp": "t"}
+
+    df = pd.DataFrame([run("scratch-shortcut", (0.02, 1.0)), run("jax", (0.04, 0.5)),
+                       {**run("torch", (0.001, 0.001)), "status": "error"}])
+    cells = scaling.expand(df)
+    assert list(cells.columns) == list(scaling.schema.SCALING) and len(cells) == 4
+    assert cells["samples_per_s"].tolist() == pytest.approx([50000, 32000, 25000, 64000])
+    assert cells["fraction_of_peak"].tolist() == pytest.approx([0.1] * 4)
+    best = scaling.winners(cells)
+    assert best["fastest"].tolist() == ["scratch-shortcut", "jax"]
+    assert best["scratch_over_fastest"].tolist() == pytest.approx([1.0, 2.0])
