@@ -223,3 +223,24 @@ def test_dropout_trains_with_the_models_seeded_masks_and_stays_out_of_inference(
     a, b, other, no_dropout = (net.get_weights()[0] for net in (*nets, plain))
     np.testing.assert_array_equal(a, b)  # the same seed, the same masks
     assert not np.array_equal(a, other) and not np.array_equal(a, no_dropout)
+
+
+@pytest.mark.parametrize("sizes", [(2, 3, 3, 1), (2, 1)])
+@pytest.mark.parametrize("backprop, method", [("shortcut", "backward"),
+                                              ("jacobian", "backward_jacobian")])
+def test_backprop_stops_at_the_first_layer(backprop, method, sizes, monkeypatch):
+    """dL/dx of the first layer is never built: nothing below it needs it (in the jacobian
+    mode, for a 784-512-10 net, that is one 512 x 784 product a sample)."""
+    model = MLP(sizes, ("sigmoid",) * (len(sizes) - 1), "mse", backprop=backprop,
+                dtype="float64")
+    asked = []
+    for k, layer in enumerate(model.dense):
+        original = getattr(layer, method)
+
+        def spy(*args, k=k, original=original, **kwargs):
+            asked.append((k, kwargs.get("input_grad", True)))
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(layer, method, spy)
+    model.gradients(X[:2], Y[:2])
+    assert set(asked) == {(0, False), *((k, True) for k in range(1, len(sizes) - 1))}
