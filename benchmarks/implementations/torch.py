@@ -29,7 +29,7 @@ from scratch.optimizers import keras_value
 
 # Eager against compiled: each timed over at least this many steps and seconds, after
 # one untimed step (which compiles)
-CALIBRATION_STEPS, CALIBRATION_S = 30, 0.2
+CALIBRATION_STEPS, CALIBRATION_S = 5, 0.2
 LOGIT_LOSSES = {("categorical_crossentropy", "softmax"), ("sparse_categorical_crossentropy",
                                                           "softmax"),
                 ("binary_crossentropy", "sigmoid")}
