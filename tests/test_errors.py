@@ -82,3 +82,25 @@ def test_stop_training_from_a_batch_callback_ends_the_epoch_early():
     stopper = StopAfterTwoSteps()
     history = model.fit(x, y, epochs=5, batch_size=1, callbacks=[stopper])
     assert stopper.steps == 2 and len(history.history["loss"]) == 1
+
+
+def test_the_messages_in_full():
+    """Names the input width (3, not the hidden 2), the targets' mismatch with its two
+    remedies, and the momentum's range."""
+    model = MLP((3, 2, 1), ("sigmoid", "sigmoid"), "mse")
+    with pytest.raises(ValueError, match=r"^Inputs must have shape \(n, 3\) for .* got \(4, 2\)"):
+        model.predict(np.zeros((4, 2)))
+    with pytest.raises(ValueError) as err:
+        model.fit(np.zeros((4, 3)), np.zeros((4, 2)))
+    assert str(err.value) == (
+        "mean_squared_error: targets have shape (4, 2) but predictions have shape (4, 1); "
+        "they must match (one-hot encode class labels, or use "
+        "sparse_categorical_crossentropy).")
+    for momentum in (1.5, -0.1):
+        with pytest.raises(ValueError, match=rf"^momentum must lie in \[0, 1\], got {momentum}"):
+            optimizers.SGD(momentum=momentum)
+    assert optimizers.SGD(momentum=1.0).momentum == 1.0
+
+
+def test_no_activation_means_linear():
+    assert activations.get(None).name == activations.get("").name == "linear"

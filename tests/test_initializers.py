@@ -30,6 +30,8 @@ def test_glorot_uniform_and_uniform_bounds():
     w = initializers.glorot_uniform((300, 100), rng)
     limit = np.sqrt(6 / 400)
     assert w.dtype == np.float32 and np.abs(w).max() <= limit and np.abs(w).max() > 0.99 * limit
+    assert initializers.uniform((2, 2), rng).dtype == np.float32  # the default
+    assert initializers.uniform((2, 2), rng, "float32").dtype == np.float32
     u = initializers.uniform((300, 100), rng, "float64")
     assert u.dtype == np.float64 and np.abs(u).max() <= 1 and np.abs(u).max() > 0.99
     b = initializers.glorot_uniform((500,), rng)  # a bias: fan_in = fan_out = its length

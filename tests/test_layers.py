@@ -71,3 +71,17 @@ def test_dropout_keeps_float32_and_its_jacobian_is_the_mask():
 def test_dropout_refuses_a_rate_outside_0_1(rate):
     with pytest.raises(ValueError, match=r"Dropout rate must lie in \[0, 1\)"):
         Dropout(rate, rng)
+
+
+def test_dense_backward_by_default_returns_dl_dx_and_fills_the_gradients():
+    layer = dense("float64")
+    kernel = layer.kernel.copy()
+    x = rng.standard_normal((4, 3))
+    layer.forward(x)
+    grad = rng.standard_normal((4, 2))
+    dx = layer.backward(grad)  # input_grad True, update False
+    s = layer.a
+    dz = grad * s * (1 - s)
+    np.testing.assert_allclose(dx, dz @ kernel.T, atol=1e-14)
+    np.testing.assert_allclose(layer.grads[0], x.T @ dz, atol=1e-14)
+    np.testing.assert_array_equal(layer.kernel, kernel)  # not updated

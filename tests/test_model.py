@@ -244,3 +244,29 @@ def test_backprop_stops_at_the_first_layer(backprop, method, sizes, monkeypatch)
         monkeypatch.setattr(layer, method, spy)
     model.gradients(X[:2], Y[:2])
     assert set(asked) == {(0, False), *((k, True) for k in range(1, len(sizes) - 1))}
+
+
+def test_targets_are_cast_to_the_models_dtype():
+    """float64 targets train a float32 net exactly as their float32 copies do."""
+    nets = [MLP.from_architecture(XOR, optimizer={"name": "sgd", "learning_rate": 0.5})
+            for _ in range(2)]
+    y64 = Y + 1e-9  # differs from its float32 rounding
+    nets[0].fit(X, y64, epochs=2, batch_size=7, shuffle=False)
+    nets[1].fit(X, y64.astype("float32"), epochs=2, batch_size=7, shuffle=False)
+    for a, b in zip(nets[0].get_weights(), nets[1].get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_jacobian_mode_trains_a_softmax_net_as_the_shortcut_does():
+    """Plain SGD folds the learning rate into the output's gradient in both modes."""
+    def net(backprop):
+        return MLP((4, 5, 3), ("relu", "softmax"), "categorical_crossentropy", dtype="float64",
+                   optimizer={"name": "sgd", "learning_rate": 0.3}, backprop=backprop)
+
+    x, y = rng.random((12, 4)), np.eye(3)[rng.integers(0, 3, 12)]
+    short, jac = net("shortcut"), net("jacobian")
+    for model in (short, jac):
+        model.fit(x, y, epochs=3, batch_size=4, shuffle=False)
+    for a, b in zip(short.get_weights(), jac.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-12)
+    assert not np.allclose(short.get_weights()[0], net("shortcut").get_weights()[0])
