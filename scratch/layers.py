@@ -9,7 +9,6 @@ Both take dL/d(output) and return dL/d(input); Dense also fills ``grads``.
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg import blas  # for GEMM with beta only (see _subtract_xt_dz)
 
 from scratch.activations import Activation
 
@@ -40,22 +39,14 @@ class Dense:
         return self.a
 
     def backward(self, grad: np.ndarray | None, dz: np.ndarray | None = None,
-                 input_grad: bool = True, update: bool = False) -> np.ndarray | None:
+                 input_grad: bool = True) -> np.ndarray | None:
         """Shortcut: dL/dZ = dL/dA * f'(Z) (or ``dz`` when the caller fused it),
-        dL/dW = X^T dL/dZ, dL/db = sum over the batch, dL/dX = dL/dZ W^T.
-
-        ``update``: plain SGD with the learning rate already in ``dz``: subtract dL/dW and
-        dL/db from the parameters at once, instead of writing them to ``grads``."""
+        dL/dW = X^T dL/dZ, dL/db = sum over the batch, dL/dX = dL/dZ W^T."""
         if dz is None:
             dz = self.activation.vjp(self.z, self.a, grad)
-        dx = np.dot(dz, self.kernel.T) if input_grad else None  # with W before any update
-        if update:
-            _subtract_xt_dz(self.kernel, self.x, dz)
-            self.bias -= np.add.reduce(dz, axis=0)
-        else:
-            np.dot(self.x.T, dz, out=self.grads[0])
-            np.add.reduce(dz, axis=0, out=self.grads[1])  # the sum over the batch
-        return dx
+        np.dot(self.x.T, dz, out=self.grads[0])
+        np.add.reduce(dz, axis=0, out=self.grads[1])  # the sum over the batch
+        return np.dot(dz, self.kernel.T) if input_grad else None
 
     def backward_jacobian(self, grad: np.ndarray, i: int, input_grad: bool = True
                           ) -> np.ndarray | None:
@@ -81,14 +72,6 @@ class Dense:
     def __repr__(self) -> str:
         n_in, n_out = self.kernel.shape
         return f"Dense({n_in}->{n_out}, {self.activation!r})"
-
-
-def _subtract_xt_dz(kernel: np.ndarray, x: np.ndarray, dz: np.ndarray) -> None:
-    """kernel -= x^T dz, in place, in one BLAS GEMM (C = beta C + alpha A B), which NumPy
-    lacks: it saves writing dL/dW and reading it back. BLAS is column-major, so it works
-    on the transposes, which are C-order arrays seen in Fortran order: W^T -= dz^T x."""
-    gemm = blas.sgemm if kernel.dtype == np.float32 else blas.dgemm
-    gemm(-1.0, dz.T, x.T, beta=1.0, c=kernel.T, trans_b=True, overwrite_c=True)
 
 
 def _dz_dw(x: np.ndarray, n_out: int) -> np.ndarray:
@@ -122,8 +105,7 @@ class Dropout:
         self.mask = keep.astype(x.dtype) / x.dtype.type(1 - self.rate)
         return x * self.mask
 
-    def backward(self, grad: np.ndarray, input_grad: bool = True, update: bool = False
-                 ) -> np.ndarray:
+    def backward(self, grad: np.ndarray, input_grad: bool = True) -> np.ndarray:
         return grad if self.mask is None else grad * self.mask
 
     def backward_jacobian(self, grad: np.ndarray, i: int, input_grad: bool = True) -> np.ndarray:

@@ -114,14 +114,11 @@ class MLP:
         loss = self._backward(*self._check(x, y))
         return loss, [g.copy() for layer in self.dense for g in layer.grads]  # buffers are reused
 
-    def _backward(self, x: np.ndarray, y: np.ndarray, scale: float = 1.0,
-                  update: bool = False) -> float:
+    def _backward(self, x: np.ndarray, y: np.ndarray, scale: float = 1.0) -> float:
         """Forward, then backward into the gradient buffers; returns the loss.
 
         Backprop is linear in the output's gradient, so multiplying that (n x K numbers) by
         ``scale`` multiplies every gradient by it: SGD's learning rate goes in here.
-        ``update`` (plain SGD, shortcut): each layer subtracts its scaled gradients from
-        its parameters as it computes them, and the buffers are not written.
         """
         s = self.forward(x, training=True)
         if self.fused:
@@ -133,18 +130,17 @@ class MLP:
                 dL_dS = self.loss.gradient(y, s) * s.dtype.type(scale)
             self._backward_jacobian(dL_dS)
         elif dL_dS is None:  # the fused closed form: dL/dZ = (S - y)/n
-            self._backward_shortcut(None, self.loss.delta_from_logits(y, s, scale), update)
+            self._backward_shortcut(None, self.loss.delta_from_logits(y, s, scale))
         else:
-            self._backward_shortcut(dL_dS, None, update)
+            self._backward_shortcut(dL_dS, None)
         return loss
 
-    def _backward_shortcut(self, grad: np.ndarray | None, dz: np.ndarray | None,
-                           update: bool = False) -> None:
+    def _backward_shortcut(self, grad: np.ndarray | None, dz: np.ndarray | None) -> None:
         """grad is dL/dS, or dz the output layer's dL/dZ where the loss fuses."""
         layers = self.layers
-        grad = layers[-1].backward(grad, dz, input_grad=len(layers) > 1, update=update)
+        grad = layers[-1].backward(grad, dz, input_grad=len(layers) > 1)
         for k in range(len(layers) - 2, -1, -1):
-            grad = layers[k].backward(grad, input_grad=k > 0, update=update)
+            grad = layers[k].backward(grad, input_grad=k > 0)
 
     def _loss_value(self, y: np.ndarray, s: np.ndarray) -> float:
         """The batch loss as Keras reports it: from the logits where the loss fuses."""
@@ -166,11 +162,6 @@ class MLP:
 
     def _train_step(self, x: np.ndarray, y: np.ndarray) -> float:
         scale = self.optimizer.gradient_scale()
-        opt = self.optimizer
-        if self.backprop == "shortcut" and isinstance(opt, optimizers.SGD) and not opt.momentum:
-            loss = self._backward(x, y, scale, update=True)  # w -= lr g, inside backprop
-            opt.iterations += 1
-            return loss
         loss = self._backward(x, y, scale)
         self.optimizer.apply([self.flat_params], [self.flat_grads], scaled=scale != 1.0)
         return loss

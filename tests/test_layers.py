@@ -79,7 +79,7 @@ def test_dense_backward_by_default_returns_dl_dx_and_fills_the_gradients():
     x = rng.standard_normal((4, 3))
     layer.forward(x)
     grad = rng.standard_normal((4, 2))
-    dx = layer.backward(grad)  # input_grad True, update False
+    dx = layer.backward(grad)  # input_grad defaults to True
     s = layer.a
     dz = grad * s * (1 - s)
     np.testing.assert_allclose(dx, dz @ kernel.T, atol=1e-14)

@@ -150,7 +150,7 @@ def speed_table(speed: pd.DataFrame) -> str:
 # by how much, is read from the published rows.
 WHY = {
     "scratch-shortcut": "NumPy calls BLAS directly: nothing between steps but a few array "
-                        "calls (and plain SGD's update fused into the backward GEMM)",
+                        "calls",
     "scratch-jacobian": "nothing: it builds every Jacobian explicitly",
     "jax": "the whole epoch is one compiled XLA program (lax.scan): no Python between "
            "steps, and the elementwise work fused into the matrix products",
