@@ -47,6 +47,10 @@ CELL_EPOCHS = 25
 PEAK_N = 2048  # the roofline: an N x N x N float32 GEMM
 IMPLS = ("scratch-shortcut", "keras", "keras-tuned", "keras-jax", "keras-jax-tuned",
          "keras-torch", "keras-torch-tuned", "jax", "torch")
+# The quick profile: scratch against each framework at its best settings (the tuned Keras
+# backends, whose calibration is most of their time), within 2 minutes.
+QUICK_IMPLS = ("scratch-shortcut", "keras-tuned", "keras-jax-tuned", "keras-torch-tuned",
+               "jax", "torch")
 SMOKE_IMPLS = ("scratch-shortcut", "jax")
 TASKS = ("mnist",)
 COLUMNS = tuple(schema.SCALING_RUNS)  # described in benchmarks/harness/schema.py
@@ -63,7 +67,7 @@ def cell_config(hidden: int, batch: int) -> TaskConfig:
 def specs(profile: Profile, chosen: Selection) -> list[RunSpec]:
     name = profile.name
     cells = [[h, b] for h in WIDTHS[name] for b in BATCHES[name]]
-    impls = chosen.impls or (SMOKE_IMPLS if name == "smoke" else IMPLS)
+    impls = chosen.impls or {"smoke": SMOKE_IMPLS, "quick": QUICK_IMPLS}.get(name, IMPLS)
     return [RunSpec("scaling", "mnist", "map", impl, 0, name, epochs=1, budget_s=math.inf,
                     timeout_s=profile.timeout_s,
                     train_samples=EPOCH_SAMPLES,
