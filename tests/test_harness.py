@@ -249,3 +249,19 @@ def test_a_run_at_other_versions_says_so(tmp_path, monkeypatch):
     assert "keras" not in line
     published.write_text(json.dumps({"numpy": numpy}))
     assert environment.version_differences(published) == ""
+
+
+@pytest.mark.parametrize("spe", [50, 4, 1])
+def test_keras_steps_are_counted_as_run_whatever_the_steps_per_execution(spe):
+    """Keras reports an execution's last step as if the execution were whole: with 9
+    steps an epoch and 50 (or 4) per execution, the count must still be 9 an epoch."""
+    cfg = replace(SHUFFLED, shuffle=False, batch_size=32)
+    impl = IMPLEMENTATIONS["keras-tuned"]
+    x, y = np.zeros((8 * 32 + 16, 784), "float32"), np.eye(10, dtype="float32")[[0] * 272]
+    model = impl.build(cfg, scratch_model(cfg, "float32", 0).get_weights(), "float32", 0)
+    settings = {"jit_compile": "auto", "steps_per_execution": spe, "repeat": False}
+    impl._settings[id(model)] = settings
+    impl._compile(model, settings, 3)
+    monitor = Monitor(1e9, lambda predict: False, 3)
+    impl.train(model, x, y, cfg, 3, 0, monitor)
+    assert monitor.steps_done == len(monitor.step_times) == 3 * 9

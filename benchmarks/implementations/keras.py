@@ -219,13 +219,16 @@ def _keras_callback(monitor: Monitor, predict: Predict, epochs_per_fit_epoch: in
     import keras
 
     class MonitorCallback(keras.callbacks.Callback):
-        """Keras calls on_train_batch_end once per execution, with the index of its last step."""
+        """Keras calls on_train_batch_end once per execution, with the index its last step
+        would have with a whole execution: past the epoch's end when the epoch's steps are
+        no multiple of steps_per_execution, so the count stops at the epoch's steps."""
 
         def on_epoch_begin(self, epoch, logs=None):
             self.seen = 0
 
         def on_train_batch_end(self, batch, logs=None):
-            steps, self.seen = batch + 1 - self.seen, batch + 1
+            done = min(batch + 1, self.params.get("steps") or batch + 1)
+            steps, self.seen = done - self.seen, done
             if monitor.batch_end(steps):
                 self.model.stop_training = True
 
