@@ -135,7 +135,7 @@ def test_scratch_and_keras_see_identical_batches(cfg, impl, epochs):
     (["run", "bogus"], "unknown experiment 'bogus'; choose from compare, generalisation"),
     (["run", "--task", "cifar"], "unknown task 'cifar': compare takes mnist, reverse4, xor"),
     (["run", "speed", "--task", "mnist/blog"], "speed takes mnist, mnist/b32, mnist/b128"),
-    (["run", "--impl", "torch"], "unknown implementation 'torch'; choose from scratch-shortcut"),
+    (["run", "--impl", "pytorch"], "unknown implementation 'pytorch'; choose from scratch-"),
     (["run", "--resume", "/nonexistent"], "holds no run.json"),
     (["report", "/nonexistent"], "holds no results CSV"),
 ])

@@ -25,7 +25,7 @@ from benchmarks.harness.specs import PROFILES
 from benchmarks.reporting import bench_report, readme
 from benchmarks.reporting.report import write_report
 
-EXPERIMENTS = ("compare", "generalisation", "jacobian", "speed")
+EXPERIMENTS = ("compare", "generalisation", "jacobian", "speed", "scaling")
 PUBLISHED = environment.ROOT / "results" / "published"
 
 
