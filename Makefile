@@ -46,8 +46,8 @@ run: data
 bench: data
 	$(BIN)/python -m benchmarks.reporting.bench_report --run results/benchmarks
 
-# Every experiment's full profile and the benchmarks into results/published/ (about an
-# hour), then the README's Results section from them.
+# Every experiment's full profile and the benchmarks into results/published/ (budget: 90
+# minutes on the 2-core machine), then the README's Results section from them.
 results: data
 	$(BIN)/groundup publish
 
