@@ -66,6 +66,37 @@ def test_failures_become_rows(tmp_path):
     assert row["commit"] and row["numpy"]
 
 
+def test_an_accuracy_only_experiment_trains_a_group_of_seeds_in_one_process(tmp_path):
+    out = tmp_path / "run"
+    assert main(["run", "generalisation", "--profile", "smoke", "--impl", "scratch-shortcut",
+                 "--seeds", "3", "--out", str(out)]) == 0
+    assert sorted(p.name for p in (out / "logs").iterdir()) == [
+        "generalisation-reverse4-blog-scratch-shortcut-seed0-2.log"]
+    grouped = pd.read_csv(out / "generalisation.csv")
+    assert grouped["seed"].tolist() == [0, 1, 2] and (grouped["status"] == "ok").all()
+    alone = [run_one(EXPERIMENTS["generalisation"], spec, tmp_path, lambda *a: None, 1e9, WORKER)
+             for spec in EXPERIMENTS["generalisation"].specs(
+                 PROFILES["smoke"], Selection(["reverse4"], ["scratch-shortcut"], 3))]
+    assert grouped["final_loss"].tolist() == [r["final_loss"] for r in alone]
+    assert grouped["extrap_bit_accuracy"].tolist() == [r["extrap_bit_accuracy"] for r in alone]
+
+
+def test_a_run_that_kills_its_group_gets_its_row_and_the_rest_run_on(tmp_path):
+    from benchmarks.harness.runner import run_group
+
+    fast = RunSpec("generalisation", "reverse4", "blog", "scratch-shortcut", 0, "smoke",
+                   epochs=200, budget_s=float("inf"), timeout_s=120)
+    stuck = replace(fast, seed=1, epochs=10_000_000, timeout_s=1)  # killed after a second
+    specs = [fast, stuck, replace(fast, seed=2)]
+    rows = list(run_group(EXPERIMENTS["generalisation"], specs, tmp_path, lambda *a: None, 1e9,
+                          WORKER))
+    logs = sorted(p.name for p in (tmp_path / "logs").iterdir())
+    assert [(s.seed, r["seed"], r["status"]) for s, r in rows] == [
+        (0, 0, "ok"), (1, 1, "timeout"), (2, 2, "ok")]
+    assert logs == ["generalisation-reverse4-blog-scratch-shortcut-seed0-2.log",
+                    "generalisation-reverse4-blog-scratch-shortcut-seed2.log"]
+
+
 def test_monitor_reports_divergence():
     monitor = Monitor(budget_s=10, target=lambda predict: False, total_epochs=5)
     monitor.start()

@@ -1,4 +1,5 @@
-"""The worker process of one run: ``python -m benchmarks.experiments SPEC.json RESULT.json``."""
+"""The worker process of a run or a group of runs:
+``python -m benchmarks.experiments SPECS.json RESULTS_DIR``."""
 
 import sys
 

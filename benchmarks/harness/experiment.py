@@ -44,6 +44,11 @@ class Experiment:
     # (spec, cfg, data, initial weights) -> a function run after every epoch, untimed, or None
     between_epochs: Callable | None = None
     tasks: tuple[str, ...] = ()             # what --task may name: tasks and task/config keys
+    # Whether the experiment's verdicts rest on its times. A timed run has a process to
+    # itself; the runs of an accuracy-only experiment that share a task, configuration and
+    # implementation train one after another in one process (GROUP_SIZE at most), which
+    # pays the framework's import and its calibration once. Their times stay per run.
+    timed: bool = True
 
     @property
     def runs_stem(self) -> str:

@@ -14,6 +14,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import asdict
 from pathlib import Path
 
@@ -184,37 +185,81 @@ def _child_rss_mib(pid: int) -> float:
 
 def run_one(experiment: Experiment, spec: RunSpec, log_dir: Path,
             on_progress: Callable[[int, int], None], memory_mib: float, worker: str) -> dict:
-    """Run ``spec`` in a child process (``python -m worker``); always return a row, whatever
-    happened to it."""
-    row = experiment.base_row(spec)
+    """Run ``spec`` in a child process; always return a row, whatever happened to it."""
+    with closing(run_group(experiment, [spec], log_dir, on_progress, memory_mib, worker)) as rows:
+        return next(rows)[1]
+
+
+def run_group(experiment: Experiment, specs: list[RunSpec], log_dir: Path,
+              on_progress: Callable[[int, int], None], memory_mib: float, worker: str):
+    """Run ``specs`` one after another in a child process (``python -m worker``), yielding
+    (spec, row) as each ends, whatever happens to the process: a run that kills it gets
+    its status row, and the runs after it go on in a fresh one. Each run's time limit
+    counts from the end of the run before it."""
     with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-") as tmp:
-        spec_path, result_path = Path(tmp) / "spec.json", Path(tmp) / "result.json"
-        spec_path.write_text(json.dumps(asdict(spec)))
-        log = log_dir / "logs" / ("{}-{}-{}-{}-seed{}.log".format(*spec.key))
+        specs_path = Path(tmp) / "specs.json"
+        specs_path.write_text(json.dumps([asdict(s) for s in specs]))
+        results = [Path(tmp) / f"result-{i}.json" for i in range(len(specs))]
+        log = log_dir / "logs" / log_name(specs)
         log.parent.mkdir(parents=True, exist_ok=True)
+        done = 0
         with open(log, "w") as stderr:
             proc = subprocess.Popen(
-                [sys.executable, "-m", worker, str(spec_path), str(result_path)],
+                [sys.executable, "-m", worker, str(specs_path), tmp],
                 stdout=subprocess.PIPE, stderr=stderr, text=True, start_new_session=True,
                 env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", PARENT: str(os.getpid())})
             reader = threading.Thread(target=_read_progress, args=(proc, on_progress), daemon=True)
             reader.start()
-            status = _wait(proc, spec.timeout_s, memory_mib)
+            try:
+                start = time.monotonic()
+                while done < len(specs):
+                    if results[done].exists():
+                        row = json.loads(results[done].read_text())
+                        yield specs[done], {**experiment.base_row(specs[done]), **row}
+                        done, start = done + 1, time.monotonic()
+                        continue
+                    status = _check(proc, start, specs[done].timeout_s, memory_mib)
+                    if status and not results[done].exists():
+                        break
+                    time.sleep(0.1)
+            finally:  # Ctrl-C, or the caller stopped early: take the child down with us
+                _kill(proc)
             reader.join(timeout=5)
-        if result_path.exists():
-            row.update(json.loads(result_path.read_text()))
-        else:
-            tail = log.read_text().strip().splitlines()[-1:] if log.exists() else []
-            error = {"timeout": f"killed after {spec.timeout_s:.0f} s (--profile sets the limit)",
-                     "oom": f"killed above {memory_mib:.0f} MiB of resident memory",
-                     }.get(status, f"worker exited with code {proc.returncode}: "
-                                   f"{tail[0] if tail else 'no output'}")
-            if status == "error" and proc.returncode < 0:  # not by us: we say timeout or oom
-                status, error = "killed", f"killed (signal {-proc.returncode})"
-            row.update(status=status, error=error, **implementation_columns(spec.impl),
-                       **environment.context(),
-                       timestamp=environment.utc_now())
-    return row
+        if done == len(specs):
+            return
+        tail = log.read_text().strip().splitlines()[-1:] if log.exists() else []
+    spec = specs[done]
+    error = {"timeout": f"killed after {spec.timeout_s:.0f} s (--profile sets the limit)",
+             "oom": f"killed above {memory_mib:.0f} MiB of resident memory",
+             }.get(status, f"worker exited with code {proc.returncode}: "
+                           f"{tail[0] if tail else 'no output'}")
+    if status == "error" and proc.returncode < 0:  # not by us: we say timeout or oom
+        status, error = "killed", f"killed (signal {-proc.returncode})"
+    yield spec, {**experiment.base_row(spec), "status": status, "error": error,
+                 **implementation_columns(spec.impl), **environment.context(),
+                 "timestamp": environment.utc_now()}
+    yield from run_group(experiment, specs[done + 1:], log_dir, on_progress, memory_mib, worker)
+
+
+def log_name(specs: list[RunSpec]) -> str:
+    """experiment-task-config-impl-seedN.log; a group's names its first and last seed."""
+    seeds = f"{specs[0].seed}" + (f"-{specs[-1].seed}" if len(specs) > 1 else "")
+    return "{}-{}-{}-{}-".format(*specs[0].key[:4]) + f"seed{seeds}.log"
+
+
+def groups(experiment: Experiment, specs: list[RunSpec]) -> list[list[RunSpec]]:
+    """One run a process for a timed experiment. An accuracy-only experiment's runs of one
+    task, configuration and implementation share one, GROUP_SIZE at a time, in order."""
+    if experiment.timed:
+        return [[s] for s in specs]
+    by_kind: dict[tuple, list[RunSpec]] = {}
+    for spec in specs:
+        by_kind.setdefault(spec.key[:4], []).append(spec)
+    return [same[i:i + GROUP_SIZE] for same in by_kind.values()
+            for i in range(0, len(same), GROUP_SIZE)]
+
+
+GROUP_SIZE = 20
 
 
 TEMP_PREFIX = "groundup-run-"
@@ -228,28 +273,25 @@ def clean_stale_temp() -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _wait(proc: subprocess.Popen, timeout_s: float, memory_mib: float) -> str:
-    start = time.monotonic()
-    try:
-        while proc.poll() is None:
-            if time.monotonic() - start > timeout_s:
-                _kill(proc)
-                return "timeout"
-            if _child_rss_mib(proc.pid) > memory_mib:
-                _kill(proc)
-                return "oom"
-            time.sleep(0.1)
-    except BaseException:  # Ctrl-C: take the child down with us
+def _check(proc: subprocess.Popen, start: float, timeout_s: float, memory_mib: float) -> str:
+    """"" while the child runs within its limits; else why it stopped (killed if by us)."""
+    if proc.poll() is not None:
+        return "ok" if proc.returncode == 0 else "error"
+    if time.monotonic() - start > timeout_s:
         _kill(proc)
-        raise
-    return "ok" if proc.returncode == 0 else "error"
+        return "timeout"
+    if _child_rss_mib(proc.pid) > memory_mib:
+        _kill(proc)
+        return "oom"
+    return ""
 
 
 def _kill(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     proc.wait()
 
 
@@ -296,15 +338,20 @@ def run_experiments(experiments: list[Experiment], specs: list[RunSpec], out_dir
         try:
             with Progress(*columns, console=console, transient=False) as bars:
                 overall = bars.add_task(f"{experiment.name} runs", total=len(todo))
-                for spec in todo:
-                    epochs = bars.add_task(f"  {spec.label()}", total=spec.epochs)
-                    row = run_one(experiment, spec, out_dir,
-                                  lambda d, t, e=epochs: bars.update(e, completed=d, total=t),
-                                  memory, worker)
-                    results.append(row)
-                    bars.remove_task(epochs)
-                    bars.advance(overall)
-                    bars.console.print(summary_line(spec, row), soft_wrap=True)
+                for group in groups(experiment, todo):
+                    bar = [bars.add_task(f"  {group[0].label()}", total=group[0].epochs)]
+                    rows = run_group(experiment, group, out_dir,
+                                     lambda d, t: bars.update(bar[0], completed=d, total=t),
+                                     memory, worker)
+                    with closing(rows):
+                        for i, (spec, row) in enumerate(rows, 1):
+                            results.append(row)
+                            bars.remove_task(bar[0])
+                            bars.advance(overall)
+                            bars.console.print(summary_line(spec, row), soft_wrap=True)
+                            if i < len(group):
+                                bar[0] = bars.add_task(f"  {group[i].label()}",
+                                                       total=group[i].epochs)
         except KeyboardInterrupt:
             kept = len(results.done())
             console.print(f"[yellow]Interrupted.[/] {kept} finished rows are in {results.path}. "

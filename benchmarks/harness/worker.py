@@ -1,7 +1,8 @@
-"""One run in a fresh process: ``python -m benchmarks.experiments SPEC.json RESULT.json``.
+"""Runs in a fresh process: ``python -m benchmarks.experiments SPECS.json RESULTS_DIR``.
 
-It trains one (experiment, task, config, impl, seed), measures it, and writes the
-result row as JSON. Progress goes to stdout as ``@@progress DONE TOTAL`` lines.
+It trains each listed (experiment, task, config, impl, seed) in turn (one, unless the
+experiment is accuracy-only), measures it, and writes its result row as JSON. Progress
+goes to stdout as ``@@progress DONE TOTAL`` lines.
 """
 
 from __future__ import annotations
@@ -158,10 +159,21 @@ def die_with_parent() -> None:
         sys.exit(1)
 
 
-def main(experiments: dict[str, Experiment], spec_path: str, result_path: str) -> int:
-    """Run the spec in ``spec_path`` with its experiment from ``experiments``."""
+def main(experiments: dict[str, Experiment], specs_path: str, results_dir: str) -> int:
+    """Run the specs listed in ``specs_path`` one after another, each with its experiment
+    from ``experiments``; spec i's row goes to ``results_dir``/result-i.json as it ends."""
     die_with_parent()
-    spec = RunSpec(**json.loads(Path(spec_path).read_text()))
+    for i, fields in enumerate(json.loads(Path(specs_path).read_text())):
+        row = run(experiments, RunSpec(**fields))
+        path = Path(results_dir) / f"result-{i}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(row))
+        os.replace(tmp, path)
+    return 0
+
+
+def run(experiments: dict[str, Experiment], spec: RunSpec) -> dict:
+    """One spec's row: its measurements, or the status and error of what went wrong."""
     row = {"status": "ok", "error": "", **implementation_columns(spec.impl)}
     try:
         row.update(execute(experiments[spec.experiment], spec))
@@ -175,7 +187,4 @@ def main(experiments: dict[str, Experiment], spec_path: str, result_path: str) -
         last = traceback.format_exc().strip().splitlines()[-1]
         row.update(status="error", error=f"{type(err).__name__}: {err}"[:500] or last)
     row.update(environment.context(), timestamp=environment.utc_now())
-    tmp = Path(f"{result_path}.tmp")
-    tmp.write_text(json.dumps(row))
-    os.replace(tmp, result_path)
-    return 0
+    return row
