@@ -35,11 +35,16 @@ def he_normal(shape, rng: np.random.Generator, dtype="float32") -> np.ndarray:
     return (values * stddev).astype(dtype)
 
 
+def standard_normal(shape, rng: np.random.Generator, dtype="float32") -> np.ndarray:
+    """N(0, 1), untruncated and unscaled (Keras' RandomNormal(0, 1))."""
+    return rng.standard_normal(shape).astype(dtype)
+
+
 def zeros(shape, rng: np.random.Generator | None = None, dtype="float32") -> np.ndarray:
     return np.zeros(shape, dtype=dtype)
 
 
-INITIALIZERS = {f.__name__: f for f in (glorot_uniform, uniform, he_normal, zeros)}
+INITIALIZERS = {f.__name__: f for f in (glorot_uniform, uniform, he_normal, standard_normal, zeros)}
 
 
 def get(name: str):

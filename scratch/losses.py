@@ -16,6 +16,9 @@ cross-entropy from that layer's logits and clips nothing. The cross-entropies
 here do the same through ``per_sample_from_logits``, and ``delta_from_logits`` is
 the fused gradient dL/dZ of the shortcut: (S - y) / n. Their ``scale`` multiplies
 the gradient (the model folds SGD's learning rate in there).
+
+Predictions may carry leading axes (a stack of networks, ``scratch.seeds``): a
+batch's samples are always the second-to-last axis, its outputs the last.
 """
 
 from __future__ import annotations
@@ -85,14 +88,14 @@ class MeanSquaredError(Loss):
         # mean over all entries.
         d = y_pred - y_true
         value = float(np.vdot(d, d)) / d.size
-        d *= d.dtype.type(2 * scale / d.size)
+        d *= d.dtype.type(2 * scale / (d.shape[-2] * d.shape[-1]))  # a stack: per network
         return value, d
 
     def per_sample(self, y_true, y_pred):
         return np.mean((y_pred - y_true) ** 2, axis=-1)
 
     def gradient(self, y_true, y_pred):
-        n, k = y_pred.shape
+        n, k = y_pred.shape[-2:]
         return 2 * (y_pred - y_true) / (n * k)
 
 
@@ -105,7 +108,7 @@ class BinaryCrossentropy(Loss):
         return -np.mean(y_true * np.log(p) + (1 - y_true) * np.log(1 - p), axis=-1)
 
     def gradient(self, y_true, y_pred):
-        n, k = y_pred.shape
+        n, k = y_pred.shape[-2:]
         return (y_pred - y_true) / _floor(y_pred * (1 - y_pred)) / (n * k)
 
     def per_sample_from_logits(self, y_true, z):
@@ -113,7 +116,7 @@ class BinaryCrossentropy(Loss):
         return np.mean(np.maximum(z, 0) - z * y_true + np.log1p(np.exp(-np.abs(z))), axis=-1)
 
     def delta_from_logits(self, y_true, s, scale=1.0):
-        n, k = s.shape
+        n, k = s.shape[-2:]
         return (s - y_true) * s.dtype.type(scale / (n * k))
 
 
@@ -127,7 +130,7 @@ class CategoricalCrossentropy(Loss):
         return -np.sum(y_true * np.log(_clip(y_pred)), axis=-1)
 
     def gradient(self, y_true, y_pred):
-        return -y_true / _floor(y_pred) / len(y_pred)
+        return -y_true / _floor(y_pred) / y_pred.shape[-2]
 
     def per_sample_from_logits(self, y_true, z):
         return -np.sum(y_true * log_softmax(z), axis=-1)
@@ -136,7 +139,7 @@ class CategoricalCrossentropy(Loss):
         return -float(np.vdot(y_true, log_softmax(z))) / len(z)  # one call, not four
 
     def delta_from_logits(self, y_true, s, scale=1.0):
-        return (s - y_true) * s.dtype.type(scale / len(s))
+        return (s - y_true) * s.dtype.type(scale / s.shape[-2])
 
 
 class SparseCategoricalCrossentropy(Loss):
@@ -154,18 +157,18 @@ class SparseCategoricalCrossentropy(Loss):
         check_labels(y_true, y_pred.shape[1])
 
     def per_sample(self, y_true, y_pred):
-        return -np.log(_clip(y_pred[np.arange(len(y_pred)), y_true]))
+        return -np.log(_clip(y_pred[..., np.arange(y_pred.shape[-2]), y_true]))
 
     def gradient(self, y_true, y_pred):
         return CategoricalCrossentropy().gradient(one_hot(y_true, y_pred.shape[1]), y_pred)
 
     def per_sample_from_logits(self, y_true, z):
-        return -log_softmax(z)[np.arange(len(z)), y_true]
+        return -log_softmax(z)[..., np.arange(z.shape[-2]), y_true]
 
     def delta_from_logits(self, y_true, s, scale=1.0):
         delta = s.copy()
-        delta[np.arange(len(s)), y_true] -= 1
-        delta *= s.dtype.type(scale / len(s))
+        delta[..., np.arange(s.shape[-2]), y_true] -= 1
+        delta *= s.dtype.type(scale / s.shape[-2])
         return delta
 
 
