@@ -51,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--retry-failed", action="store_true",
                      help="with --resume: also run again the runs that ended in error, killed "
                           "or timeout (the new row supersedes the old)")
+    run.add_argument("--workers", type=positive_int, metavar="N",
+                     help="run the groups of runs on a local Dask cluster of N processes "
+                          "(accuracy-only experiments; default: one after another, no cluster)")
+    run.add_argument("--scheduler", metavar="ADDRESS",
+                     help="run them on the Dask cluster whose scheduler is at ADDRESS "
+                          "(tcp://host:8786); timed runs claim a machine whole")
     run.add_argument("--data-dir", help="MNIST (or another IDX dataset) folder")
     run.add_argument("--memory-budget", type=positive_float, metavar="MIB",
                      help="refuse jacobian-mode runs predicted to need more (default: half "
@@ -65,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--dtype", choices=["float32", "float64"], default="float64")
     model.add_argument("--batch", type=positive_int, default=32, metavar="N",
                        help="samples per gradient step, for the peak (default: 32)")
+    commands.add_parser("bench-seeds", help="XOR for 20 and 1000 seeds at once: scratch's "
+                        "seed-batched network against JAX's vmap, microseconds per seed-step")
     report = commands.add_parser("report", help="rebuild the tables and plots of a run folder")
     report.add_argument("dir", metavar="DIR", nargs="?", default="results/published",
                         help="a run folder (default: results/published)")
@@ -107,14 +115,14 @@ def _positive(convert, what: str):
 
 positive_int = _positive(int, "whole number")
 positive_float = _positive(float, "number")
-MAX_SEEDS = 10_000  # each seed is a run, and a run a process
+MAX_SEEDS = 10_000  # each seed is a run and a row
 
 
 def seed_count(text: str) -> int:
     seeds = positive_int(text)
     if seeds > MAX_SEEDS:
-        raise argparse.ArgumentTypeError(f"must be at most {MAX_SEEDS:,} (each seed is a run in "
-                                         f"a process of its own), got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_SEEDS:,} (each seed is a run "
+                                         f"and a row), got {text!r}")
     return seeds
 
 
@@ -132,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         handlers = {"data": run.data_command, "list": run.list_command,
                     "run": run.run_command, "report": run.report_command,
                     "jacobian-model": run.jacobian_model_command,
+                    "bench-seeds": run.bench_seeds_command,
                     "publish": run.publish_command}
         return handlers[args.command](args)
     except UsageError as err:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 from pathlib import Path
 
@@ -111,7 +112,7 @@ def _choose(kind: str, wanted: list[str] | None, valid: list[str]) -> list[str]:
 
 def run_command(args: argparse.Namespace) -> int:
     from benchmarks.experiments import EXPERIMENTS, WORKER, plan
-    from benchmarks.harness import folder
+    from benchmarks.harness import cluster, folder
     from benchmarks.harness.runner import check_data, run_experiments
     from benchmarks.implementations import IMPLEMENTATIONS
 
@@ -150,6 +151,7 @@ def run_command(args: argparse.Namespace) -> int:
         out_dir = Path(args.out or Path("results") / "runs" / environment.utc_now())
     chosen = [EXPERIMENTS[n] for n in settings["experiments"]]
     _refuse_missing(settings["impls"] or [])
+    cluster.check(chosen, args.workers, args.scheduler)
     specs = plan(settings)
     check_data(specs, out)  # before the folder: a failed check leaves nothing behind
     if not args.resume:
@@ -158,7 +160,10 @@ def run_command(args: argparse.Namespace) -> int:
         differences = environment.version_differences()
         if differences:
             out.print(f"[yellow]note:[/] {differences}", soft_wrap=True)
-        code = run_experiments(chosen, specs, out_dir, WORKER, out, args.retry_failed)
+        with (cluster.connect(args.workers, args.scheduler)
+              if args.workers or args.scheduler else contextlib.nullcontext()) as client:
+            code = run_experiments(chosen, specs, out_dir, WORKER, out, args.retry_failed,
+                                   client)
         if code == 0:
             _report(out_dir, chosen)
     return code
@@ -248,6 +253,12 @@ def _size(n: float) -> str:
             return f"{n:.3g} {unit}"
         n /= 1024
     return ""
+
+
+def bench_seeds_command(args: argparse.Namespace) -> int:
+    from benchmarks import bench_seeds
+
+    return bench_seeds.main()
 
 
 def jacobian_model_command(args: argparse.Namespace) -> int:

@@ -14,7 +14,8 @@ PACKAGES = ("benchmarks", "scratch", "keras_models")
 # Top to bottom; a module may import its own layer's modules and any layer below it.
 LAYERS = [
     ("benchmarks.cli", "benchmarks.commands"),
-    ("benchmarks.reporting", "benchmarks.bench_ops", "benchmarks.conftest"),
+    ("benchmarks.reporting", "benchmarks.bench_ops", "benchmarks.bench_seeds",
+     "benchmarks.conftest"),
     ("benchmarks.experiments",),
     ("benchmarks.harness",),
     ("benchmarks.implementations",),

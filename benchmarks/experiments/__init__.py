@@ -1,16 +1,16 @@
 """The experiments: one module each, and the one registry the harness runs them from.
 
-``python -m benchmarks.experiments SPEC.json RESULT.json`` is the worker process
-of one run (see ``benchmarks.harness.worker``).
+``python -m benchmarks.experiments SPECS.json RESULTS_DIR`` is the worker process
+of a run or a group of runs (see ``benchmarks.harness.worker``).
 """
 
 from __future__ import annotations
 
-from benchmarks.experiments import compare, generalisation, jacobian, scaling, speed
+from benchmarks.experiments import atlas, compare, generalisation, jacobian, scaling, speed
 from benchmarks.harness.experiment import Experiment
 from benchmarks.harness.specs import PROFILES, RunSpec, Selection
 
-WORKER = __name__  # `python -m benchmarks.experiments`: the worker process of one run
+WORKER = __name__  # `python -m benchmarks.experiments`: the runs' worker process
 
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     Experiment("compare", "every implementation on every task, side by side",
@@ -27,6 +27,11 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                columns=speed.COLUMNS, report=speed.report, summary=speed.write_summary,
                runs_name="speed_runs", between_epochs=speed.between_epochs,
                tasks=speed.TASKS),
+    Experiment("xor-atlas", "how often a 2-H-1 XOR net converges: 1000 seeds a cell",
+               atlas.specs, atlas.measure, atlas.configure, columns=atlas.COLUMNS,
+               report=atlas.report, plots=(atlas.plot,), summary=atlas.write_summary,
+               runs_name="atlas_runs", tasks=atlas.TASKS, timed=False, group_size=1000,
+               curves=False),
     Experiment("scaling", "where each implementation wins: batch size x hidden width",
                scaling.specs, scaling.measure, scaling.configure, columns=scaling.COLUMNS,
                report=scaling.report, plots=(scaling.plot_throughput, scaling.plot_winners),

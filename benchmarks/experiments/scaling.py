@@ -207,8 +207,11 @@ def verdict(cells: pd.DataFrame) -> str:
     for hidden, part in best.groupby("hidden"):
         wins = part.loc[part["fastest"] == "scratch-shortcut", "batch"].tolist()
         others = part.loc[part["fastest"] != "scratch-shortcut", "fastest"].unique().tolist()
-        lines.append(f"H {hidden}: scratch wins at batch {', '.join(map(str, wins)) or 'none'}"
-                     + (f"; elsewhere {', '.join(others)}" if others else ""))
+        if not wins:
+            lines.append(f"H {hidden}: {', '.join(others)} at every batch size")
+        else:
+            lines.append(f"H {hidden}: scratch wins at batch {', '.join(map(str, wins))}"
+                         + (f"; elsewhere {', '.join(others)}" if others else ""))
     if "scratch-shortcut" in fit.index:
         lines.append("Why, fitted per step (overhead + FLOPs / throughput): " + "; ".join(
             f"{impl} {row['overhead_us']:.0f} µs + FLOPs / {row['sustained_gflops']:.3g} "

@@ -46,9 +46,12 @@ class Experiment:
     tasks: tuple[str, ...] = ()             # what --task may name: tasks and task/config keys
     # Whether the experiment's verdicts rest on its times. A timed run has a process to
     # itself; the runs of an accuracy-only experiment that share a task, configuration and
-    # implementation train one after another in one process (GROUP_SIZE at most), which
-    # pays the framework's import and its calibration once. Their times stay per run.
+    # implementation train in one process (group_size at most): scratch's as one
+    # seed-batched network, the others one after another, paying the framework's import
+    # and calibration once.
     timed: bool = True
+    group_size: int = 20                    # an accuracy-only experiment's runs a process
+    curves: bool = True                     # write each run's loss curve to *_curves.csv
 
     @property
     def runs_stem(self) -> str:

@@ -26,7 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from benchmarks.data.datasets import DataError, load_mnist
 from benchmarks.errors import UsageError
 from benchmarks.files import write_atomic
-from benchmarks.harness import environment
+from benchmarks.harness import cluster, environment
 from benchmarks.harness.experiment import Experiment
 from benchmarks.harness.schema import COLUMNS, KEY, NOT_NUMBERS
 from benchmarks.harness.specs import RunSpec
@@ -60,20 +60,24 @@ class ResultsFile:
             latest = latest[~latest["status"].isin(RETRIED)]
         return {tuple(r) for r in latest[KEY].itertuples(index=False)}
 
-    def append(self, row: dict) -> None:
-        """The schema's columns, then the experiment's own."""
-        curve, confusion = row.pop("curve", None), row.pop("confusion", None)
-        frame = pd.DataFrame([row]).reindex(columns=self.columns)
-        _append_csv(frame, self.path)
-        keys = {k: row[k] for k in KEY}
-        if curve:
-            _append_csv(pd.DataFrame([{**keys, "epoch": e, "loss": loss} for e, loss in curve]),
-                        self.curves)
-        if confusion:
-            self.confusion_dir.mkdir(exist_ok=True)
-            name = "{task}-{config}-{impl}-seed{seed}.csv".format(**keys)
-            write_atomic(self.confusion_dir / name, lambda f: pd.DataFrame(confusion).to_csv(
-                f, index_label="true_label"))
+    def append(self, rows: list[dict]) -> None:
+        """Whole rows in one write (the schema's columns, then the experiment's own), then
+        their loss curves and confusion matrices. Each value is written as it is (object
+        columns): one row written alone or with others reads the same."""
+        rows = [dict(r) for r in rows]
+        extras = [(r.pop("curve", None), r.pop("confusion", None)) for r in rows]
+        _append_csv(pd.DataFrame(rows, dtype=object).reindex(columns=self.columns), self.path)
+        keys = [{k: r[k] for k in KEY} for r in rows]
+        points = [{**key, "epoch": e, "loss": loss}
+                  for key, (curve, _) in zip(keys, extras) for e, loss in curve or ()]
+        if points:
+            _append_csv(pd.DataFrame(points), self.curves)
+        for key, (_, confusion) in zip(keys, extras):
+            if confusion:
+                self.confusion_dir.mkdir(exist_ok=True)
+                name = "{task}-{config}-{impl}-seed{seed}.csv".format(**key)
+                write_atomic(self.confusion_dir / name, lambda f, c=confusion: pd.DataFrame(
+                    c).to_csv(f, index_label="true_label"))
 
 
 def read_rows(path: Path) -> pd.DataFrame:
@@ -187,15 +191,15 @@ def run_one(experiment: Experiment, spec: RunSpec, log_dir: Path,
             on_progress: Callable[[int, int], None], memory_mib: float, worker: str) -> dict:
     """Run ``spec`` in a child process; always return a row, whatever happened to it."""
     with closing(run_group(experiment, [spec], log_dir, on_progress, memory_mib, worker)) as rows:
-        return next(rows)[1]
+        return next(rows)[0][1]
 
 
 def run_group(experiment: Experiment, specs: list[RunSpec], log_dir: Path,
               on_progress: Callable[[int, int], None], memory_mib: float, worker: str):
-    """Run ``specs`` one after another in a child process (``python -m worker``), yielding
-    (spec, row) as each ends, whatever happens to the process: a run that kills it gets
-    its status row, and the runs after it go on in a fresh one. Each run's time limit
-    counts from the end of the run before it."""
+    """Run ``specs`` in a child process (``python -m worker``), yielding [(spec, row), ...]
+    for the runs that ended since the last, in order, whatever happens to the process: a
+    run that kills it gets its status row, and the runs after it go on in a fresh one.
+    Each run's time limit counts from the end of the run before it."""
     with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-") as tmp:
         specs_path = Path(tmp) / "specs.json"
         specs_path.write_text(json.dumps([asdict(s) for s in specs]))
@@ -213,10 +217,14 @@ def run_group(experiment: Experiment, specs: list[RunSpec], log_dir: Path,
             try:
                 start = time.monotonic()
                 while done < len(specs):
-                    if results[done].exists():
+                    ready = []
+                    while done < len(specs) and results[done].exists():
                         row = json.loads(results[done].read_text())
-                        yield specs[done], {**experiment.base_row(specs[done]), **row}
-                        done, start = done + 1, time.monotonic()
+                        ready.append((specs[done], {**experiment.base_row(specs[done]), **row}))
+                        done += 1
+                    if ready:
+                        yield ready
+                        start = time.monotonic()
                         continue
                     status = _check(proc, start, specs[done].timeout_s, memory_mib)
                     if status and not results[done].exists():
@@ -235,9 +243,9 @@ def run_group(experiment: Experiment, specs: list[RunSpec], log_dir: Path,
                            f"{tail[0] if tail else 'no output'}")
     if status == "error" and proc.returncode < 0:  # not by us: we say timeout or oom
         status, error = "killed", f"killed (signal {-proc.returncode})"
-    yield spec, {**experiment.base_row(spec), "status": status, "error": error,
-                 **implementation_columns(spec.impl), **environment.context(),
-                 "timestamp": environment.utc_now()}
+    yield [(spec, {**experiment.base_row(spec), "status": status, "error": error,
+                   **implementation_columns(spec.impl), **environment.context(),
+                   "timestamp": environment.utc_now()})]
     yield from run_group(experiment, specs[done + 1:], log_dir, on_progress, memory_mib, worker)
 
 
@@ -249,17 +257,14 @@ def log_name(specs: list[RunSpec]) -> str:
 
 def groups(experiment: Experiment, specs: list[RunSpec]) -> list[list[RunSpec]]:
     """One run a process for a timed experiment. An accuracy-only experiment's runs of one
-    task, configuration and implementation share one, GROUP_SIZE at a time, in order."""
+    task, configuration and implementation share one, ``group_size`` at a time, in order."""
     if experiment.timed:
         return [[s] for s in specs]
     by_kind: dict[tuple, list[RunSpec]] = {}
     for spec in specs:
         by_kind.setdefault(spec.key[:4], []).append(spec)
-    return [same[i:i + GROUP_SIZE] for same in by_kind.values()
-            for i in range(0, len(same), GROUP_SIZE)]
-
-
-GROUP_SIZE = 20
+    size = experiment.group_size
+    return [same[i:i + size] for same in by_kind.values() for i in range(0, len(same), size)]
 
 
 TEMP_PREFIX = "groundup-run-"
@@ -318,10 +323,13 @@ def check_data(specs: list[RunSpec], console: Console) -> None:
 
 
 def run_experiments(experiments: list[Experiment], specs: list[RunSpec], out_dir: Path,
-                    worker: str, console: Console, retry_failed: bool = False) -> int:
+                    worker: str, console: Console, retry_failed: bool = False,
+                    client=None) -> int:
     """Every spec not yet in its experiment's CSV, in order, with progress bars: 0 when all
     ran, 130 when interrupted (the finished rows stay, and --resume completes the rest).
-    The caller has checked the data (``check_data``) and holds the folder's lock."""
+    With a Dask ``client``, the groups run as tasks on its cluster (``cluster``), and
+    their rows are written here as each group finishes. The caller has checked the data
+    (``check_data``) and holds the folder's lock."""
     clean_stale_temp()
     memory = memory_limit_mib()
     specs = available(specs, console)
@@ -335,30 +343,88 @@ def run_experiments(experiments: list[Experiment], specs: list[RunSpec], out_dir
             console.print(f"resuming {results.path}: {len(done)} rows kept, {len(todo)} to run")
         columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn()]
+        futures = []
         try:
             with Progress(*columns, console=console, transient=False) as bars:
                 overall = bars.add_task(f"{experiment.name} runs", total=len(todo))
+
+                def record(group, batches):
+                    for batch in batches:
+                        results.append([row for _, row in batch])
+                        bars.advance(overall, len(batch))
+                        if len(group) <= SUMMARY_LINES:
+                            for spec, row in batch:
+                                bars.console.print(summary_line(spec, row), soft_wrap=True)
+                    if len(group) > SUMMARY_LINES:
+                        bars.console.print(group_line(group, results.path), soft_wrap=True)
+
+                if client is not None:
+                    from distributed import as_completed
+
+                    chunks = groups(experiment, todo)
+                    futures = submit(client, experiment, chunks, worker)
+                    by_future = dict(zip(futures, chunks, strict=True))
+                    for future in as_completed(futures):
+                        rows, logs = future.result()
+                        (out_dir / "logs").mkdir(exist_ok=True)
+                        for name, text in logs.items():
+                            (out_dir / "logs" / name).write_text(text)
+                        group = by_future[future]
+                        record(group, [list(zip(group, rows, strict=True))])
+                    continue
                 for group in groups(experiment, todo):
                     bar = [bars.add_task(f"  {group[0].label()}", total=group[0].epochs)]
-                    rows = run_group(experiment, group, out_dir,
-                                     lambda d, t: bars.update(bar[0], completed=d, total=t),
-                                     memory, worker)
-                    with closing(rows):
-                        for i, (spec, row) in enumerate(rows, 1):
-                            results.append(row)
-                            bars.remove_task(bar[0])
-                            bars.advance(overall)
-                            bars.console.print(summary_line(spec, row), soft_wrap=True)
-                            if i < len(group):
-                                bar[0] = bars.add_task(f"  {group[i].label()}",
-                                                       total=group[i].epochs)
+
+                    def batches_of(group=group, bar=bar):
+                        batches = run_group(experiment, group, out_dir, lambda d, t: bars.update(
+                            bar[0], completed=d, total=t), memory, worker)
+                        with closing(batches):
+                            done = 0
+                            for batch in batches:
+                                done += len(batch)
+                                bars.remove_task(bar[0])
+                                if done < len(group):
+                                    bar[0] = bars.add_task(f"  {group[done].label()}",
+                                                           total=group[done].epochs)
+                                yield batch
+
+                    record(group, batches_of())
         except KeyboardInterrupt:
+            if futures:
+                client.cancel(futures)
             kept = len(results.done())
             console.print(f"[yellow]Interrupted.[/] {kept} finished rows are in {results.path}. "
                           f"Run `groundup run --resume {out_dir}` to complete the rest.",
                           soft_wrap=True)
             return 130
     return 0
+
+
+def submit(client, experiment: Experiment, chunks: list[list[RunSpec]], worker: str) -> list:
+    """A Dask task per group; a timed experiment's claim a machine whole (``cluster``)."""
+    resources = {cluster.MACHINE: 1} if experiment.timed else None
+    return [client.submit(run_remote, experiment, group, worker, pure=False,
+                          resources=resources, key=f"{experiment.name}-{i}-{group[0].label()}")
+            for i, group in enumerate(chunks)]
+
+
+def run_remote(experiment: Experiment, specs: list[RunSpec], worker: str
+               ) -> tuple[list[dict], dict[str, str]]:
+    """A Dask task, on its worker: the group's rows in order, and its logs' texts by name."""
+    with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-task-") as tmp:
+        rows = [row for batch in run_group(experiment, specs, Path(tmp), lambda *a: None,
+                                           memory_limit_mib(), worker) for _, row in batch]
+        logs = {p.name: p.read_text() for p in (Path(tmp) / "logs").glob("*.log")}
+    return rows, logs
+
+
+SUMMARY_LINES = 20  # a larger group (the seed-batched atlas) gets one line, not one a run
+
+
+def group_line(group: list[RunSpec], path: Path) -> str:
+    first = group[0]
+    return (f"[green]✓[/] {first.task}/{first.config} {first.impl} seeds {first.seed}-"
+            f"{group[-1].seed}: {len(group)} rows in {path.name}")
 
 
 def available(specs: list[RunSpec], console: Console) -> list[RunSpec]:

@@ -165,6 +165,32 @@ SCALING = {
     "commit": COLUMNS["commit"],
     "timestamp": COLUMNS["timestamp"],
 }
+ATLAS_RUNS = {
+    "hidden": ("count", "hidden width H of the 2-H-1 net"),
+    "initializer": ("", "the kernels' initializer: glorot_uniform, uniform (U(-1, 1)) or "
+                        "standard_normal (N(0, 1))"),
+    "converged": ("bool", "all four outputs right after rounding at the end"),
+    "epochs_to_converge": ("count", "epochs done at the first check with all four right"),
+    "grad_norm": ("1", "L2 norm of the final weights' gradient, every weight and bias"),
+    "loss_fall": ("fraction", "relative fall of the loss over the last tenth of the epochs"),
+    "failure": ("", "a seed that did not converge: local minimum, plateau or stalled "
+                    "(thresholds in atlas.md)"),
+}
+ATLAS = {
+    "impl": COLUMNS["impl"],
+    "hidden": ATLAS_RUNS["hidden"],
+    "learning_rate": COLUMNS["learning_rate"],
+    "initializer": ATLAS_RUNS["initializer"],
+    "seeds": ("count", "seeds trained"),
+    "converged": ("count", "seeds that converged"),
+    "rate": ("fraction", "converged / seeds"),
+    "rate_low": ("fraction", "the rate's Wilson 95% interval, low end"),
+    "rate_high": ("fraction", "the rate's Wilson 95% interval, high end"),
+    "median_epoch": ("count", "median epochs_to_converge of the seeds that converged"),
+    "local_minimum": ("count", "failed seeds in a local minimum"),
+    "plateau": ("count", "failed seeds whose loss was still falling"),
+    "stalled": ("count", "failed seeds neither"),
+}
 CURVES = {
     **{k: COLUMNS[k] for k in KEY},
     "epoch": ("count", "epochs completed when the loss was recorded"),
@@ -206,6 +232,9 @@ SCHEMAS = {
                          {**COLUMNS, **SCALING_RUNS}, True),
     "scaling.csv": ("the scaling map: implementation x hidden width x batch size", SCALING,
                     True),
+    "atlas_runs.csv": ("the XOR convergence atlas, one row per seed",
+                       {**COLUMNS, **ATLAS_RUNS}, True),
+    "atlas.csv": ("the XOR convergence atlas, one row per cell", ATLAS, True),
     "*_curves.csv": ("training-loss curves, long format", CURVES, True),
     "confusion/*.csv": ("MNIST test-set confusion matrix of one run", CONFUSION, True),
     "benchmarks/*/*.csv": ("pytest-benchmark statistics with each benchmark's extra_info "

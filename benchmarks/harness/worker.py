@@ -17,7 +17,10 @@ import statistics
 import sys
 import time
 import traceback
+from dataclasses import asdict, replace
 from pathlib import Path
+
+import numpy as np
 
 from benchmarks.data.tasks import target_reached
 from benchmarks.harness import environment
@@ -30,7 +33,9 @@ from benchmarks.implementations import (
     implementation_columns,
     scratch_model,
 )
+from benchmarks.implementations.base import largest_divisor
 from benchmarks.implementations.timer import check_interval
+from scratch.seeds import SeedBatchedMLP
 
 PROGRESS = "@@progress"
 PARENT = "GROUNDUP_PARENT_PID"  # the runner's PID, so that the worker dies with it
@@ -133,7 +138,7 @@ def execute(experiment: Experiment, spec: RunSpec) -> dict:
         "final_loss": final_loss,
         "peak_rss_mib": peak,
         "extrapolated": extrapolated,
-        "curve": monitor.curve,
+        "curve": monitor.curve if experiment.curves else None,
         **experiment.measure(trained),
     }
 
@@ -159,12 +164,175 @@ def die_with_parent() -> None:
         sys.exit(1)
 
 
+SEED_BATCHED = ("scratch-shortcut", "jax")  # SeedBatchedMLP, and jax.vmap
+
+
+def seed_batchable(experiment: Experiment, specs: list[RunSpec]) -> bool:
+    """Whether ``specs`` train at once as one seed-batched network: an accuracy-only
+    experiment's runs of scratch-shortcut or jax that differ in their seed alone,
+    unshuffled and without dropout."""
+    if experiment.timed or len(specs) < 2 or specs[0].impl not in SEED_BATCHED:
+        return False
+    first = asdict(replace(specs[0], seed=0))
+    cfg = experiment.configure(specs[0])
+    return (all(asdict(replace(s, seed=0)) == first for s in specs)
+            and not cfg.shuffle and not cfg.arch.dropout)
+
+
+class _ScratchSeeds:
+    """S seeds of scratch as one SeedBatchedMLP."""
+
+    def __init__(self, cfg, specs: list[RunSpec], x, y, chunk: int):
+        self.stack = SeedBatchedMLP.from_architecture(
+            cfg.arch, cfg.optimizer, seeds=[s.seed for s in specs], dtype=specs[0].dtype,
+            kernel_initializer=cfg.kernel_initializer, bias_initializer=cfg.bias_initializer)
+        self.x, self.y, self.batch, self.chunk = x, y, min(cfg.batch_size, len(x)), chunk
+
+    def warm_up(self) -> None:
+        self.stack.gradients(self.x[:1], self.y[:1])  # touches every buffer; no update
+
+    def train(self, epochs: int) -> np.ndarray:
+        return self.stack.fit(self.x, self.y, epochs=epochs, batch_size=self.batch)[-1]
+
+    def predict(self, x) -> np.ndarray:
+        return self.stack.predict(x)
+
+    def seed_weights(self, i: int) -> list[np.ndarray]:
+        return self.stack.seed_weights(i)
+
+
+class _JaxSeeds:
+    """S seeds of native JAX as one ``jax.vmap`` of its compiled training loop, from the
+    same initial weights as scratch's."""
+
+    def __init__(self, cfg, specs: list[RunSpec], x, y, chunk: int):
+        import jax
+
+        impl = IMPLEMENTATIONS["jax"]
+        initial = [scratch_model(cfg, s.dtype, s.seed).get_weights() for s in specs]
+        model = impl.build(cfg, initial[0], specs[0].dtype, specs[0].seed)
+        self.batches, self.rest = impl.device_batches(model, x, y, cfg)
+        self.params = [jax.numpy.stack([w[k] for w in initial]) for k in range(len(initial[0]))]
+        self.keys = jax.vmap(jax.random.PRNGKey)(jax.numpy.array([s.seed for s in specs]))
+        init, self.run = model.seeds_runner(chunk)
+        self.state, self.chunk, self._predict = init(self.params), chunk, model.seeds_predict()
+
+    def warm_up(self) -> None:
+        args = (self.params, self.state, self.keys, self.batches, self.rest)
+        self.run = self.run.lower(*args).compile()
+
+    def train(self, epochs: int) -> np.ndarray:
+        assert epochs == self.chunk, "compiled for chunks of check_interval epochs"
+        self.params, self.state, self.keys, loss = self.run(self.params, self.state, self.keys,
+                                                            self.batches, self.rest)
+        return np.asarray(loss, dtype=np.float64)
+
+    def predict(self, x) -> np.ndarray:
+        return np.asarray(self._predict(self.params, np.asarray(x, self.params[0].dtype)))
+
+    def seed_weights(self, i: int) -> list[np.ndarray]:
+        return [np.asarray(p[i]) for p in self.params]
+
+
+class _SeedView:
+    """Seed i of a group, as a model: what ``Implementation.predict`` and ``get_weights``
+    call, answered by the group (its predictions computed once for all seeds, in
+    ``cache``)."""
+
+    def __init__(self, seeds, i: int, cache: dict):
+        self.seeds, self.i, self.cache = seeds, i, cache
+
+    def predict(self, x) -> np.ndarray:
+        if id(x) not in self.cache:
+            self.cache.clear()
+            self.cache[id(x)] = (x, self.seeds.predict(x))  # x kept: its id stays its own
+        return self.cache[id(x)][1][self.i]
+
+    def get_weights(self) -> list[np.ndarray]:
+        return self.seeds.seed_weights(self.i)
+
+
+def execute_seeds(experiment: Experiment, specs: list[RunSpec]) -> list[dict]:
+    """Train ``specs`` (seed_batchable) at once, about check_interval epochs a call; one
+    row per seed, each measured as ``execute`` measures a run alone. Each seed's loss and target
+    are checked between calls, outside the training time. A row's times are its share
+    (1/S) of the group's, and its settings say so; its peak memory is the group's."""
+    spec = specs[0]
+    cfg = experiment.configure(spec)
+    impl = IMPLEMENTATIONS[spec.impl]
+    data = experiment.load(spec, cfg)
+    x, y, epochs, n = data.x, data.y, spec.epochs, len(specs)
+    chunk = largest_divisor(epochs, check_interval(epochs))  # whole calls, each a check
+    seeds = (_JaxSeeds if spec.impl == "jax" else _ScratchSeeds)(cfg, specs, x, y, chunk)
+    initial = [seeds.seed_weights(i) for i in range(n)]
+    started = time.perf_counter()
+    seeds.warm_up()
+    warmup_s = time.perf_counter() - started
+    monitor = Monitor(spec.budget_s, lambda predict: False, epochs, chunk, progress)
+    batch = min(cfg.batch_size, len(x))
+    steps = -(-len(x) // batch) * chunk
+    curves: list[list] = [[] for _ in specs]
+    reached: list[tuple] = [(None, None)] * n  # (training time, epochs) at the target
+    before = reset_peak_rss()
+    monitor.start()
+    for _ in range(0, epochs, chunk):
+        losses = seeds.train(chunk)
+        monitor.batch_end(steps)
+        finite = losses[np.isfinite(losses)]
+        stop = monitor.epoch_end(float(finite.mean()) if len(finite) else float("nan"), None,
+                                 chunk)
+        with monitor.paused():  # every call ends at a check: each seed's loss and target
+            trained = monitor.elapsed()
+            predictions = seeds.predict(data.x_test)
+            for i, loss in enumerate(losses):
+                curves[i].append((monitor.epochs_done, float(loss)))
+                if reached[i][0] is None and target_reached(cfg, data.y_test, predictions[i]):
+                    reached[i] = (trained, monitor.epochs_done)
+        if stop:
+            break
+    peak = rss_mib("VmHWM") - before
+    measured = monitor.elapsed()
+    extrapolated = monitor.over_budget or len(x) < data.n_full
+    per_sample = measured / max(monitor.steps_done * batch, 1)
+    settings = json.dumps({"seed_batched": n, "group_train_time_s": round(measured, 4)})
+    rows, context = [], {**environment.context(), "timestamp": environment.utc_now()}
+    cache: dict = {}
+    for i, spec in enumerate(specs):
+        monitor.curve = curves[i]
+        monitor.time_to_target, monitor.epochs_to_target = reached[i]
+        trained = Trained(spec, cfg, impl, _SeedView(seeds, i, cache), data, monitor,
+                          initial[i])
+        final_loss = trained.scratch_twin().evaluate(x, y, batch_size=10_000)
+        rows.append({
+            "status": "ok", "error": "", **implementation_columns(spec.impl),
+            **diverged(final_loss), "dataset": data.name, "train_samples": len(x),
+            "train_time_s": (per_sample * data.n_full * epochs if extrapolated else measured) / n,
+            "epoch_time_s": (per_sample * data.n_full if extrapolated
+                             else statistics.median(monitor.epoch_times)) / n,
+            "step_time_ms": 1e3 * statistics.median(monitor.step_times) / n,
+            "time_to_target_s": None if reached[i][0] is None else reached[i][0] / n,
+            "measured_train_time_s": measured / n,
+            "measured_epochs": monitor.steps_done * batch / len(x),
+            "warmup_s": warmup_s / n, "settings": settings, "final_loss": final_loss,
+            "peak_rss_mib": peak, "extrapolated": extrapolated,
+            "curve": curves[i] if experiment.curves else None,
+            **experiment.measure(trained), **context})
+    return rows
+
+
 def main(experiments: dict[str, Experiment], specs_path: str, results_dir: str) -> int:
-    """Run the specs listed in ``specs_path`` one after another, each with its experiment
-    from ``experiments``; spec i's row goes to ``results_dir``/result-i.json as it ends."""
+    """Run the specs listed in ``specs_path``, each with its experiment from
+    ``experiments``: one after another, or as one seed-batched network where
+    ``seed_batchable``. Spec i's row goes to ``results_dir``/result-i.json as it ends."""
     die_with_parent()
-    for i, fields in enumerate(json.loads(Path(specs_path).read_text())):
-        row = run(experiments, RunSpec(**fields))
+    specs = [RunSpec(**fields) for fields in json.loads(Path(specs_path).read_text())]
+    experiment = experiments[specs[0].experiment]
+    if seed_batchable(experiment, specs):
+        rows = iter(guarded(specs[0], lambda: execute_seeds(experiment, specs), many=len(specs)))
+    else:
+        rows = (guarded(spec, lambda s=spec: execute(experiments[s.experiment], s))
+                for spec in specs)
+    for i, row in enumerate(rows):
         path = Path(results_dir) / f"result-{i}.json"
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(row))
@@ -172,11 +340,15 @@ def main(experiments: dict[str, Experiment], specs_path: str, results_dir: str) 
     return 0
 
 
-def run(experiments: dict[str, Experiment], spec: RunSpec) -> dict:
-    """One spec's row: its measurements, or the status and error of what went wrong."""
+def guarded(spec: RunSpec, work, many: int = 0):
+    """``work()``'s row (or rows, ``many`` of them); where it raises, the status and error
+    of what went wrong, for every row it would have made."""
     row = {"status": "ok", "error": "", **implementation_columns(spec.impl)}
     try:
-        row.update(execute(experiments[spec.experiment], spec))
+        result = work()
+        if many:
+            return result
+        row.update(result)
     except Refused as err:
         row.update(status="refused", error=str(err))
     except FloatingPointError as err:
@@ -187,4 +359,4 @@ def run(experiments: dict[str, Experiment], spec: RunSpec) -> dict:
         last = traceback.format_exc().strip().splitlines()[-1]
         row.update(status="error", error=f"{type(err).__name__}: {err}"[:500] or last)
     row.update(environment.context(), timestamp=environment.utc_now())
-    return row
+    return [row] * many if many else row

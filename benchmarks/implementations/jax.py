@@ -10,6 +10,8 @@ that training then runs.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from benchmarks.implementations.base import Implementation, largest_divisor, shuffled_epochs
@@ -151,11 +153,28 @@ class JaxModel:
         def value_and_grad(params, x, y):
             return jax.value_and_grad(lambda p: loss(*forward(p, x), y))(params)
 
+        self._init, self._pure_run = init, run
         self._value_and_grad = jax.jit(value_and_grad)
         self._step = jax.jit(step)
         self._run = jax.jit(run, static_argnames="epochs")
-        self._predict = jax.jit(lambda params, x: forward(params, x)[1])
+        self._forward_out = lambda params, x: forward(params, x)[1]
+        self._predict = jax.jit(self._forward_out)
         self._compiled: dict = {}
+
+    def seeds_runner(self, epochs: int):
+        """``jax.vmap`` of the training loop over a leading seed axis, compiled: (init, run)
+        where ``init(params)`` stacks the optimizer's states and ``run(params, state, keys,
+        batches, rest)`` trains every seed on the same batches for ``epochs`` epochs in one
+        call, returning (params, state, keys, each seed's last loss)."""
+        jax = _jax()
+        run = functools.partial(self._pure_run, epochs=epochs)
+        return (jax.jit(jax.vmap(self._init)),
+                jax.jit(jax.vmap(run, in_axes=(0, 0, 0, None, None))))
+
+    def seeds_predict(self):
+        """``predict`` over a leading seed axis of the parameters, compiled."""
+        jax = _jax()
+        return jax.jit(jax.vmap(self._forward_out, in_axes=(0, None)))
 
     @staticmethod
     def split(x: np.ndarray, y: np.ndarray, batch_size: int):

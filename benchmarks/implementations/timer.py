@@ -46,6 +46,7 @@ class Monitor:
         self.curve: list[tuple[int, float]] = []  # (epoch, loss) at every target check
         self.epochs_done = self.steps_done = 0
         self.time_to_target: float | None = None
+        self.epochs_to_target: int | None = None  # the epochs done at that check
         self.over_budget = False
         self.excluded = 0.0
         self._last_progress = 0.0
@@ -98,7 +99,7 @@ class Monitor:
         if self.time_to_target is None and due:
             trained = self.elapsed()
             if self.target(predict):
-                self.time_to_target = trained
+                self.time_to_target, self.epochs_to_target = trained, self.epochs_done
         if self.progress and (now - self._last_progress > 0.2):
             self.progress(self.epochs_done, self.total_epochs)
             self._last_progress = now

@@ -1,0 +1,205 @@
+"""xor-atlas: how often a 2-2-1 XOR net really converges, over 1000 seeds a cell.
+
+The folklore says 80-90% of XOR nets train; results/published's 20 seeds of the blog's
+configuration converged in fewer than half. The atlas sweeps hidden width (2, 3, 4),
+learning rate (0.01, 0.1, 0.5, 1.0) and initializer (Keras' glorot_uniform, the blog's
+U(-1, 1), N(0, 1)), each cell trained for 100000 full-batch SGD epochs on MSE as the
+blog trained it, by the seed-batched network (a group of seeds a process). A seed
+converged when all four outputs are right after rounding. A seed that did not is in a
+**local minimum** when its gradient norm at the end is below LOCAL_MINIMUM_GRAD and its
+loss no longer falls; on a **plateau** when its loss fell by more than FALLING (relative)
+over the last tenth of training; otherwise **stalled** (neither: a gradient too large
+for a minimum, a loss that does not fall).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from benchmarks.data.tasks import TaskConfig, get_config
+from benchmarks.files import write_atomic
+from benchmarks.harness import schema
+from benchmarks.harness.specs import Profile, RunSpec, Selection
+from scratch import XOR
+
+if TYPE_CHECKING:  # pandas is for the reports: a run's worker process never imports it
+    import pandas as pd
+
+HIDDEN = (2, 3, 4)
+RATES = (0.01, 0.1, 0.5, 1.0)
+INITIALIZERS = {"glorot_uniform": "glorot", "uniform": "U(-1,1)", "standard_normal": "N(0,1)"}
+SEEDS = {"full": 1000, "quick": 100, "smoke": 4}
+EPOCHS = {"full": 100_000, "quick": 10_000, "smoke": 200}  # quick: a sweep to try
+SMOKE_CELLS = 2
+CROSS_CHECK = (2, 0.5, "uniform")  # the cell jax trains too (smoke: the first cell)
+LOCAL_MINIMUM_GRAD = 1e-4  # the gradient's L2 norm, over every weight and bias
+FALLING = 1e-3             # relative fall of the loss over the last tenth of the epochs
+Z95 = 1.959963984540054
+TASKS = ("xor",)
+COLUMNS = tuple(schema.ATLAS_RUNS)  # described in benchmarks/harness/schema.py
+
+
+def cells(profile: str) -> list[tuple[int, float, str]]:
+    every = [(h, lr, init) for h in HIDDEN for lr in RATES for init in INITIALIZERS]
+    return every[:SMOKE_CELLS] if profile == "smoke" else every
+
+
+def cell_name(hidden: int, lr: float, init: str) -> str:
+    return f"h{hidden}-lr{lr:g}-{init}"
+
+
+def specs(profile: Profile, chosen: Selection) -> list[RunSpec]:
+    """Every cell in scratch, and the cross-checked cell in jax too (vmap over the same
+    initial weights); --impl narrows or widens that."""
+    seeds = chosen.seeds or SEEDS[profile.name]
+    runs = []
+    for cell in cells(profile.name):
+        check = cell == CROSS_CHECK or (profile.name == "smoke" and cell == cells("smoke")[0])
+        impls = chosen.impls or ["scratch-shortcut", *(["jax"] if check else [])]
+        h, lr, init = cell
+        runs += [RunSpec("xor-atlas", "xor", cell_name(h, lr, init), impl, seed, profile.name,
+                         EPOCHS[profile.name], math.inf, profile.timeout_s,
+                         extra={"hidden": h, "learning_rate": lr, "initializer": init})
+                 for impl in impls for seed in range(seeds)]
+    return runs
+
+
+def configure(spec: RunSpec) -> TaskConfig:
+    v = spec.extra
+    return replace(get_config("xor"), config=spec.config,
+                   arch=XOR.replace(sizes=(2, v["hidden"], 1)),
+                   optimizer={"name": "sgd", "learning_rate": v["learning_rate"]},
+                   kernel_initializer=v["initializer"], epochs=spec.epochs)
+
+
+def measure(t) -> dict:
+    """Converged or not, when, and for a failure, whether it is a minimum or a plateau."""
+    x, y = t.data.x, t.data.y
+    twin = t.scratch_twin()
+    loss, grads = twin.gradients(x, y)
+    grad_norm = float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads)))
+    curve = t.monitor.curve
+    last = curve[-1][0] if curve else 0
+    earlier = [v for e, v in curve if e <= last - last // 10] or [loss]
+    fall = (earlier[-1] - loss) / earlier[-1] if earlier[-1] > 0 else 0.0
+    right = np.round(twin.predict(x)) == y
+    converged = bool(right.all())
+    if converged:
+        failure = ""
+    elif fall > FALLING:
+        failure = "plateau"
+    elif grad_norm < LOCAL_MINIMUM_GRAD:
+        failure = "local minimum"
+    else:
+        failure = "stalled"
+    v = t.spec.extra
+    return {"hidden": v["hidden"], "initializer": v["initializer"], "converged": converged,
+            "epochs_to_converge": t.monitor.epochs_to_target, "grad_norm": grad_norm,
+            "loss_fall": fall, "failure": failure,
+            "accuracy": float(right.mean())}
+
+
+def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval of a binomial proportion k / n."""
+    if n == 0:
+        return math.nan, math.nan
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return centre - half, centre + half
+
+
+def summarise(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (implementation, cell): the rate, its interval, the median epoch and
+    the failures by kind."""
+    import pandas as pd
+
+    ok = df[df["status"] == "ok"]
+    rows = []
+    for (impl, h, lr, init), runs in ok.groupby(["impl", "hidden", "learning_rate",
+                                                 "initializer"]):
+        done = runs[runs["converged"].astype(bool)]
+        low, high = wilson(len(done), len(runs))
+        failures = runs["failure"].fillna("").value_counts()
+        rows.append({"impl": impl, "hidden": h, "learning_rate": lr, "initializer": init,
+                     "seeds": len(runs), "converged": len(done), "rate": len(done) / len(runs),
+                     "rate_low": low, "rate_high": high,
+                     "median_epoch": done["epochs_to_converge"].median() if len(done) else None,
+                     **{k.replace(" ", "_"): int(failures.get(k, 0))
+                        for k in ("local minimum", "plateau", "stalled")}})
+    return pd.DataFrame(rows, columns=list(schema.ATLAS))
+
+
+def write_summary(df: pd.DataFrame, out_dir: Path) -> list[Path]:
+    summary = summarise(df)
+    path = out_dir / "atlas.csv"
+    write_atomic(path, lambda f: summary.to_csv(f, index=False))
+    return [path]
+
+
+def report(df: pd.DataFrame) -> list[str]:
+    summary = summarise(df)
+    if summary.empty:
+        return []
+    table = summary.assign(
+        initializer=summary["initializer"].map(INITIALIZERS),
+        rate=[f"{r:.1%} [{lo:.1%}, {hi:.1%}]" for r, lo, hi in
+              zip(summary["rate"], summary["rate_low"], summary["rate_high"])],
+        median_epoch=summary["median_epoch"].map(lambda e: "" if e != e or e is None
+                                                 else f"{e:,.0f}"))[
+        ["impl", "hidden", "learning_rate", "initializer", "seeds", "rate", "median_epoch",
+         "local_minimum", "plateau", "stalled"]]
+    table.columns = ["impl", "hidden", "lr", "init", "seeds", "converged [Wilson 95%]",
+                     "median epoch", "local minimum", "plateau", "stalled"]
+    checks = []
+    for (h, lr, init), both in summary.groupby(["hidden", "learning_rate", "initializer"]):
+        if len(both) < 2:
+            continue
+        ours = both[both["impl"] == "scratch-shortcut"].iloc[0]
+        for _, other in both[both["impl"] != "scratch-shortcut"].iterrows():
+            overlap = (ours["rate_low"] <= other["rate_high"]
+                       and other["rate_low"] <= ours["rate_high"])
+            checks.append(
+                f"Cross-check, {cell_name(h, lr, init)}: scratch {ours['rate']:.1%} "
+                f"[{ours['rate_low']:.1%}, {ours['rate_high']:.1%}] against {other['impl']} "
+                f"{other['rate']:.1%} [{other['rate_low']:.1%}, {other['rate_high']:.1%}] from "
+                "the same initial weights: the intervals "
+                f"{'overlap' if overlap else 'do NOT overlap'}.")
+    return ["## How often XOR converges", "",
+            f"A seed converged when all four outputs are right after rounding (checked every "
+            f"1/200 of the epochs). Of the rest: a local minimum has a final gradient norm "
+            f"below {LOCAL_MINIMUM_GRAD:g} and a loss that fell by at most {FALLING:.1%} over "
+            f"the last tenth of training; a plateau's loss fell by more; stalled is neither.",
+            "", table.to_markdown(index=False), "", *checks, ""]
+
+
+def plot(df: pd.DataFrame, out_dir: Path, experiment: str) -> Path | None:
+    """The convergence rate per cell: a heatmap per initializer, hidden width x rate."""
+    import matplotlib.pyplot as plt
+
+    summary = summarise(df)
+    summary = summary[summary["impl"] == "scratch-shortcut"]
+    if summary.empty:
+        return None
+    inits = [i for i in INITIALIZERS if i in set(summary["initializer"])]
+    fig, axes = plt.subplots(1, len(inits), figsize=(4 * len(inits), 3.4), squeeze=False)
+    for ax, init in zip(axes[0], inits):
+        grid = summary[summary["initializer"] == init].pivot(
+            index="hidden", columns="learning_rate", values="rate")
+        image = ax.imshow(grid.to_numpy(), vmin=0, vmax=1, cmap="viridis", origin="lower")
+        ax.set(xticks=range(grid.shape[1]), xticklabels=[f"{c:g}" for c in grid.columns],
+               yticks=range(grid.shape[0]), yticklabels=grid.index, xlabel="learning rate",
+               ylabel="hidden width", title=INITIALIZERS[init])
+        for (i, j), rate in np.ndenumerate(grid.to_numpy()):
+            ax.text(j, i, f"{rate:.0%}", ha="center", va="center",
+                    color="white" if rate < 0.5 else "black", fontsize=8)
+    fig.colorbar(image, ax=axes[0].tolist(), label="converged")
+    path = out_dir / f"{experiment}_rates.png"
+    write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=110))
+    plt.close(fig)
+    return path
