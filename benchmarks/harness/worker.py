@@ -110,36 +110,44 @@ def execute(experiment: Experiment, spec: RunSpec) -> dict:
     before = reset_peak_rss()
     impl.train(model, x, y, cfg, epochs, spec.seed, monitor)
     peak = rss_mib("VmHWM") - before
-    measured = monitor.elapsed()
+    timed = times(monitor, data, epochs, min(cfg.batch_size, len(x)))
     trained = Trained(spec, cfg, impl, model, data, monitor, initial)
 
     # The loss of the final weights on the training set, computed one way for every
     # implementation (outside the timer): Keras' own logs average over the epoch.
     final_loss = trained.scratch_twin().evaluate(x, y, batch_size=10_000)
-    batch = min(cfg.batch_size, len(x))
-    samples_done = monitor.steps_done * batch
-    # Stopped by the budget, or trained on a subset: the full run's times are extrapolated
-    # from the time per sample. (A run that stopped at its target is not extrapolated.)
-    extrapolated = monitor.over_budget or len(x) < data.n_full
-    per_sample = measured / max(samples_done, 1)
     return {
         **diverged(final_loss),
         "dataset": data.name,
         "train_samples": len(x),
-        "train_time_s": per_sample * data.n_full * epochs if extrapolated else measured,
-        "epoch_time_s": per_sample * data.n_full if extrapolated
-        else statistics.median(monitor.epoch_times),
-        "step_time_ms": 1e3 * statistics.median(monitor.step_times) if monitor.step_times else None,
+        **timed,
         "time_to_target_s": monitor.time_to_target,
-        "measured_train_time_s": measured,
-        "measured_epochs": samples_done / len(x),
         "warmup_s": warmup_s,
         "settings": json.dumps(impl.settings(model)),
         "final_loss": final_loss,
         "peak_rss_mib": peak,
-        "extrapolated": extrapolated,
         "curve": monitor.curve if experiment.curves else None,
         **experiment.measure(trained),
+    }
+
+
+def times(monitor: Monitor, data, epochs: int, batch: int, share: int = 1) -> dict:
+    """The time columns of a run just trained; with ``share`` S, a seed's 1/S of a group's.
+    Stopped by the budget, or trained on a subset: the full run's times are extrapolated
+    from the time per sample. (A run that stopped at its target is not extrapolated.)"""
+    measured = monitor.elapsed()
+    samples_done = monitor.steps_done * batch
+    extrapolated = monitor.over_budget or len(data.x) < data.n_full
+    per_sample = measured / max(samples_done, 1)
+    steps = 1e3 * statistics.median(monitor.step_times) / share if monitor.step_times else None
+    return {
+        "train_time_s": (per_sample * data.n_full * epochs if extrapolated else measured) / share,
+        "epoch_time_s": (per_sample * data.n_full if extrapolated
+                         else statistics.median(monitor.epoch_times)) / share,
+        "step_time_ms": steps,
+        "measured_train_time_s": measured / share,
+        "measured_epochs": samples_done / len(data.x),
+        "extrapolated": extrapolated,
     }
 
 
@@ -291,10 +299,9 @@ def execute_seeds(experiment: Experiment, specs: list[RunSpec]) -> list[dict]:
         if stop:
             break
     peak = rss_mib("VmHWM") - before
-    measured = monitor.elapsed()
-    extrapolated = monitor.over_budget or len(x) < data.n_full
-    per_sample = measured / max(monitor.steps_done * batch, 1)
-    settings = json.dumps({"seed_batched": n, "group_train_time_s": round(measured, 4)})
+    timed = times(monitor, data, epochs, batch, share=n)
+    settings = json.dumps({"seed_batched": n, "group_train_time_s":
+                           round(timed["measured_train_time_s"] * n, 4)})
     rows, context = [], {**environment.context(), "timestamp": environment.utc_now()}
     cache: dict = {}
     for i, spec in enumerate(specs):
@@ -305,17 +312,10 @@ def execute_seeds(experiment: Experiment, specs: list[RunSpec]) -> list[dict]:
         final_loss = trained.scratch_twin().evaluate(x, y, batch_size=10_000)
         rows.append({
             "status": "ok", "error": "", **implementation_columns(spec.impl),
-            **diverged(final_loss), "dataset": data.name, "train_samples": len(x),
-            "train_time_s": (per_sample * data.n_full * epochs if extrapolated else measured) / n,
-            "epoch_time_s": (per_sample * data.n_full if extrapolated
-                             else statistics.median(monitor.epoch_times)) / n,
-            "step_time_ms": 1e3 * statistics.median(monitor.step_times) / n,
+            **diverged(final_loss), "dataset": data.name, "train_samples": len(x), **timed,
             "time_to_target_s": None if reached[i][0] is None else reached[i][0] / n,
-            "measured_train_time_s": measured / n,
-            "measured_epochs": monitor.steps_done * batch / len(x),
             "warmup_s": warmup_s / n, "settings": settings, "final_loss": final_loss,
-            "peak_rss_mib": peak, "extrapolated": extrapolated,
-            "curve": curves[i] if experiment.curves else None,
+            "peak_rss_mib": peak, "curve": curves[i] if experiment.curves else None,
             **experiment.measure(trained), **context})
     return rows
 
