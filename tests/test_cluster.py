@@ -15,7 +15,7 @@ from benchmarks.harness.schema import KEY
 from tests.test_faults import _cmdline, alive, children, workers_of
 
 SWEEP = ["run", "generalisation", "--profile", "smoke", "--impl", "scratch-shortcut",
-         "--impl", "scratch-jacobian", "--seeds", "4"]
+         "--impl", "scratch-jacobian", "--seeds", "3"]
 DASK = [sys.executable, "-m"]  # `dask scheduler` and `dask worker`, from this environment
 COMPARED = ["final_loss", "train_exact", "extrap_exact", "extrap_bit_accuracy", "status"]
 
@@ -63,7 +63,7 @@ def test_a_sweep_on_the_cluster_gives_the_sequential_rows(tmp_path, dask_cluster
     address, _ = dask_cluster
     assert main([*SWEEP, "--scheduler", address, "--out", str(tmp_path / "dask")]) == 0
     alone, spread = per_seed(tmp_path / "alone"), per_seed(tmp_path / "dask")
-    assert len(alone) == 8 and (alone["status"] == "ok").all()
+    assert len(alone) == 6 and (alone["status"] == "ok").all()
     pd.testing.assert_frame_equal(alone, spread)
     logs = sorted(p.name for p in (tmp_path / "dask" / "logs").iterdir())
     assert logs == sorted(p.name for p in (tmp_path / "alone" / "logs").iterdir())
@@ -83,7 +83,7 @@ def test_a_dask_worker_killed_mid_sweep_loses_no_run_and_doubles_none(tmp_path, 
     victim.send_signal(signal.SIGKILL)  # the Dask worker, with its run mid-way
     assert sweep.wait(timeout=300) == 0, sweep.stderr.read()
     df = pd.read_csv(out / "generalisation.csv")
-    assert len(df) == 8 and not df.duplicated(KEY).any()
+    assert len(df) == 6 and not df.duplicated(KEY).any()
     assert (df["status"] == "ok").all()
 
 
@@ -92,8 +92,9 @@ def descendants(pid: int) -> list[int]:
     return found + [d for c in found for d in descendants(c)]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "kill -9"])
-def test_a_killed_driver_takes_its_local_cluster_and_runs_with_it(tmp_path, sig):
+def test_a_driver_killed_with_kill_9_takes_its_local_cluster_and_runs_with_it(tmp_path):
+    """kill -9, the hard case: the driver runs no handler (SIGTERM's path is Ctrl-C's,
+    which closes the cluster on the way out)."""
     sweep = subprocess.Popen([sys.executable, "-m", "benchmarks.cli", *SWEEP, "--workers", "2",
                               "--out", str(tmp_path / "run")],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -103,7 +104,7 @@ def test_a_killed_driver_takes_its_local_cluster_and_runs_with_it(tmp_path, sig)
         time.sleep(0.05)
     family = descendants(sweep.pid)
     assert len(family) >= 3, "no Dask workers and runs"
-    sweep.send_signal(sig)
+    sweep.send_signal(signal.SIGKILL)
     sweep.wait(timeout=60)
     deadline = time.monotonic() + 20
     while any(alive(p) for p in family) and time.monotonic() < deadline:
