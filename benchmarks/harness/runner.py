@@ -295,7 +295,7 @@ def _kill(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         try:
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
+        except ProcessLookupError:  # its group is already gone
             pass
     proc.wait()
 
@@ -358,37 +358,14 @@ def run_experiments(experiments: list[Experiment], specs: list[RunSpec], out_dir
                     if len(group) > SUMMARY_LINES:
                         bars.console.print(group_line(group, results.path), soft_wrap=True)
 
+                chunks = groups(experiment, todo)
                 if client is not None:
-                    from distributed import as_completed
-
-                    chunks = groups(experiment, todo)
                     futures = submit(client, experiment, chunks, worker)
-                    by_future = dict(zip(futures, chunks, strict=True))
-                    for future in as_completed(futures):
-                        rows, logs = future.result()
-                        (out_dir / "logs").mkdir(exist_ok=True)
-                        for name, text in logs.items():
-                            (out_dir / "logs" / name).write_text(text)
-                        group = by_future[future]
-                        record(group, [list(zip(group, rows, strict=True))])
-                    continue
-                for group in groups(experiment, todo):
-                    bar = [bars.add_task(f"  {group[0].label()}", total=group[0].epochs)]
-
-                    def batches_of(group=group, bar=bar):
-                        batches = run_group(experiment, group, out_dir, lambda d, t: bars.update(
-                            bar[0], completed=d, total=t), memory, worker)
-                        with closing(batches):
-                            done = 0
-                            for batch in batches:
-                                done += len(batch)
-                                bars.remove_task(bar[0])
-                                if done < len(group):
-                                    bar[0] = bars.add_task(f"  {group[done].label()}",
-                                                           total=group[done].epochs)
-                                yield batch
-
-                    record(group, batches_of())
+                    source = _from_cluster(futures, chunks, out_dir)
+                else:
+                    source = _from_here(experiment, chunks, out_dir, bars, memory, worker)
+                for group, batches in source:
+                    record(group, batches)
         except KeyboardInterrupt:
             if futures:
                 client.cancel(futures)
@@ -416,6 +393,43 @@ def run_remote(experiment: Experiment, specs: list[RunSpec], worker: str
                                            memory_limit_mib(), worker) for _, row in batch]
         logs = {p.name: p.read_text() for p in (Path(tmp) / "logs").glob("*.log")}
     return rows, logs
+
+
+def _from_cluster(futures: list, chunks: list[list[RunSpec]], out_dir: Path):
+    """(group, [batch]) as each group's task finishes on the cluster; its logs written."""
+    from distributed import as_completed
+
+    by_future = dict(zip(futures, chunks, strict=True))
+    for future in as_completed(futures):
+        rows, logs = future.result()
+        (out_dir / "logs").mkdir(exist_ok=True)
+        for name, text in logs.items():
+            (out_dir / "logs" / name).write_text(text)
+        group = by_future[future]
+        yield group, [list(zip(group, rows, strict=True))]
+
+
+def _from_here(experiment: Experiment, chunks: list[list[RunSpec]], out_dir: Path, bars,
+               memory: float, worker: str):
+    """(group, its batches as they end) for each group run here, with a progress bar for
+    the run in progress."""
+    for group in chunks:
+        bar = [bars.add_task(f"  {group[0].label()}", total=group[0].epochs)]
+
+        def batches_of(group=group, bar=bar):
+            batches = run_group(experiment, group, out_dir, lambda d, t: bars.update(
+                bar[0], completed=d, total=t), memory, worker)
+            with closing(batches):
+                done = 0
+                for batch in batches:
+                    done += len(batch)
+                    bars.remove_task(bar[0])
+                    if done < len(group):
+                        bar[0] = bars.add_task(f"  {group[done].label()}",
+                                               total=group[done].epochs)
+                    yield batch
+
+        yield group, batches_of()
 
 
 SUMMARY_LINES = 20  # a larger group (the seed-batched atlas) gets one line, not one a run
