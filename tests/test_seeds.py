@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from scratch import ARCHITECTURES, MLP
+from scratch import seeds as seeds_module
 from scratch.seeds import SeedBatchedMLP
 from tests.peers import OPTIMIZERS
 
@@ -27,10 +28,15 @@ def alone(arch, opt, dtype, seed) -> MLP:
     return MLP(arch.sizes, arch.activations, arch.loss, opt, dtype=dtype, seed=seed)
 
 
+@pytest.mark.parametrize("products", ["matmul", "multiply-adds"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("opt", OPTIMIZERS)
 @pytest.mark.parametrize("name", ["xor", "reverse4", "mnist"])
-def test_every_seed_follows_its_own_mlp(name, opt, dtype):
+def test_every_seed_follows_its_own_mlp(name, opt, dtype, products, monkeypatch):
+    """Both ways of multiplying the stack: np.matmul (few seeds) and, for many seeds, short
+    products as multiply-adds along the seed axis (MANY lowered so that 3 seeds take it)."""
+    if products == "multiply-adds":
+        monkeypatch.setattr(seeds_module, "MANY", 1)
     arch = ARCHITECTURES[name]
     if name == "mnist":
         arch = arch.replace(sizes=(784, 64, 10))  # 784-512-10's paths, a fraction of the work
@@ -96,3 +102,13 @@ def test_bad_input_is_refused_with_a_message():
         stack.fit(np.zeros((4, 3)), np.zeros((4, 1)))
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         stack.fit(np.zeros((4, 2)), np.zeros((4, 1)), batch_size=0)
+
+
+def test_many_seeds_lie_seed_axis_last_in_memory():
+    """What makes many seeds fast: every call's innermost loop runs over the seeds."""
+    stack = SeedBatchedMLP((2, 3, 1), ("sigmoid", "sigmoid"), "mse", seeds=range(200))
+    x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype="float32")
+    stack.fit(x, np.array([[0], [1], [1], [0]], dtype="float32"), epochs=2)
+    arrays = [*stack.params, *(a for layer in stack.dense for a in (layer.z, layer.a))]
+    for a in arrays:
+        assert a.shape[0] == 200 and a.strides[0] == a.itemsize, a.shape
