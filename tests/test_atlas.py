@@ -45,3 +45,49 @@ def test_smoke_atlas_writes_rows_per_seed_and_a_row_per_cell(tmp_path):
             == cells["seeds"]).all()
     assert "## How often XOR converges" in (out / "xor-atlas.md").read_text()
     assert (out / "xor-atlas_rates.png").stat().st_size > 0
+
+
+def test_the_full_atlas_cross_checks_jax_and_keras_tuned():
+    from benchmarks.harness.specs import PROFILES, Selection
+
+    specs = atlas.specs(PROFILES["full"], Selection(["xor"], None, None))
+    by_impl = pd.Series([s.impl for s in specs]).value_counts()
+    assert by_impl["scratch-shortcut"] == 36 * 1000 and by_impl["jax"] == 1000
+    assert by_impl["keras-tuned"] == atlas.KERAS_SEEDS["full"] >= 200
+    keras = [s for s in specs if s.impl == "keras-tuned"]
+    h, lr, init = atlas.KERAS_CHECK
+    assert {s.config for s in keras} == {atlas.cell_name(h, lr, init)}
+    assert all(s.extra["stop_at_target"] and s.epochs == 100_000 for s in keras)
+    assert not any(s.extra.get("stop_at_target") for s in specs if s.impl != "keras-tuned")
+
+
+def runs_frame(outcomes: dict[str, list[bool]]) -> pd.DataFrame:
+    """Atlas rows of one cell: each implementation's seeds, converged or not."""
+    return pd.DataFrame([
+        {"config": "h3-lr1-standard_normal", "impl": impl, "seed": seed, "status": "ok",
+         "epochs_to_converge": 500.0 if hit else None}
+        for impl, hits in outcomes.items() for seed, hit in enumerate(hits)])
+
+
+def test_a_cross_check_compares_rates_and_seed_by_seed_outcomes():
+    df = runs_frame({"scratch-shortcut": [True] * 90 + [False] * 10,
+                     "keras-tuned": [True] * 85 + [False] * 5})  # 85 of its 90 seeds match
+    (line,) = atlas.cross_checks(df)
+    assert "scratch reached convergence in 90.0%" in line and "of 100 seeds" in line
+    assert "keras-tuned in 94.4%" in line and "intervals overlap" in line
+    assert "matches in 85 of 90" in line
+    (far,) = atlas.cross_checks(runs_frame({"scratch-shortcut": [True] * 100,
+                                            "jax": [False] * 100}))
+    assert "do NOT overlap" in far and "matches in 0 of 100" in far
+
+
+def test_the_answer_to_the_folklore_is_computed_from_the_cells():
+    cells = [{"impl": "scratch-shortcut", "hidden": h, "learning_rate": lr,
+              "initializer": "glorot_uniform", "seeds": 100, "converged": c, "rate": c / 100,
+              "rate_low": 0.0, "rate_high": 1.0, "local_minimum": 100 - c, "plateau": 0,
+              "stalled": 0} for h, lr, c in [(2, 0.01, 40), (2, 1.0, 90), (3, 1.0, 100)]]
+    text = atlas.answer(pd.DataFrame(cells))
+    assert "The blog's own setting" in text and "converges in 40.0%" in text
+    assert "holds in 2 of 3 settings" in text and "at least 1" in text
+    assert "by hidden width: 2: 65%, 3: 100%" in text
+    assert "Of the 70 nets that did not converge, 70 sat in a local minimum" in text

@@ -38,13 +38,17 @@ def test_publish_writes_every_file_and_the_readme_block(published):
     assert not (out / ".lock").exists()  # the lock was the run's, not a result
     env = json.loads((out / "environment.json").read_text())
     assert env["profile"] == "smoke" and env["wall_time_s"] > 0
+    assert env["accuracy_only_workers"] == 2  # generalisation and the atlas on a Dask cluster
+    assert {"generalisation", "xor-atlas", "compare"} <= set(env["phase_wall_time_s"])
     text = page.read_text()
     assert text.startswith("# title\n\nbefore\n\n") and text.endswith("\n\nafter\n")
     assert "old" not in text and "### The reversal failure" in text
+    assert "### How often XOR really converges" in text and "Cross-check, h2-lr0.01" in text
     assert readme.section(out, "published") in text  # linked relative to the README
     csvs = sorted(out.rglob("*.csv"))
     assert {p.name for p in csvs} >= {"compare.csv", "generalisation.csv", "jacobian.csv",
-                                      "speed_runs.csv", "speed.csv"}
+                                      "speed_runs.csv", "speed.csv", "atlas_runs.csv",
+                                      "atlas.csv"}
     for path in csvs:
         check_csv(path, out)
 

@@ -1,5 +1,7 @@
 """``groundup publish`` (``make results``): every experiment's full profile and the
 pytest-benchmark suite into ``results/published/``, then the README's Results section.
+Timed experiments run one run at a time, with the machine to themselves; accuracy-only
+ones (generalisation, xor-atlas) run on a local Dask cluster of ``ACCURACY_WORKERS``.
 
 It works in ``results/published.partial/`` and moves that into place only when every
 part has finished, so the published results are never half replaced. Run again
@@ -8,6 +10,7 @@ after an interruption, it resumes there: rows already measured are kept.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import shutil
@@ -19,13 +22,14 @@ from rich.console import Console
 from benchmarks.experiments import EXPERIMENTS as REGISTRY
 from benchmarks.experiments import WORKER, plan
 from benchmarks.files import write_atomic
-from benchmarks.harness import environment, folder
+from benchmarks.harness import cluster, environment, folder
 from benchmarks.harness.runner import check_data, run_experiments
 from benchmarks.harness.specs import PROFILES
 from benchmarks.reporting import bench_report, readme
 from benchmarks.reporting.report import write_report
 
-EXPERIMENTS = ("compare", "generalisation", "jacobian", "speed", "scaling")
+EXPERIMENTS = ("compare", "generalisation", "jacobian", "speed", "scaling", "xor-atlas")
+ACCURACY_WORKERS = 2  # this machine's cores
 PUBLISHED = environment.ROOT / "results" / "published"
 
 
@@ -48,9 +52,15 @@ def publish(out: Path = PUBLISHED, profile: str = "full",
     if not resumed:
         folder.create(work, settings, [e.runs_stem for e in chosen])
     with folder.Lock(work):  # held until the folder is finished, benchmarks included
-        code = run_experiments(chosen, specs, work, WORKER, console)
-        if code:
-            return code
+        for experiment in chosen:
+            mark = time.perf_counter()
+            with (contextlib.nullcontext() if experiment.timed
+                  else cluster.connect(ACCURACY_WORKERS, None)) as client:
+                code = run_experiments([experiment], specs, work, WORKER, console,
+                                       client=client)
+            if code:
+                return code
+            phases[experiment.name] = time.perf_counter() - mark
         for experiment in chosen:
             write_report(work, experiment.name)
         phases["experiments"] = time.perf_counter() - started
@@ -67,6 +77,7 @@ def publish(out: Path = PUBLISHED, profile: str = "full",
             "memory_gib": round(environment.total_mib() / 1024, 1),
             "finished": environment.utc_now(), "profile": profile,
             "experiments": list(EXPERIMENTS), "generalisation_variants": True,
+            "accuracy_only_workers": ACCURACY_WORKERS,
             "resumed": resumed, "wall_time_s": round(wall, 1),
             "phase_wall_time_s": {k: round(v, 1) for k, v in phases.items()},
             "command": "make results (groundup publish)",

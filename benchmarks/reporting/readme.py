@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.errors import UsageError
-from benchmarks.experiments import generalisation, jacobian, scaling
+from benchmarks.experiments import atlas, generalisation, jacobian, scaling
 from benchmarks.files import write_atomic
 from benchmarks.harness import schema
 from benchmarks.reporting import bench_report
@@ -213,6 +213,19 @@ def scaling_block(folder: Path, link: str) -> list[str]:
             f"![samples per second]({link}/scaling_throughput.png)", ""]
 
 
+def atlas_block(folder: Path, link: str) -> list[str]:
+    """How often XOR converges, from the atlas (published runs before it have none)."""
+    if not (folder / "atlas.csv").exists():
+        return []
+    summary = _read(folder, "atlas.csv")
+    return ["### How often XOR really converges (`groundup run xor-atlas`)", "",
+            atlas.answer(summary), "", "Converged (all four outputs right after rounding at "
+            "the end), scratch, with Wilson 95% intervals:", "", atlas.rate_grid(summary), "",
+            *atlas.cross_checks(_read(folder, "atlas_runs.csv")), "",
+            f"Failures by kind and the median epoch of convergence: [atlas.md]({link}/"
+            "xor-atlas.md).", "", f"![convergence rates]({link}/xor-atlas_rates.png)", ""]
+
+
 def bench_table(folder: Path) -> str:
     if not list((folder / "benchmarks").glob("*/*.json")):
         raise UsageError(f"{folder / 'benchmarks'} holds no pytest-benchmark JSON; run "
@@ -254,6 +267,7 @@ def section(folder: Path, link: str) -> str:
         "### XOR: how often a 2-2-1 sigmoid net converges", "", xor_table(compare), "",
         f"Anchor: {XOR_ANCHOR}. Keras `fit` called once per epoch, as the blog did, is stopped "
         "by the time budget and extrapolated.", "",
+        *atlas_block(folder, link),
         "### The reversal failure", "", reversal, "",
         f"Anchor: {generalisation.ANCHOR} (18 of 24 bits, 0 of 6 numbers).", "", why, "",
         verdict, "",
