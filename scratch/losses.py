@@ -92,7 +92,8 @@ class MeanSquaredError(Loss):
         return value, d
 
     def per_sample(self, y_true, y_pred):
-        return np.mean((y_pred - y_true) ** 2, axis=-1)
+        d = y_pred - y_true
+        return np.add.reduce(d * d, axis=-1) / d.shape[-1]  # np.mean's arithmetic, faster
 
     def gradient(self, y_true, y_pred):
         n, k = y_pred.shape[-2:]

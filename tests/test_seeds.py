@@ -112,3 +112,27 @@ def test_many_seeds_lie_seed_axis_last_in_memory():
     arrays = [*stack.params, *(a for layer in stack.dense for a in (layer.z, layer.a))]
     for a in arrays:
         assert a.shape[0] == 200 and a.strides[0] == a.itemsize, a.shape
+
+
+@pytest.mark.parametrize("products", ["matmul", "multiply-adds"])
+@pytest.mark.parametrize("opt", OPTIMIZERS)
+def test_a_subset_of_seeds_trains_on_as_each_would_have(opt, products, monkeypatch):
+    """Seeds dropped midway (those done) leave the others' trajectories, and their optimizer
+    state, untouched: in any order, the kept seeds end where MLP(seed=s) alone ends."""
+    if products == "multiply-adds":
+        monkeypatch.setattr(seeds_module, "MANY", 1)
+    arch = ARCHITECTURES["reverse4"]
+    x, y = data(arch, "float64")
+    stack = SeedBatchedMLP(arch.sizes, arch.activations, arch.loss, OPTIMIZERS[opt],
+                           seeds=(5, 3, 0, 7), dtype="float64")
+    stack.fit(x, y, epochs=4, batch_size=4)
+    kept, before = stack.subset([3, 1]), stack.flat_params.copy()
+    assert kept.seeds == [7, 3] and len(kept.params[0]) == 2
+    losses = kept.fit(x, y, epochs=4, batch_size=4)
+    for i, seed in enumerate(kept.seeds):
+        single = alone(arch, OPTIMIZERS[opt], "float64", seed)
+        history = single.fit(x, y, epochs=8, batch_size=4, shuffle=False)
+        np.testing.assert_allclose(losses[:, i], history.history["loss"][4:], rtol=0, atol=1e-11)
+        for w, v in zip(kept.seed_weights(i), single.get_weights(), strict=True):
+            np.testing.assert_allclose(w, v, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(stack.flat_params, before)  # the original is its own
