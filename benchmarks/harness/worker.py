@@ -195,15 +195,39 @@ class _ScratchSeeds:
             cfg.arch, cfg.optimizer, seeds=[s.seed for s in specs], dtype=specs[0].dtype,
             kernel_initializer=cfg.kernel_initializer, bias_initializer=cfg.bias_initializer)
         self.x, self.y, self.batch, self.chunk = x, y, min(cfg.batch_size, len(x)), chunk
+        self.whole, self.active = self.stack, list(range(len(specs)))
 
     def warm_up(self) -> None:
         self.stack.gradients(self.x[:1], self.y[:1])  # touches every buffer; no update
 
     def train(self, epochs: int) -> np.ndarray:
+        """Train the active seeds; their losses, in ``active``'s order."""
         return self.stack.fit(self.x, self.y, epochs=epochs, batch_size=self.batch)[-1]
 
     def predict(self, x) -> np.ndarray:
         return self.stack.predict(x)
+
+    def retire(self, done: set[int]) -> None:
+        """Stop training the seeds ``done`` (indices into the group): their weights stay as
+        they are now, and the others train on as a smaller stack."""
+        if not done & set(self.active):
+            return
+        self._gather()
+        keep = [p for p, i in enumerate(self.active) if i not in done]
+        self.active = [self.active[p] for p in keep]
+        self.stack = self.stack.subset(keep)
+
+    def _gather(self) -> None:
+        """The active seeds' weights back into the whole group's stack."""
+        if self.stack is not self.whole:
+            for whole, part in zip(self.whole.params, self.stack.params, strict=True):
+                whole[self.active] = part
+
+    def finish(self) -> None:
+        """Every seed's last weights in the whole group's stack, which answers from now on."""
+        self._gather()
+        self.stack = self.whole
+        self.active = list(range(len(self.whole.seeds)))
 
     def seed_weights(self, i: int) -> list[np.ndarray]:
         return self.stack.seed_weights(i)
@@ -224,6 +248,10 @@ class _JaxSeeds:
         self.keys = jax.vmap(jax.random.PRNGKey)(jax.numpy.array([s.seed for s in specs]))
         init, self.run = model.seeds_runner(chunk)
         self.state, self.chunk, self._predict = init(self.params), chunk, model.seeds_predict()
+        self.active = list(range(len(specs)))  # every seed trains to the end
+
+    def finish(self) -> None:
+        pass
 
     def warm_up(self) -> None:
         args = (self.params, self.state, self.keys, self.batches, self.rest)
@@ -272,6 +300,9 @@ def execute_seeds(experiment: Experiment, specs: list[RunSpec]) -> list[dict]:
     x, y, epochs, n = data.x, data.y, spec.epochs, len(specs)
     chunk = largest_divisor(epochs, check_interval(epochs))  # whole calls, each a check
     seeds = (_JaxSeeds if spec.impl == "jax" else _ScratchSeeds)(cfg, specs, x, y, chunk)
+    # A seed stopped at its target (scratch's only; jax's compiled group trains to the end)
+    # leaves the stack, and the rest train on with fewer seeds.
+    at_target = spec.extra.get("stop_at_target", False) and isinstance(seeds, _ScratchSeeds)
     initial = [seeds.seed_weights(i) for i in range(n)]
     started = time.perf_counter()
     seeds.warm_up()
@@ -292,16 +323,20 @@ def execute_seeds(experiment: Experiment, specs: list[RunSpec]) -> list[dict]:
         with monitor.paused():  # every call ends at a check: each seed's loss and target
             trained = monitor.elapsed()
             predictions = seeds.predict(data.x_test)
-            for i, loss in enumerate(losses):
+            for i, loss, prediction in zip(seeds.active, losses, predictions, strict=True):
                 curves[i].append((monitor.epochs_done, float(loss)))
-                if reached[i][0] is None and target_reached(cfg, data.y_test, predictions[i]):
+                if reached[i][0] is None and target_reached(cfg, data.y_test, prediction):
                     reached[i] = (trained, monitor.epochs_done)
-        if stop:
+            if at_target:
+                seeds.retire({i for i in seeds.active if reached[i][0] is not None})
+        if stop or not seeds.active:
             break
+    seeds.finish()
     peak = rss_mib("VmHWM") - before
     timed = times(monitor, data, epochs, batch, share=n)
     settings = json.dumps({"seed_batched": n, "group_train_time_s":
-                           round(timed["measured_train_time_s"] * n, 4)})
+                           round(timed["measured_train_time_s"] * n, 4),
+                           **({"stopped_at_target": True} if at_target else {})})
     rows, context = [], {**environment.context(), "timestamp": environment.utc_now()}
     cache: dict = {}
     for i, spec in enumerate(specs):
@@ -314,6 +349,7 @@ def execute_seeds(experiment: Experiment, specs: list[RunSpec]) -> list[dict]:
             "status": "ok", "error": "", **implementation_columns(spec.impl),
             **diverged(final_loss), "dataset": data.name, "train_samples": len(x), **timed,
             "time_to_target_s": None if reached[i][0] is None else reached[i][0] / n,
+            **({"measured_epochs": reached[i][1]} if at_target and reached[i][1] else {}),
             "warmup_s": warmup_s / n, "settings": settings, "final_loss": final_loss,
             "peak_rss_mib": peak, "curve": curves[i] if experiment.curves else None,
             **experiment.measure(trained), **context})

@@ -219,8 +219,9 @@ def atlas_block(folder: Path, link: str) -> list[str]:
         return []
     summary = _read(folder, "atlas.csv")
     return ["### How often XOR really converges (`groundup run xor-atlas`)", "",
-            atlas.answer(summary), "", "Converged (all four outputs right after rounding at "
-            "the end), scratch, with Wilson 95% intervals:", "", atlas.rate_grid(summary), "",
+            atlas.answer(summary), "", "Converged (all four outputs right after rounding, "
+            "within 100000 epochs), scratch, with Wilson 95% intervals:", "",
+            atlas.rate_grid(summary), "",
             *atlas.cross_checks(_read(folder, "atlas_runs.csv")), "",
             f"Failures by kind and the median epoch of convergence: [atlas.md]({link}/"
             "xor-atlas.md).", "", f"![convergence rates]({link}/xor-atlas_rates.png)", ""]
