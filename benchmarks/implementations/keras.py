@@ -42,6 +42,8 @@ class Keras(Implementation):
     def __init__(self, tuned: bool, backend: str = "tensorflow"):
         self.tuned, self.backend = tuned, backend
         self._settings: dict[int, dict] = {}  # each model's, by id
+        self._last: tuple[str, object] | None = None  # (what it was built for, the model)
+        self._warm: dict[int, tuple] = {}  # a model's warm-up, while its compilation stands
         self._calibrated: dict[tuple, dict] = {}  # each task's calibrated settings
         self.clips_cross_entropy = backend != "tensorflow"
         self.requires = ("keras", BACKEND_PACKAGES[backend])
@@ -72,11 +74,21 @@ class Keras(Implementation):
                 "backend": f"{self.backend} {package_version(BACKEND_PACKAGES[self.backend])}"}
 
     def build(self, cfg, weights, dtype, seed):
+        """The compiled twin of ``cfg.arch`` with ``weights``. A process that trains seed
+        after seed of one configuration (an accuracy-only group) gets the previous run's
+        model back, its weights set and its optimizer's state zeroed: the next warm-up then
+        skips the compilation that its predecessor's already did."""
         import keras_models
 
-        model = keras_models.build(cfg.arch, cfg.optimizer, dtype)
+        built_for = repr((cfg, dtype))
+        if self._last and self._last[0] == built_for:
+            model = self._last[1]
+            _zero_optimizer(model)
+        else:
+            model = keras_models.build(cfg.arch, cfg.optimizer, dtype)
+            self._settings[id(model)] = dict(PLAIN)
+            self._last = (built_for, model)
         model.set_weights(weights)
-        self._settings[id(model)] = dict(PLAIN)
         return model
 
     @staticmethod
@@ -112,6 +124,7 @@ class Keras(Implementation):
         return [c for i, c in enumerate(found) if c not in found[:i]]
 
     def _compile(self, model, settings: dict, epochs: int) -> None:
+        self._warm.pop(id(model), None)
         spe = settings["steps_per_execution"]
         model.compile(optimizer=model.optimizer, loss=model.loss,
                       jit_compile=settings["jit_compile"],
@@ -157,14 +170,16 @@ class Keras(Implementation):
         if key in self._calibrated:
             self._settings[id(model)] = self._calibrated[key]
         settings = self._settings[id(model)]
-        self._compile(model, settings, epochs)
-        xs, ys, batch = self._feed(settings, x, y, cfg, epochs)
-        first = len(xs) if settings["repeat"] else batch  # one execution's worth
-        model.fit(xs[:first], ys[:first], batch_size=batch, epochs=1, shuffle=False, verbose=0)
+        warm = (key, repr(settings))
+        if self._warm.get(id(model)) != warm:  # else compiled and traced for this already
+            self._compile(model, settings, epochs)
+            xs, ys, batch = self._feed(settings, x, y, cfg, epochs)
+            first = len(xs) if settings["repeat"] else batch  # one execution's worth
+            model.fit(xs[:first], ys[:first], batch_size=batch, epochs=1, shuffle=False,
+                      verbose=0)
+            self._warm[id(model)] = warm
         model.set_weights(weights)
-        for v in model.optimizer.variables:
-            if v.name != "learning_rate":
-                v.assign(np.zeros(v.shape, v.dtype))
+        _zero_optimizer(model)
         self.predict(model, x[:2])
 
     def settings(self, model) -> dict:
@@ -213,6 +228,13 @@ class Keras(Implementation):
         if self.tuned:
             return np.asarray(model.predict_on_batch(x))
         return model.predict(x, verbose=0)
+
+
+def _zero_optimizer(model) -> None:
+    """The optimizer as new: its step count and its state (momentum, moments) zero."""
+    for v in model.optimizer.variables:
+        if v.name != "learning_rate":
+            v.assign(np.zeros(v.shape, v.dtype))
 
 
 def _keras_callback(monitor: Monitor, predict: Predict, epochs_per_fit_epoch: int):
