@@ -26,7 +26,8 @@ def published(tmp_path_factory) -> tuple[Path, Path]:
 
     root = tmp_path_factory.mktemp("publish")
     page = root / "README.md"
-    page.write_text(f"# title\n\nbefore\n\n{readme.BEGIN}\nold\n{readme.END}\n\nafter\n")
+    page.write_text(
+        f"# title\n\nbefore\n\n{readme.BEGIN}\nthe stale block\n{readme.END}\n\nafter\n")
     out = root / "published"
     assert publish.publish(out, "smoke", page) == 0
     return out, page
@@ -42,7 +43,7 @@ def test_publish_writes_every_file_and_the_readme_block(published):
     assert {"generalisation", "xor-atlas", "compare"} <= set(env["phase_wall_time_s"])
     text = page.read_text()
     assert text.startswith("# title\n\nbefore\n\n") and text.endswith("\n\nafter\n")
-    assert "old" not in text and "### The reversal failure" in text
+    assert "the stale block" not in text and "### The reversal failure" in text
     assert "### How often XOR really converges" in text and "Cross-check, h2-lr0.01" in text
     assert readme.section(out, "published") in text  # linked relative to the README
     csvs = sorted(out.rglob("*.csv"))

@@ -18,7 +18,8 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     Experiment("generalisation", "reversal: trained on a leading 0, tested on a leading 1",
                generalisation.specs, generalisation.measure, generalisation.configure,
                generalisation.load, generalisation.COLUMNS, generalisation.report,
-               (generalisation.plot,), tasks=generalisation.TASKS, timed=False),
+               (generalisation.plot,), tasks=generalisation.TASKS, timed=False,
+               group_size=10),  # keras-torch-tuned's 20 seeds (15 min) over 2 workers
     Experiment("jacobian", "explicit Jacobians against the shortcut, MNIST 784-H-10",
                jacobian.specs, jacobian.measure, jacobian.configure, columns=jacobian.COLUMNS,
                report=jacobian.report, plots=(jacobian.plot,), tasks=jacobian.TASKS),
