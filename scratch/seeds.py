@@ -92,13 +92,18 @@ class SeedBatchedMLP(MLP):
         n = len(seeds)
         # In memory (n_in, n_out, S) and (1, n_out, S); seen as (S, n_in, n_out), (S, 1, n_out).
         shapes = [(*p.shape, n) if p.ndim == 2 else (1, *p.shape, n) for p in first.params]
-        self.flat_params, self.params = _seed_views(shapes, self.dtype)
-        self.flat_grads, grads = _seed_views(shapes, self.dtype)
+        self._allocate(shapes, [layer.activation for layer in first.dense])
         for i, stack in enumerate(self.params):
             stack[...] = np.stack([m.params[i].reshape(stack.shape[1:]) for m in singles])
-        self.layers = [StackedDense(*self.params[2 * i:2 * i + 2], layer.activation,
-                                    grads[2 * i:2 * i + 2]) for i, layer in enumerate(first.dense)]
-        self.dense = self.layers
+
+    def _allocate(self, shapes, activations) -> None:
+        """Zeroed parameter and gradient stacks, laid out (..., S) as ``shapes``, and the
+        layers over them."""
+        self.flat_params, self.params = _seed_views(shapes, self.dtype)
+        self.flat_grads, grads = _seed_views(shapes, self.dtype)
+        self.layers = self.dense = [
+            StackedDense(*self.params[2 * i:2 * i + 2], activation, grads[2 * i:2 * i + 2])
+            for i, activation in enumerate(activations)]
 
     def _backward(self, x: np.ndarray, y: np.ndarray, scale: float = 1.0) -> np.ndarray:
         """Forward, then backward into the gradient buffers; returns each seed's loss, (S,)."""
@@ -163,12 +168,8 @@ class SeedBatchedMLP(MLP):
         gather, narrowed = _seed_views(shapes, np.intp)
         for a, b in zip(narrowed, stacks, strict=True):
             a[...] = b[positions]
-        new.flat_params, new.params = _seed_views(shapes, self.dtype)
+        new._allocate(shapes, [layer.activation for layer in self.dense])
         new.flat_params[:] = self.flat_params[gather]
-        new.flat_grads, grads = _seed_views(shapes, self.dtype)
-        new.layers = [StackedDense(*new.params[2 * i:2 * i + 2], layer.activation,
-                                   grads[2 * i:2 * i + 2]) for i, layer in enumerate(self.dense)]
-        new.dense = new.layers
         new.optimizer = copy.copy(self.optimizer)
 
         def take(state):

@@ -250,9 +250,6 @@ class _JaxSeeds:
         self.state, self.chunk, self._predict = init(self.params), chunk, model.seeds_predict()
         self.active = list(range(len(specs)))  # every seed trains to the end
 
-    def finish(self) -> None:
-        pass
-
     def warm_up(self) -> None:
         args = (self.params, self.state, self.keys, self.batches, self.rest)
         self.run = self.run.lower(*args).compile()
@@ -331,7 +328,8 @@ def execute_seeds(experiment: Experiment, specs: list[RunSpec]) -> list[dict]:
                 seeds.retire({i for i in seeds.active if reached[i][0] is not None})
         if stop or not seeds.active:
             break
-    seeds.finish()
+    if at_target:
+        seeds.finish()
     peak = rss_mib("VmHWM") - before
     timed = times(monitor, data, epochs, batch, share=n)
     settings = json.dumps({"seed_batched": n, "group_train_time_s":

@@ -86,8 +86,8 @@ class Keras(Implementation):
             _zero_optimizer(model)
         else:
             model = keras_models.build(cfg.arch, cfg.optimizer, dtype)
-            self._settings[id(model)] = dict(PLAIN)
             self._last = (built_for, model)
+        self._settings[id(model)] = dict(PLAIN)  # as built; warm_up calibrates (or recalls)
         model.set_weights(weights)
         return model
 
