@@ -7,8 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from benchmarks.data.tasks import get_config
 from benchmarks.experiments import scaling
 from benchmarks.harness.specs import PROFILES, Selection
+from benchmarks.implementations import IMPLEMENTATIONS
+from benchmarks.implementations.keras import PLAIN
 from scratch.cost import backprop_cost
 
 
@@ -40,6 +43,20 @@ def test_the_profiles_cover_their_grids():
     chosen = scaling.specs(PROFILES["quick"], Selection(["mnist"], ["keras"], None))
     assert [s.impl for s in chosen] == ["keras"]  # --impl names any
     assert scaling.configure(full[0]).arch.sizes == (784, 32, 10)
+
+
+def test_keras_torch_tuned_left_out_would_repeat_keras_torch_in_every_cell():
+    tuned = IMPLEMENTATIONS["keras-torch-tuned"]
+    cells = scaling.specs(PROFILES["full"], Selection(["mnist"], None, None))[0].extra["cells"]
+    for hidden, batch in cells:
+        cfg = scaling.cell_config(hidden, batch)
+        assert tuned.candidates(cfg, scaling.EPOCH_SAMPLES) == [PLAIN]
+        assert tuned.runs_as(cfg, scaling.EPOCH_SAMPLES) == "keras-torch"
+    # It is left out for that alone: on a full batch it has a setting of its own to try.
+    xor = get_config("xor")
+    assert tuned.runs_as(xor, 4) == "keras-torch-tuned"
+    assert IMPLEMENTATIONS["keras-tuned"].runs_as(scaling.cell_config(32, 8),
+                                                  scaling.EPOCH_SAMPLES) == "keras-tuned"
 
 
 def test_cells_expand_to_one_row_each_and_the_winner_is_the_fastest():

@@ -64,6 +64,12 @@ class Implementation(ABC):
         """The implementation's own settings for this run, recorded in its row."""
         return {}
 
+    def runs_as(self, cfg: TaskConfig, n: int) -> str:
+        """The implementation a run of ``cfg`` on ``n`` samples would really be: this one,
+        or for a tuned variant whose calibration has no candidate there but its plain
+        twin's settings, that twin."""
+        return self.name
+
     def versions(self) -> dict:
         """framework_version and backend, for every row."""
         return {"framework_version": package_version(self.framework), "backend": "cpu"}

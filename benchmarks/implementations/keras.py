@@ -123,6 +123,13 @@ class Keras(Implementation):
             found.append({"jit_compile": jit, "steps_per_execution": 1, "repeat": False})
         return [c for i, c in enumerate(found) if c not in found[:i]]
 
+    def runs_as(self, cfg: TaskConfig, n: int) -> str:
+        """keras-torch-tuned on minibatches has one candidate, plain fit (PyTorch's trainer
+        takes one step per execution; no XLA): its run would be keras-torch's."""
+        if self.tuned and self.candidates(cfg, n) == [PLAIN]:
+            return self.name.removesuffix("-tuned")
+        return self.name
+
     def _compile(self, model, settings: dict, epochs: int) -> None:
         self._warm.pop(id(model), None)
         spe = settings["steps_per_execution"]
