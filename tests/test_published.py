@@ -128,3 +128,15 @@ def test_the_winners_table_ranks_by_the_median_over_seeds():
     assert cells[:5] == ["mnist/blog, compare", "s per epoch", "a (1.1)", "jax (1.55, 1.41x)",
                          "#3 of 3, 1.91x"]
     assert cells[5] == ""  # no reason is invented for an implementation it does not know
+
+
+def test_a_calibrated_run_says_what_it_chose():
+    tuned = {"jit_compile": True, "steps_per_execution": 50, "repeat": False, "calibration": []}
+    assert readme.chosen(json.dumps(tuned)) == "XLA, 50 steps per execution"
+    plain = {"jit_compile": "auto", "steps_per_execution": 1, "repeat": False}
+    assert readme.chosen(json.dumps({**plain, "repeat": True, "calibration": []})) == \
+        "the batch repeated"
+    assert "run-to-run noise" in readme.chosen(json.dumps({**plain, "calibration": []}))
+    assert readme.chosen(json.dumps(plain)) == ""  # keras itself: nothing calibrated
+    assert readme.chosen(json.dumps({"compile": True, "calibration": {}})) == "torch.compile"
+    assert readme.chosen("{}") == readme.chosen(float("nan")) == ""
