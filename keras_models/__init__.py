@@ -6,6 +6,15 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from keras_models.twins import build, gradients, keras_optimizer, train_step, twin_of  # noqa: E402
+from keras_models.twins import (  # noqa: E402
+    FORMS,
+    build,
+    gradients,
+    keras_optimizer,
+    probabilities,
+    train_step,
+    twin_of,
+)
 
-__all__ = ["build", "gradients", "keras_optimizer", "train_step", "twin_of"]
+__all__ = ["FORMS", "build", "gradients", "keras_optimizer", "probabilities", "train_step",
+           "twin_of"]

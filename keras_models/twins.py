@@ -31,33 +31,75 @@ def keras_optimizer(config: dict) -> keras.optimizers.Optimizer:
     return classes[name](**config)
 
 
+# The cross-entropies of a softmax or sigmoid output, as Keras losses that take the logits.
+# Given Dense(activation="softmax") and "categorical_crossentropy", Keras on TensorFlow
+# reads the softmax's logits (keras/src/backend/tensorflow/nn.py, ``output._keras_logits``)
+# while Keras on JAX and PyTorch clips the probabilities at epsilon() before the log
+# (keras/src/backend/jax/nn.py): where the softmax saturates, their gradient is not S - y.
+# A twin whose last Dense gives logits, and a loss that takes them, is the same maths on
+# every backend; that is the form TensorFlow's own get-started example writes.
+LOGIT_LOSSES = {("categorical_crossentropy", "softmax"): "CategoricalCrossentropy",
+                ("sparse_categorical_crossentropy", "softmax"):
+                    "SparseCategoricalCrossentropy",
+                ("binary_crossentropy", "sigmoid"): "BinaryCrossentropy"}
+FORMS = ("logits", "keras")  # the twin's own form; Keras' default form (a finding)
+
+
 def build(arch: Architecture, optimizer: dict | None = None, dtype: str = "float32",
-          dropout: float | None = None, **compile_kwargs) -> keras.Sequential:
+          dropout: float | None = None, form: str = "logits",
+          **compile_kwargs) -> keras.Sequential:
     """A compiled ``keras.Sequential`` of ``arch``: Dense layers with a Dropout after
-    every hidden one when ``dropout`` (default ``arch.dropout``) is positive."""
+    every hidden one when ``dropout`` (default ``arch.dropout``) is positive.
+
+    ``form="logits"``: where the loss is the cross-entropy of the output activation, the
+    last Dense is linear and the loss takes its logits (``from_logits=True``); the model
+    then returns logits, and ``probabilities(model)`` applies the output activation.
+    ``form="keras"``: Keras' default form, ``Dense(activation="softmax")`` and the loss by
+    name, which trains another network off TensorFlow where the softmax saturates.
+    """
+    if form not in FORMS:
+        raise ValueError(f"No twin form {form!r}; choose one of {FORMS}.")
     dropout = arch.dropout if dropout is None else dropout
+    output = activations.get(arch.activations[-1]).name
+    logits = LOGIT_LOSSES.get((arch.loss, output)) if form == "logits" else None
     layers: list = [keras.Input(shape=(arch.sizes[0],), dtype=dtype)]
     last = len(arch.sizes) - 2
     for i, (n_out, act) in enumerate(zip(arch.sizes[1:], arch.activations)):
+        act = "linear" if logits and i == last else act
         layers.append(keras.layers.Dense(n_out, activation=keras_activation(act), dtype=dtype))
         if dropout and i < last:
             layers.append(keras.layers.Dropout(dropout, dtype=dtype))
     model = keras.Sequential(layers, name=f"{arch.name}_twin")
+    model.output_activation = output if logits else None  # what probabilities() applies
+    loss = getattr(keras.losses, logits)(from_logits=True, dtype=dtype) if logits else arch.loss
     # The optimizer's learning rate is a floatx variable: float32, Keras' default.
     keras.config.set_floatx("float32")
     model.compile(optimizer=keras_optimizer(optimizer or {"name": "sgd", "learning_rate": 0.01}),
-                  loss=arch.loss, **compile_kwargs)
+                  loss=loss, **compile_kwargs)
     # fit and predict cast float inputs to floatx: a float64 model is fed float64 data.
     keras.config.set_floatx(dtype)
     return model
 
 
-def twin_of(mlp: MLP, **compile_kwargs) -> keras.Sequential:
-    """The Keras twin of ``mlp``, starting from a copy of its current weights."""
+def probabilities(model: keras.Model) -> keras.Model:
+    """The model that gives ``model``'s outputs after its output activation: ``model``
+    itself, or for a twin that returns logits, ``model`` then that activation (the same
+    weights; TensorFlow's get-started example calls it the probability model)."""
+    activation = getattr(model, "output_activation", None)
+    if activation is None:
+        return model
+    output = keras.layers.Activation(keras_activation(activation), dtype=model.layers[-1].dtype)
+    return keras.Model(model.inputs[0], output(model.outputs[0]),
+                       name=f"{model.name}_probabilities")
+
+
+def twin_of(mlp: MLP, form: str = "logits", **compile_kwargs) -> keras.Sequential:
+    """The Keras twin of ``mlp`` (see ``build`` for ``form``), starting from a copy of its
+    current weights."""
     config = mlp.get_config()
     arch = Architecture("twin", tuple(config["sizes"]), tuple(config["activations"]),
                         config["loss"], config["dropout"])
-    model = build(arch, config["optimizer"], config["dtype"], **compile_kwargs)
+    model = build(arch, config["optimizer"], config["dtype"], form=form, **compile_kwargs)
     model.set_weights(mlp.get_weights())
     return model
 

@@ -19,7 +19,7 @@ from benchmarks.experiments import EXPERIMENTS, WORKER, compare
 from benchmarks.harness.runner import run_one
 from benchmarks.harness.schema import KEY
 from benchmarks.harness.specs import PROFILES, RunSpec, Selection
-from benchmarks.implementations import IMPLEMENTATIONS, Monitor, scratch_model
+from benchmarks.implementations import IMPLEMENTATIONS, PEERS, Monitor, scratch_model
 from tests.peers import SHUFFLED, XOR_IN_PAIRS  # the batch orders, shared with the peers
 
 
@@ -242,7 +242,7 @@ def test_quick_profile_covers_every_implementation_on_every_task():
     specs = compare.specs(PROFILES["quick"], Selection(["xor", "reverse4", "mnist"], None, None))
     # keras-torch-tuned has only plain fit to try on MNIST's minibatches: keras-torch runs once.
     assert {(s.task, s.impl) for s in specs} == {
-        (t, i) for t in ("xor", "reverse4", "mnist") for i in IMPLEMENTATIONS} - {
+        (t, i) for t in ("xor", "reverse4", "mnist") for i in PEERS} - {
         ("mnist", "keras-torch-tuned")}
     jac = [s for s in specs if s.task == "mnist" and s.impl == "scratch-jacobian"]
     assert jac[0].train_samples == PROFILES["quick"].jacobian_mnist_samples
@@ -256,7 +256,7 @@ def test_full_profile_seeds_scratch_and_keras_three_times_and_the_peers_once():
     assert {f"{k[0]}/{k[1]}" for k in seeds} == set(CONFIGS)  # every configuration
     for (task, _, impl), found in seeds.items():
         assert found == set(range(3 if impl in compare.REFERENCE else 1)), (task, impl)
-    assert {k[2] for k in seeds} == set(IMPLEMENTATIONS)
+    assert {k[2] for k in seeds} == set(PEERS)
     assert ("mnist", "blog", "keras-torch-tuned") not in seeds
     assert {s.budget_s for s in specs if s.task != "mnist"} == {compare.TINY_BUDGET_S}
     assert {s.budget_s for s in specs if s.task == "mnist"} == {PROFILES["full"].budget_s}

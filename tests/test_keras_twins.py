@@ -43,7 +43,9 @@ def pair(arch, optimizer, dtype, twins, n=16):
 @pytest.mark.parametrize("arch", ARCHS, ids=lambda a: a.name)
 def test_same_weights_same_predictions_and_loss(arch, twins):
     model, twin, x, y = pair(arch, "sgd", "float64", twins)
-    np.testing.assert_allclose(twin(x).numpy(), model.predict(x), rtol=0, atol=FLOAT64_ATOL)
+    probabilities = twins.probabilities(twin)
+    np.testing.assert_allclose(probabilities(x).numpy(), model.predict(x), rtol=0,
+                               atol=FLOAT64_ATOL)
     loss, _ = twins.gradients(twin, x, y)
     assert loss == pytest.approx(model.evaluate(x, y), abs=FLOAT64_ATOL)
 
@@ -72,7 +74,8 @@ def test_same_weights_after_ten_steps_float64(arch, opt, twins):
 @pytest.mark.parametrize("arch", ARCHS, ids=lambda a: a.name)
 def test_same_weights_after_ten_steps_float32_keras_path(arch, opt, twins):
     model, twin, x, y = pair(arch, OPTIMIZERS[opt], "float32", twins)
-    np.testing.assert_allclose(twin.predict(x, verbose=0), model.predict(x), atol=FLOAT32_ATOL)
+    np.testing.assert_allclose(twins.probabilities(twin).predict(x, verbose=0), model.predict(x),
+                               atol=FLOAT32_ATOL)
     for xb, yb in batches(x, y):
         model.train_step(xb, yb)
         twin.train_on_batch(xb, yb)
@@ -87,6 +90,26 @@ def test_twin_has_the_same_layers_and_dropout(twins):
     assert [type(layer).__name__ for layer in twin.layers] == ["Dense", "Dropout", "Dense"]
     assert twin.layers[1].rate == model.layers[1].rate == 0.2
     assert twin.count_params() == model.count_params() == 784 * 512 + 512 + 512 * 10 + 10
+
+
+def test_a_cross_entropy_twin_gives_logits_and_its_loss_takes_them(twins):
+    """The softmax's cross-entropy from the logits on every backend: the last Dense is
+    linear, the loss is from_logits, and the probability model shares its weights. Keras'
+    default form keeps Dense(softmax) and the loss by name."""
+    model = MLP.from_architecture(ARCHITECTURES["mnist"])
+    twin, default = twins.twin_of(model), twins.twin_of(model, form="keras")
+    assert twin.layers[-1].activation.__name__ == "linear"
+    assert twin.loss.get_config()["from_logits"] is True
+    assert twins.probabilities(twin).get_weights()[0] is not None
+    assert len(twins.probabilities(twin).weights) == len(twin.weights) == 4
+    assert twin.output_activation == "softmax" and default.output_activation is None
+    assert default.layers[-1].activation.__name__ == "softmax"
+    assert default.loss == "categorical_crossentropy"
+    assert twins.probabilities(default) is default
+    xor = twins.twin_of(MLP.from_architecture(ARCHITECTURES["xor"]))  # MSE: no logits form
+    assert xor.layers[-1].activation.__name__ == "sigmoid" and xor.output_activation is None
+    with pytest.raises(ValueError, match="No twin form"):
+        twins.twin_of(model, form="softmax")
 
 
 class Replay:

@@ -7,7 +7,7 @@ import time
 
 from benchmarks.data.tasks import CONFIGS, load_task, score
 from benchmarks.harness.specs import Profile, RunSpec, Selection
-from benchmarks.implementations import IMPLEMENTATIONS, Trained
+from benchmarks.implementations import IMPLEMENTATIONS, PEERS, Trained
 
 SMOKE_EPOCHS = {"xor": 50, "reverse4": 50, "mnist": 1}
 SMOKE_MNIST_SAMPLES = 500
@@ -34,7 +34,7 @@ TASKS = (*sorted({c.task for c in CONFIGS.values()}), *CONFIGS)
 
 def specs(profile: Profile, chosen: Selection) -> list[RunSpec]:
     runs, planned = [], set()
-    impls = chosen.impls or list(IMPLEMENTATIONS)
+    impls = chosen.impls or PEERS
     for cfg in CONFIGS.values():
         first = next(c for c in CONFIGS.values() if c.task == cfg.task) is cfg
         if cfg.key not in chosen.tasks and not (

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from fnmatch import fnmatch
 
+import pandas as pd
+
+# A run not trained in full keeps these only as measured_* (the worker moves them).
+PREFIX_SCORES = ("final_loss", "accuracy", "bit_accuracy", "precision", "recall", "f1")
 # column: (unit, meaning); unit "" is text, "bool" true/false, "JSON" a JSON value
 COLUMNS = {
     "experiment": ("", "experiment name (compare, generalisation, jacobian, speed)"),
@@ -24,7 +28,8 @@ COLUMNS = {
                          "keras-tuned: the calibrated ones, and each candidate's ms per step; "
                          "torch: whether torch.compile was faster, and both ms per step)"),
     "seed": ("count", "seed of the initial weights, shuffling and dropout"),
-    "status": ("", "ok, diverged, timeout, oom, error or refused"),
+    "status": ("", "ok, differs (not the network scratch trains: see identity_rel_diff), "
+                   "diverged, timeout, oom, error or refused"),
     "error": ("", "what went wrong, when status is not ok"),
     "dataset": ("", "the data trained on (mnist, or an IDX dataset's folder name)"),
     "profile": ("", "quick, full or smoke"),
@@ -62,6 +67,23 @@ COLUMNS = {
     "traced_peak_mib": ("MiB", "what one training step allocates at its peak, by tracemalloc "
                                "(NumPy implementations only: tracemalloc does not see "
                                "TensorFlow)"),
+    "identity_steps": ("count", "training steps of the identity check, run before the timer: "
+                                "the implementation's own step on the run's first batches, "
+                                "against scratch's; 0: not checked "
+                                "(dropout: each framework draws its own masks); seed-batched "
+                                "groups check their first seed"),
+    "identity_rel_diff": ("1", "largest relative difference of those steps' losses from "
+                               "scratch's, each step taken from scratch's weights at that "
+                               "step: the loss, and the update's norm; over 0.05 (float32) or "
+                               "1e-4 (float64) the status is differs"),
+    "trained_in_full": ("bool", "the run trained every epoch on every sample its configuration "
+                                "asks for; where not (the time budget stopped it, or it trained "
+                                "on a prefix of the data) the scores below are empty, and the "
+                                "prefix's are in their measured_* columns"),
+    **{f"measured_{c}": ("fraction" if c != "final_loss" else "1",
+                         f"{c} of what a run not trained in full trained (not a result; "
+                         "empty where trained_in_full)")
+       for c in PREFIX_SCORES},
     "extrapolated": ("bool", "the run was measured on a prefix and its times extrapolated"),
     "python": ("", "Python version"),
     "numpy": ("", "NumPy version"),
@@ -78,7 +100,9 @@ COLUMNS = {
 KEY = ["experiment", "task", "config", "impl", "seed"]
 # Columns newer than results/published: its CSVs lack them, the next `make results` writes them.
 NEWER_THAN_PUBLISHED = frozenset({"framework", "framework_version", "backend", "settings", "jax",
-                                  "torch"})
+                                  "torch", "identity_steps", "identity_rel_diff",
+                                  "trained_in_full",
+                                  *(f"measured_{c}" for c in PREFIX_SCORES)})
 NOT_NUMBERS = {"", "JSON", "bool", "s or ms"}  # the units of columns that hold no number
 
 # Each experiment's own columns, after COLUMNS.
@@ -249,6 +273,31 @@ def schema_for(relative_path: str) -> tuple[str, dict, bool] | None:
         if fnmatch(relative_path, pattern) and ("/" in pattern) == ("/" in relative_path):
             return schema
     return None
+
+
+def trained_in_full(df: pd.DataFrame) -> pd.Series:
+    """Which rows trained their configuration in full. In a CSV older than the
+    trained_in_full column, the extrapolated rows did not."""
+    if "trained_in_full" in df:
+        return df["trained_in_full"].astype(str).eq("True")
+    if "extrapolated" not in df:
+        return pd.Series(True, index=df.index)
+    return ~df["extrapolated"].astype(str).eq("True")
+
+
+def results_only(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with no score of a run that did not train in full: the scores of what it
+    trained move to measured_* (as the worker writes them), so that no table or plot shows
+    them among results."""
+    full = trained_in_full(df)
+    df = df.assign(trained_in_full=full)
+    for column in PREFIX_SCORES:
+        if column in df:
+            measured = f"measured_{column}"
+            kept = df[measured] if measured in df else pd.Series(float("nan"), index=df.index)
+            df[measured] = kept.where(full, df[column])
+            df[column] = df[column].where(full)
+    return df
 
 
 def markdown() -> str:

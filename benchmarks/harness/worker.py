@@ -25,6 +25,7 @@ import numpy as np
 from benchmarks.data.tasks import target_reached
 from benchmarks.harness import environment
 from benchmarks.harness.experiment import Experiment
+from benchmarks.harness.schema import PREFIX_SCORES
 from benchmarks.harness.specs import RunSpec
 from benchmarks.implementations import (
     IMPLEMENTATIONS,
@@ -35,6 +36,7 @@ from benchmarks.implementations import (
 )
 from benchmarks.implementations.base import largest_divisor
 from benchmarks.implementations.timer import check_interval
+from scratch import epoch_order
 from scratch.seeds import SeedBatchedMLP
 
 PROGRESS = "@@progress"
@@ -68,6 +70,58 @@ def check_jacobian_memory(spec: RunSpec, cfg) -> None:
             "raise --memory-budget.")
 
 
+IDENTITY_STEPS = 20
+# How far a step of the same network may be from scratch's, relative: its loss, and its
+# update of the weights (the norm of the difference against the norm of scratch's update,
+# every layer as one vector). float32 rounding alone, measured on the three tasks, every
+# peer and 8 seeds: at most 7e-3 (XLA, mnist/blog: a ReLU unit at its kink flips);
+# Keras' default softmax form, and the jacobian mode in float32, on mnist/blog: 0.7 or
+# more. float64 allows for Keras on PyTorch, whose float64 products are float32's
+# (tests/test_peers.py): 1e-5 at most.
+IDENTITY_RTOL = {"float32": 5e-2, "float64": 1e-4}
+
+
+def identity(impl, cfg, dtype: str, seed: int, initial: list[np.ndarray], x, y) -> dict:
+    """The identity check, run before the timer: IDENTITY_STEPS of ``impl``'s own training
+    step on the run's first batches (epoch 0's order), each from the weights scratch's
+    network has at that step, against scratch's step. Each step starts from scratch's
+    weights, so rounding cannot grow into chaos (on mnist/blog's saturated start it moves
+    float32 losses by 20% within 20 free steps), while a different loss, gradient or update
+    shows at its step. Beyond IDENTITY_RTOL the row's status is ``differs``. Not checked
+    where dropout draws each framework's own masks."""
+    if cfg.arch.dropout:
+        return {"identity_steps": 0, "identity_rel_diff": None}
+    cap = impl.identity_samples
+    batch = min(cfg.batch_size, len(x), cap // 2 if cap else len(x))
+    steps = min(IDENTITY_STEPS, cap // batch) if cap else IDENTITY_STEPS
+    order = epoch_order(len(x), 0, seed) if cfg.shuffle else np.arange(len(x))
+    reference = scratch_model(cfg, dtype, seed)
+    reference.set_weights(initial)
+    model = impl.build(cfg, [w.copy() for w in initial], dtype, seed)
+    worst, tolerance = 0.0, IDENTITY_RTOL[dtype]
+    for k in range(steps):
+        b = order[(k * batch) % len(x):][:batch]
+        before = reference.get_weights()
+        impl.set_weights(model, before)
+        got, want = impl.train_step(model, x[b], y[b]), reference.train_step(x[b], y[b])
+        after = reference.get_weights()
+        moved = norm(a - w for a, w in zip(after, before))
+        off = norm(g - a for g, a in zip(impl.get_weights(model), after, strict=True))
+        diff = max(abs(got - want) / max(abs(want), 1e-12), off / max(moved, 1e-12))
+        worst = max(worst, diff) if diff == diff else float("nan")
+        if not diff <= tolerance:  # NaN differs too
+            return {"identity_steps": k + 1, "identity_rel_diff": worst, "status": "differs",
+                    "error": f"not the network scratch trains: at step {k} its loss is "
+                             f"{got:.6g} against scratch's {want:.6g}, and its loss or update "
+                             f"is {diff:.3g} off (tolerance {tolerance:g})"}
+    return {"identity_steps": steps, "identity_rel_diff": worst}
+
+
+def norm(arrays) -> float:
+    """The Euclidean norm of several arrays taken as one vector (every layer's weights)."""
+    return math.sqrt(sum(float(np.sum(np.square(a, dtype=np.float64))) for a in arrays))
+
+
 def rss_mib(field: str = "VmRSS") -> float:
     match = re.search(rf"{field}:\s+(\d+) kB", Path("/proc/self/status").read_text())
     return int(match.group(1)) / 1024 if match else float("nan")
@@ -94,6 +148,7 @@ def execute(experiment: Experiment, spec: RunSpec) -> dict:
     data = experiment.load(spec, cfg)
     x, y, epochs = data.x, data.y, spec.epochs
     initial = scratch_model(cfg, spec.dtype, spec.seed).get_weights()
+    same = identity(impl, cfg, spec.dtype, spec.seed, initial, x, y)
     model = impl.build(cfg, initial, spec.dtype, spec.seed)
 
     started = time.perf_counter()
@@ -116,7 +171,8 @@ def execute(experiment: Experiment, spec: RunSpec) -> dict:
     # The loss of the final weights on the training set, computed one way for every
     # implementation (outside the timer): Keras' own logs average over the epoch.
     final_loss = trained.scratch_twin().evaluate(x, y, batch_size=10_000)
-    return {
+    return unfinished(monitor, epochs, data, {
+        **same,
         **diverged(final_loss),
         "dataset": data.name,
         "train_samples": len(x),
@@ -128,7 +184,19 @@ def execute(experiment: Experiment, spec: RunSpec) -> dict:
         "peak_rss_mib": peak,
         "curve": monitor.curve if experiment.curves else None,
         **experiment.measure(trained),
-    }
+    })
+
+
+def unfinished(monitor: Monitor, epochs: int, data, row: dict) -> dict:
+    """A run that did not train the configuration in full (the time budget stopped it
+    before its last epoch, or it trained on a prefix of the data) keeps its scores only as
+    measured_* columns: they are no result of the configuration."""
+    full = not (monitor.over_budget and monitor.epochs_done < epochs) and len(data.x) >= data.n_full
+    row["trained_in_full"] = full
+    for column in () if full else PREFIX_SCORES:
+        if column in row:
+            row[f"measured_{column}"] = row.pop(column)
+    return row
 
 
 def times(monitor: Monitor, data, epochs: int, batch: int, share: int = 1) -> dict:
@@ -301,6 +369,9 @@ def execute_seeds(experiment: Experiment, specs: list[RunSpec]) -> list[dict]:
     # leaves the stack, and the rest train on with fewer seeds.
     at_target = spec.extra.get("stop_at_target", False) and isinstance(seeds, _ScratchSeeds)
     initial = [seeds.seed_weights(i) for i in range(n)]
+    # The implementation's own step on the group's first seed (tests/test_seeds.py proves
+    # each seed of a stack the network it would be alone)
+    same = identity(impl, cfg, spec.dtype, spec.seed, initial[0], x, y)
     started = time.perf_counter()
     seeds.warm_up()
     warmup_s = time.perf_counter() - started
@@ -343,14 +414,14 @@ def execute_seeds(experiment: Experiment, specs: list[RunSpec]) -> list[dict]:
         trained = Trained(spec, cfg, impl, _SeedView(seeds, i, cache), data, monitor,
                           initial[i])
         final_loss = trained.scratch_twin().evaluate(x, y, batch_size=10_000)
-        rows.append({
-            "status": "ok", "error": "", **implementation_columns(spec.impl),
+        rows.append(unfinished(monitor, epochs, data, {
+            "status": "ok", "error": "", **implementation_columns(spec.impl), **same,
             **diverged(final_loss), "dataset": data.name, "train_samples": len(x), **timed,
             "time_to_target_s": None if reached[i][0] is None else reached[i][0] / n,
             **({"measured_epochs": reached[i][1]} if at_target and reached[i][1] else {}),
             "warmup_s": warmup_s / n, "settings": settings, "final_loss": final_loss,
             "peak_rss_mib": peak, "curve": curves[i] if experiment.curves else None,
-            **experiment.measure(trained), **context})
+            **experiment.measure(trained), **context}))
     return rows
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from benchmarks.implementations.base import Implementation, Trained, scratch_model
 from benchmarks.implementations.jax import Jax
-from benchmarks.implementations.keras import Keras
+from benchmarks.implementations.keras import BACKENDS, Keras
 from benchmarks.implementations.scratch import Scratch
 from benchmarks.implementations.timer import Monitor, Predict
 from benchmarks.implementations.torch import Torch
@@ -12,8 +12,11 @@ from benchmarks.implementations.torch import Torch
 IMPLEMENTATIONS: dict[str, Implementation] = {
     impl.name: impl for impl in (Scratch("shortcut"), Scratch("jacobian"), Keras(tuned=False),
                                  Keras(tuned=True), Keras(False, "jax"), Keras(True, "jax"),
-                                 Keras(False, "torch"), Keras(True, "torch"), Jax(), Torch())
+                                 Keras(False, "torch"), Keras(True, "torch"), Jax(), Torch(),
+                                 *(Keras(False, b, form="keras") for b in BACKENDS))
 }
+# The peers: what an experiment runs unless told; a finding runs only where named.
+PEERS = [name for name, impl in IMPLEMENTATIONS.items() if not impl.finding]
 
 
 def implementation_columns(name: str) -> dict:
@@ -30,5 +33,5 @@ def missing_packages(name: str) -> str:
             if missing else "")
 
 
-__all__ = ["missing_packages", "IMPLEMENTATIONS", "Implementation", "Monitor", "Predict", "Trained",
+__all__ = ["missing_packages", "IMPLEMENTATIONS", "PEERS", "Implementation", "Monitor", "Predict", "Trained",
            "implementation_columns", "scratch_model"]

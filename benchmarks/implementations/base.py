@@ -48,9 +48,12 @@ class Implementation(ABC):
     description: str
     framework: str
     requires: tuple[str, ...] = ()  # the packages it imports
-    # Whether a softmax layer's cross-entropy comes from its probabilities clipped to
-    # [1e-7, 1 - 1e-7] (Keras off TensorFlow) rather than from its logits.
-    clips_cross_entropy = False
+    # Why it is no peer, where it trains another network by design (Keras' default softmax
+    # form): then no experiment runs it unless named, and its rows show the difference.
+    finding = ""
+    # The most samples its run-time identity check may train on (None: 20 batches): the
+    # explicit-Jacobian mode costs a second a sample on MNIST.
+    identity_samples: int | None = None
     install = "pip install -e ."  # what installs them
 
     def missing(self) -> list[str]:
@@ -102,6 +105,10 @@ class Implementation(ABC):
     def get_weights(self, model) -> list[np.ndarray]:
         """[W1, b1, W2, b2, ...] in Keras' layout."""
         return model.get_weights()
+
+    def set_weights(self, model, weights: list[np.ndarray]) -> None:
+        """Set [W1, b1, W2, b2, ...] (Keras' layout); the optimizer's state stays."""
+        model.set_weights(weights)
 
     def traced_peak_mib(self, model, x: np.ndarray, y: np.ndarray) -> float | None:
         """tracemalloc's peak over one training step, where tracemalloc sees the memory."""

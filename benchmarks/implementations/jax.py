@@ -118,7 +118,7 @@ class JaxModel:
             for i, act in enumerate(acts):
                 z = x @ params[2 * i] + params[2 * i + 1]
                 x = act(z)
-                if key is not None and rate and i < len(acts) - 1:  # inverted dropout
+                if key is not None and i < len(acts) - 1:  # inverted dropout
                     key, sub = jax.random.split(key)
                     keep = jax.random.bernoulli(sub, 1 - rate, x.shape)
                     x = jnp.where(keep, x / (1 - rate), 0).astype(x.dtype)
@@ -126,7 +126,9 @@ class JaxModel:
 
         def step(carry, batch):
             params, state, key = carry
-            key, sub = jax.random.split(key)
+            sub = None
+            if rate:  # a step without dropout does no PRNG work (a split costs 10x the step)
+                key, sub = jax.random.split(key)
             x, y = batch
             value, grads = jax.value_and_grad(lambda p: loss(*forward(p, x, sub), y))(params)
             params, state = update(params, grads, state)
@@ -221,6 +223,10 @@ class JaxModel:
 
     def get_weights(self) -> list[np.ndarray]:
         return [np.asarray(p) for p in self.params]
+
+    def set_weights(self, weights: list[np.ndarray]) -> None:
+        jnp = _jax().numpy
+        self.params = [jnp.asarray(w, self.dtype) for w in weights]
 
 
 class Jax(Implementation):

@@ -39,21 +39,26 @@ class Keras(Implementation):
 
     framework = "keras"
 
-    def __init__(self, tuned: bool, backend: str = "tensorflow"):
-        self.tuned, self.backend = tuned, backend
+    def __init__(self, tuned: bool, backend: str = "tensorflow", form: str = "logits"):
+        self.tuned, self.backend, self.form = tuned, backend, form
         self._settings: dict[int, dict] = {}  # each model's, by id
+        self._probabilities: dict[int, object] = {}  # each model's probability model, by id
         self._last: tuple[str, object] | None = None  # (what it was built for, the model)
         self._warm: dict[int, tuple] = {}  # a model's warm-up, while its compilation stands
         self._calibrated: dict[tuple, dict] = {}  # each task's calibrated settings
-        self.clips_cross_entropy = backend != "tensorflow"
         self.requires = ("keras", BACKEND_PACKAGES[backend])
         if backend == "torch":
             self.install = "make torch"
         suffix = "" if backend == "tensorflow" else f"-{BACKENDS[backend]}"
-        self.name = "keras" + suffix + ("-tuned" if tuned else "")
+        self.name = "keras" + suffix + ("-tuned" if tuned else "") + (
+            "-softmax" if form == "keras" else "")
         on = f" on {TITLES[backend]}" if suffix else ""
         self.description = (f"Keras{on}, the fastest settings a calibration finds" if tuned
                             else f"Keras{on}, fit() as the reference examples call it")
+        if form == "keras":
+            self.finding = ("Keras' default form, Dense(softmax) + categorical_crossentropy: "
+                            "another network off TensorFlow where the softmax saturates")
+            self.description = f"Keras{on}, Dense(softmax) + categorical_crossentropy, fit()"
 
     def activate(self) -> None:
         """Choose the backend; refuses once Keras is imported with another."""
@@ -85,7 +90,8 @@ class Keras(Implementation):
             model = self._last[1]
             _zero_optimizer(model)
         else:
-            model = keras_models.build(cfg.arch, cfg.optimizer, dtype)
+            model = keras_models.build(cfg.arch, cfg.optimizer, dtype, form=self.form)
+            self._probabilities[id(model)] = keras_models.probabilities(model)
             self._last = (built_for, model)
         self._settings[id(model)] = dict(PLAIN)  # as built; warm_up calibrates (or recalls)
         model.set_weights(weights)
@@ -229,12 +235,16 @@ class Keras(Implementation):
     def _fast_predict(self, model) -> Predict:
         import keras
 
-        return lambda x: keras.ops.convert_to_numpy(model(x, training=False))
+        probabilities = self._probabilities[id(model)]
+        return lambda x: keras.ops.convert_to_numpy(probabilities(x, training=False))
 
     def predict(self, model, x):
+        """The output activation's values: the probability model's, where the twin
+        returns logits."""
+        probabilities = self._probabilities[id(model)]
         if self.tuned:
-            return np.asarray(model.predict_on_batch(x))
-        return model.predict(x, verbose=0)
+            return np.asarray(probabilities.predict_on_batch(x))
+        return probabilities.predict(x, verbose=0)
 
 
 def _zero_optimizer(model) -> None:

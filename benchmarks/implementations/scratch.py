@@ -14,6 +14,7 @@ class Scratch(Implementation):
 
     def __init__(self, backprop: str):
         self.backprop = backprop
+        self.identity_samples = 4 if backprop == "jacobian" else None
         self.name = f"scratch-{backprop}"
         self.description = {"shortcut": "NumPy, closed-form batched backprop",
                             "jacobian": "NumPy, explicit per-sample Jacobians"}[backprop]

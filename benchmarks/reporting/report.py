@@ -12,7 +12,7 @@ import pandas as pd  # noqa: E402
 
 from benchmarks.files import write_atomic  # noqa: E402
 from benchmarks.harness.runner import read_rows  # noqa: E402
-from benchmarks.harness.schema import KEY  # noqa: E402
+from benchmarks.harness.schema import KEY, results_only  # noqa: E402
 
 METRICS = {  # column: (header, format)
     "accuracy": ("accuracy", "{:.4f}"),
@@ -25,6 +25,7 @@ METRICS = {  # column: (header, format)
     "peak_rss_mib": ("peak MiB", "{:.1f}"),
 }
 GROUP = ["task", "config", "impl"]
+UNFINISHED = "not trained in full"  # a table's score of a run stopped early or on a prefix
 
 
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
@@ -33,12 +34,19 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     if "dataset" in df:
         other = df["dataset"].notna() & df["dataset"].ne(df["task"]) & df["task"].eq("mnist")
         df = df.assign(task=df["task"].where(~other, df["dataset"]))
+    df = results_only(df)
     ok = df[df["status"] == "ok"]
     stats = ok.groupby(GROUP)[list(METRICS)].agg(["mean", "std"])
     table = pd.DataFrame(index=stats.index)
     for col, (header, fmt) in METRICS.items():
         mean, std = stats[(col, "mean")], stats[(col, "std")].fillna(0)
         table[header] = [_pm(m, s, fmt) for m, s in zip(mean, std, strict=True)]
+    full = ok.groupby(GROUP)["trained_in_full"].agg(["sum", "size"])
+    for col in ("accuracy", "final_loss"):  # a score of what a run not trained in full: none
+        header = METRICS[col][0]
+        table[header] = [
+            v if n == size else UNFINISHED if not n else f"{v} ({n} of {size} trained in full)"
+            for v, (n, size) in zip(table[header], full.loc[table.index].values, strict=True)]
     extrapolated = ok.groupby(GROUP)["extrapolated"].apply(lambda s: s.astype(str).eq("True").any())
     table["extrapolated"] = extrapolated.map({True: "yes", False: ""})
     for col, header in (("train_time_s", "time / keras"), ("peak_rss_mib", "memory / keras")):
@@ -66,7 +74,7 @@ def write_report(out_dir: Path, experiment: str) -> list[Path]:
     own = EXPERIMENTS.get(experiment)
     stem = own.runs_stem if own else experiment
     every = read_rows(out_dir / f"{stem}.csv")
-    df = every.drop_duplicates(KEY, keep="last")  # a run retried: its latest row counts
+    df = results_only(every.drop_duplicates(KEY, keep="last"))  # a retried run: its latest
     superseded = len(every) - len(df)
     summary = summarize(df)
     md = out_dir / f"{experiment}.md"

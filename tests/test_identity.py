@@ -1,0 +1,161 @@
+"""The identity check every run makes before its timer starts (harness/worker.py's
+``identity``): it passes the peers, catches a network that is not scratch's, and a row it
+marks ``differs`` is no result in any table. A run not trained in full shows no score.
+
+Keras picks its backend once a process: each backend's check runs in a process of its own.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmarks.data.tasks import CONFIGS, load_task
+from benchmarks.harness import schema
+from benchmarks.harness.worker import IDENTITY_RTOL, identity, unfinished
+from benchmarks.implementations import IMPLEMENTATIONS, Monitor, scratch_model
+from benchmarks.reporting import readme, report
+
+BLOG = CONFIGS["mnist/blog"]  # U(-1, 1) weights: the softmax saturates from the first step
+CHECK = """
+import json, sys
+from benchmarks.data.tasks import CONFIGS, load_task
+from benchmarks.harness.worker import identity
+from benchmarks.implementations import IMPLEMENTATIONS, scratch_model
+cfg, out = CONFIGS["mnist/blog"], {}
+for name in sys.argv[1:]:
+    impl = IMPLEMENTATIONS[name]
+    impl.activate()
+    data = load_task(cfg, "float32", 1000)
+    initial = scratch_model(cfg, "float32", 0).get_weights()
+    out[name] = identity(impl, cfg, "float32", 0, initial, data.x, data.y)
+print(json.dumps(out))
+"""
+
+
+def check(*names: str) -> dict:
+    impl = IMPLEMENTATIONS[names[0]]
+    if impl.missing():
+        pytest.skip(f"{names[0]} needs {', '.join(impl.missing())}: {impl.install}")
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    done = subprocess.run([sys.executable, "-c", CHECK, *names], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+@pytest.mark.parametrize("backend", ["", "-jax", "-torch"])
+def test_every_keras_backend_trains_the_logits_form_and_the_check_catches_the_softmax_form(
+        backend):
+    """Keras' default form (Dense(softmax) + categorical_crossentropy) is another network on
+    JAX and PyTorch, where it clips the probabilities: its first step's loss is capped near
+    -log(1e-7) a sample. Every Keras peer passes; were one to train that form, its check
+    would say ``differs`` at step 0, as the softmax form's does. On TensorFlow Keras reads
+    the softmax's logits itself: both forms pass."""
+    rows = check(f"keras{backend}", f"keras{backend}-softmax")
+    peer, default = rows[f"keras{backend}"], rows[f"keras{backend}-softmax"]
+    assert "status" not in peer and peer["identity_steps"] == 20
+    assert peer["identity_rel_diff"] < IDENTITY_RTOL["float32"]
+    if backend:
+        assert default["status"] == "differs" and default["identity_steps"] == 1
+        assert default["identity_rel_diff"] > 0.5
+        assert "at step 0" in default["error"]
+    else:
+        assert "status" not in default and default["identity_rel_diff"] < 1e-3
+
+
+def test_the_jacobian_chain_in_float32_is_another_network_where_the_softmax_saturates():
+    """The explicit chain dCE/dS . dS/dZ divides by S: where S underflows in float32 (the
+    blog's saturated start), the true class's gradient is lost, as the fused S - y never
+    loses it. In float64 it is the shortcut's to rounding."""
+    impl = IMPLEMENTATIONS["scratch-jacobian"]
+    found = {}
+    for dtype in ("float32", "float64"):
+        data = load_task(BLOG, dtype, 100)
+        initial = scratch_model(BLOG, dtype, 0).get_weights()
+        found[dtype] = identity(impl, BLOG, dtype, 0, initial, data.x, data.y)
+    assert found["float32"]["status"] == "differs"
+    assert "status" not in found["float64"] and found["float64"]["identity_rel_diff"] < 1e-12
+    assert found["float64"]["identity_steps"] == 2  # its cost caps it at 4 samples
+
+
+def test_the_check_steps_from_scratchs_weights_so_rounding_does_not_grow():
+    """Without resetting each step to scratch's weights, float32 rounding on mnist/blog grows
+    to 20% in 20 steps (a ReLU flips); with it, a float32 peer stays within 1e-2, and a
+    changed learning rate is caught."""
+    data = load_task(BLOG, "float32", 1000)
+    for seed in range(3):
+        initial = scratch_model(BLOG, "float32", seed).get_weights()
+        assert identity(IMPLEMENTATIONS["scratch-shortcut"], BLOG, "float32", seed, initial,
+                        data.x, data.y)["identity_rel_diff"] == 0
+    slower = BLOG.__class__(**{**BLOG.__dict__, "optimizer": {"name": "sgd",
+                                                              "learning_rate": 0.09}})
+
+    class OtherRate(type(IMPLEMENTATIONS["scratch-shortcut"])):
+        def build(self, cfg, weights, dtype, seed):
+            return super().build(slower, weights, dtype, seed)
+
+    initial = scratch_model(BLOG, "float32", 0).get_weights()
+    row = identity(OtherRate("shortcut"), BLOG, "float32", 0, initial, data.x, data.y)
+    assert row["status"] == "differs" and row["identity_steps"] == 1
+    assert row["identity_rel_diff"] == pytest.approx(0.1, rel=1e-3)  # the update, 10% short
+
+
+def test_dropout_is_not_checked_and_says_so():
+    cfg = CONFIGS["mnist/tf-tutorial"]
+    assert cfg.arch.dropout
+    assert identity(IMPLEMENTATIONS["scratch-shortcut"], cfg, "float32", 0, [], None, None) == {
+        "identity_steps": 0, "identity_rel_diff": None}
+
+
+def rows(**changes) -> pd.DataFrame:
+    base = {"experiment": "compare", "task": "mnist", "config": "blog", "seed": 0,
+            "status": "ok", "error": "", "accuracy": 0.95, "final_loss": 0.15,
+            "train_time_s": 10.0, "epoch_time_s": 2.0, "step_time_ms": 1.0,
+            "predict_time_s": 0.1, "time_to_target_s": None, "peak_rss_mib": 50.0,
+            "extrapolated": False, "trained_in_full": True, "train_samples": 60000,
+            "settings": "{}"}
+    return pd.DataFrame([{**base, "impl": impl, **changes.get(impl, {})}
+                         for impl in ("scratch-shortcut", "keras", "keras-jax")])
+
+
+def test_a_row_that_differs_is_no_result_in_any_table():
+    df = rows(**{"keras-jax": {"status": "differs", "accuracy": 0.6152,
+                               "error": "not the network scratch trains: at step 0 ..."}})
+    table = report.summarize(df).set_index("impl")
+    assert table.loc["keras-jax", "accuracy"] == "" and table.loc["keras-jax", "runs"] == "1 differs"
+    assert table.loc["keras", "accuracy"] == "0.9500"
+    mnist = readme.mnist_table(df)
+    assert "0.6152" not in mnist and "differs in 1 of 1 runs" in mnist
+
+
+def test_a_run_not_trained_in_full_shows_no_score(tmp_path):
+    df = rows(keras={"trained_in_full": False, "accuracy": 0.333, "final_loss": 2.5,
+                     "extrapolated": True})
+    only = schema.results_only(df).set_index("impl")
+    assert np.isnan(only.loc["keras", "accuracy"]) and only.loc["keras", "measured_accuracy"] == 0.333
+    assert only.loc["scratch-shortcut", "accuracy"] == 0.95
+    table = report.summarize(df).set_index("impl")
+    assert table.loc["keras", "accuracy"] == table.loc["keras", "final loss"] == report.UNFINISHED
+    assert "0.333" not in readme.mnist_table(schema.results_only(df))
+    old = df.drop(columns="trained_in_full")  # a CSV from before the column: extrapolated
+    assert report.summarize(old).set_index("impl").loc["keras", "accuracy"] == report.UNFINISHED
+
+
+def test_the_worker_moves_a_stopped_runs_scores_to_measured_columns():
+    class Data:
+        x, n_full = np.zeros((10, 2)), 10
+
+    monitor = Monitor(1.0, lambda p: False, 5)
+    monitor.over_budget, monitor.epochs_done = True, 2
+    row = unfinished(monitor, 5, Data, {"accuracy": 0.5, "final_loss": 0.3, "epoch_time_s": 1})
+    assert row == {"trained_in_full": False, "measured_accuracy": 0.5,
+                   "measured_final_loss": 0.3, "epoch_time_s": 1}
+    monitor.epochs_done = 5  # over budget only after its last epoch: trained in full
+    assert unfinished(monitor, 5, Data, {"accuracy": 0.5})["accuracy"] == 0.5
+    Data.x = np.zeros((5, 2))  # a prefix of the data
+    assert "accuracy" not in unfinished(monitor, 5, Data, {"accuracy": 0.5})
