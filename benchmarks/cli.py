@@ -73,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="samples per gradient step, for the peak (default: 32)")
     commands.add_parser("bench-seeds", help="XOR for 20 and 1000 seeds at once: scratch's "
                         "seed-batched network against JAX's vmap, microseconds per seed-step")
+    peers = commands.add_parser("bench-peers", help="each framework peer, as the suite runs "
+                                "it, against a minimal loop an expert writes in its framework "
+                                "(tests/minimal): step times on XOR and MNIST batch 32")
+    peers.add_argument("--out", metavar="FILE", help="also write the rows to this CSV file")
     report = commands.add_parser("report", help="rebuild the tables and plots of a run folder")
     report.add_argument("dir", metavar="DIR", nargs="?", default="results/published",
                         help="a run folder (default: results/published)")
@@ -141,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
                     "run": run.run_command, "report": run.report_command,
                     "jacobian-model": run.jacobian_model_command,
                     "bench-seeds": run.bench_seeds_command,
+                    "bench-peers": run.bench_peers_command,
                     "publish": run.publish_command}
         return handlers[args.command](args)
     except UsageError as err:

@@ -261,6 +261,12 @@ def bench_seeds_command(args: argparse.Namespace) -> int:
     return bench_seeds.main()
 
 
+def bench_peers_command(args: argparse.Namespace) -> int:
+    from benchmarks import bench_peers
+
+    return bench_peers.main(args.out)
+
+
 def jacobian_model_command(args: argparse.Namespace) -> int:
     from scratch.cost import backprop_cost
 

@@ -105,6 +105,11 @@ def test_where_the_softmax_saturates(peer, expected):
     the gradient of every sample whose true class is below the clip (test_identity.py shows
     the run-time check catching that form). Here the initial weights x 30 saturate it."""
     assert expected["saturated/loss"] > 50  # from the logits: far beyond -log(1e-7) = 16.1
+    if peer[0] == "keras-torch":  # float32-accurate in float64: a loss of 390 to 1e-7
+        for key in ("saturated/loss", "saturated/grad0"):
+            np.testing.assert_allclose(peer[1][key], expected[key], rtol=1e-6, atol=1e-5,
+                                       err_msg=key)
+        return
     close(peer, expected, ["saturated/loss", "saturated/grad0"], FLOAT64_ATOL)
 
 

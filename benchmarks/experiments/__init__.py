@@ -6,7 +6,15 @@ of a run or a group of runs (see ``benchmarks.harness.worker``).
 
 from __future__ import annotations
 
-from benchmarks.experiments import atlas, compare, generalisation, jacobian, scaling, speed
+from benchmarks.experiments import (
+    atlas,
+    compare,
+    generalisation,
+    jacobian,
+    scaling,
+    softmax,
+    speed,
+)
 from benchmarks.harness.experiment import Experiment
 from benchmarks.harness.specs import PROFILES, RunSpec, Selection
 
@@ -33,6 +41,9 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                report=atlas.report, plots=(atlas.plot,), summary=atlas.write_summary,
                runs_name="atlas_runs", tasks=atlas.TASKS, timed=False, group_size=1000,
                curves=False),
+    Experiment("softmax-form", "Keras' default softmax form against the logits, per backend",
+               softmax.specs, softmax.measure, report=softmax.report, tasks=softmax.TASKS,
+               timed=False),
     Experiment("scaling", "where each implementation wins: batch size x hidden width",
                scaling.specs, scaling.measure, scaling.configure, columns=scaling.COLUMNS,
                report=scaling.report, plots=(scaling.plot_throughput, scaling.plot_winners),

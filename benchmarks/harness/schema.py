@@ -9,14 +9,17 @@ published CSV against it.
 from __future__ import annotations
 
 from fnmatch import fnmatch
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas is for the reports: a run's worker process never imports it
+    import pandas as pd
 
 # A run not trained in full keeps these only as measured_* (the worker moves them).
 PREFIX_SCORES = ("final_loss", "accuracy", "bit_accuracy", "precision", "recall", "f1")
 # column: (unit, meaning); unit "" is text, "bool" true/false, "JSON" a JSON value
 COLUMNS = {
-    "experiment": ("", "experiment name (compare, generalisation, jacobian, speed)"),
+    "experiment": ("", "experiment name (compare, generalisation, softmax-form, jacobian, "
+                       "speed, scaling, xor-atlas)"),
     "task": ("", "xor, reverse4 or mnist"),
     "config": ("", "reference configuration of the task (blog, tf-tutorial; an experiment's "
                    "own, e.g. h512-float32)"),
@@ -246,6 +249,8 @@ BENCH_STATS = {
 # Path pattern (relative to a results folder) -> (description, columns, all required).
 SCHEMAS = {
     "compare.csv": ("every implementation on every task", COLUMNS, True),
+    "softmax-form.csv": ("Keras' default softmax form against the logits form, per backend",
+                         COLUMNS, True),
     "generalisation.csv": ("the reversal failure and its variants",
                            {**COLUMNS, **GENERALISATION}, True),
     "jacobian.csv": ("explicit Jacobians against the shortcut, H = 8 ... 512",
@@ -278,6 +283,8 @@ def schema_for(relative_path: str) -> tuple[str, dict, bool] | None:
 def trained_in_full(df: pd.DataFrame) -> pd.Series:
     """Which rows trained their configuration in full. In a CSV older than the
     trained_in_full column, the extrapolated rows did not."""
+    import pandas as pd
+
     if "trained_in_full" in df:
         return df["trained_in_full"].astype(str).eq("True")
     if "extrapolated" not in df:
@@ -289,6 +296,8 @@ def results_only(df: pd.DataFrame) -> pd.DataFrame:
     """``df`` with no score of a run that did not train in full: the scores of what it
     trained move to measured_* (as the worker writes them), so that no table or plot shows
     them among results."""
+    import pandas as pd
+
     full = trained_in_full(df)
     df = df.assign(trained_in_full=full)
     for column in PREFIX_SCORES:

@@ -28,7 +28,8 @@ from benchmarks.harness.specs import PROFILES
 from benchmarks.reporting import bench_report, readme
 from benchmarks.reporting.report import write_report
 
-EXPERIMENTS = ("compare", "generalisation", "jacobian", "speed", "scaling", "xor-atlas")
+EXPERIMENTS = ("compare", "generalisation", "softmax-form", "jacobian", "speed", "scaling",
+               "xor-atlas")
 ACCURACY_WORKERS = 2  # this machine's cores
 PUBLISHED = environment.ROOT / "results" / "published"
 

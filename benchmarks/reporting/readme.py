@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.errors import UsageError
-from benchmarks.experiments import atlas, generalisation, jacobian, scaling
+from benchmarks.experiments import atlas, generalisation, jacobian, scaling, softmax
 from benchmarks.files import write_atomic
 from benchmarks.harness import schema
 from benchmarks.reporting import bench_report
@@ -250,6 +250,24 @@ def bench_table(folder: Path) -> str:
     return table.to_markdown(floatfmt=".4g").replace(" nan ", "     ")
 
 
+def softmax_block(folder: Path) -> list[str]:
+    """Keras' default softmax form on three backends, from the softmax-form experiment."""
+    if not (folder / "softmax-form.csv").exists():  # published before the experiment
+        return []
+    return [
+        "### Keras' softmax form: one model, three networks", "",
+        softmax.table(_read(folder, "softmax-form.csv")), "",
+        "Every Keras peer above takes the softmax's logits (a linear last layer and "
+        "`from_logits=True`). Keras' default form, `Dense(10, activation=\"softmax\")` with "
+        "`\"categorical_crossentropy\"`, is another network off TensorFlow: TensorFlow's loss "
+        "reads the softmax's logits (`output._keras_logits`, keras/src/backend/tensorflow/"
+        "nn.py), while JAX's and PyTorch's clip the probabilities at 1e-7 before the log "
+        "(keras/src/backend/jax/nn.py, `categorical_crossentropy`), so that a sample whose "
+        "true class is below the clip adds no gradient. mnist/blog's U(-1, 1) weights "
+        "saturate the softmax from the first step. The departing step is where the run's "
+        "identity check first found the step's loss or update off scratch's.", ""]
+
+
 def section(folder: Path, link: str) -> str:
     """The Results section's markdown; ``link`` is the folder as the README links to it."""
     env_path = folder / "environment.json"
@@ -285,6 +303,7 @@ def section(folder: Path, link: str) -> str:
            "weights in float32, the jacobian mode's dL/dS = -y/S overflows where a softmax "
            "output underflows to 0, which the fused shortcut never divides by.)"
            if (compare["status"] == "diverged").any() else ""), "",
+        *softmax_block(folder),
         "### XOR: how often a 2-2-1 sigmoid net converges", "", xor_table(compare), "",
         f"Anchor: {XOR_ANCHOR}. Keras `fit` called once per epoch, as the blog did, is stopped "
         "by the time budget and extrapolated.", "",

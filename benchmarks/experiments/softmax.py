@@ -1,0 +1,91 @@
+"""softmax-form: the same Keras model trains a different network on each backend.
+
+Users write ``Dense(10, activation="softmax")`` with ``"categorical_crossentropy"``. On
+TensorFlow, Keras computes that cross-entropy from the softmax's logits (it reads
+``output._keras_logits``, keras/src/backend/tensorflow/nn.py), so its gradient is the
+fused S - y that scratch's shortcut computes. On JAX and PyTorch it normalises the
+probabilities and clips them to [1e-7, 1 - 1e-7] before the log (keras/src/backend/jax/
+nn.py and torch/nn.py, ``categorical_crossentropy``): a sample whose true class is below
+the clip adds no gradient. The blog's MNIST configuration starts from U(-1, 1) weights,
+which saturate the softmax from the first step. Each backend trains that default form
+(``keras*-softmax``) beside the logits form every Keras peer uses, from the same weights
+on the same batches; the identity check names the first step where a form departs.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from benchmarks.experiments import compare
+from benchmarks.harness.specs import Profile, RunSpec, Selection
+from benchmarks.implementations.keras import BACKENDS, TITLES
+
+if TYPE_CHECKING:  # pandas is for the reports: a run's worker process never imports it
+    import pandas as pd
+
+TASKS = ("mnist/blog",)
+FORMS = {"": "logits (the peers' form)", "-softmax": "Dense(softmax), Keras' default"}
+SMOKE_SAMPLES = 500
+
+
+def impls() -> list[str]:
+    """scratch's shortcut, then each backend's two forms."""
+    suffix = {b: "" if b == "tensorflow" else f"-{BACKENDS[b]}" for b in BACKENDS}
+    return ["scratch-shortcut", *(f"keras{suffix[b]}{form}" for b in BACKENDS for form in FORMS)]
+
+
+def specs(profile: Profile, chosen: Selection) -> list[RunSpec]:
+    """mnist/blog, seed 0, trained in full (no time budget): the quick and smoke profiles
+    train one epoch, the smoke profile on SMOKE_SAMPLES samples and on JAX alone (compare's
+    smoke runs the other backends' paths)."""
+    smoke = profile.name == "smoke"
+    epochs = 5 if profile.name == "full" else 1
+    default = ["keras-jax", "keras-jax-softmax"] if smoke else impls()
+    return [RunSpec("softmax-form", "mnist", "blog", impl, seed, profile.name, epochs,
+                    math.inf, profile.timeout_s, train_samples=SMOKE_SAMPLES if smoke else None,
+                    data_dir=chosen.data_dir)
+            for impl in chosen.impls or default for seed in range(chosen.seeds or 1)]
+
+
+def backend(impl: str) -> str:
+    if impl.startswith("scratch"):
+        return "scratch (NumPy)"
+    name = impl.removesuffix("-softmax").removeprefix("keras").lstrip("-") or "tf"
+    return TITLES[{v: k for k, v in BACKENDS.items()}[name]]
+
+
+def table(df: pd.DataFrame) -> str:
+    """Backend x form: accuracy, final loss and where the form departs from scratch's step."""
+    import pandas as pd
+
+    rows = []
+    for _, run in df.sort_values(["impl", "seed"]).iterrows():
+        impl = run["impl"]
+        departs = "none" if run["status"] == "ok" else (
+            f"step {int(run['identity_steps']) - 1}" if run["status"] == "differs" else "")
+        rows.append({
+            "backend": backend(impl), "impl": impl,
+            "form": "shortcut S - y" if impl.startswith("scratch") else
+            FORMS["-softmax" if impl.endswith("-softmax") else ""],
+            "test accuracy": f"{run['accuracy']:.4f}" if pd.notna(run.get("accuracy")) else
+            "not trained in full",
+            "final loss": f"{run['final_loss']:.4g}" if pd.notna(run.get("final_loss")) else "",
+            "identity check": run["status"], "departs from scratch's step": departs,
+            "largest relative difference": f"{run['identity_rel_diff']:.2g}"
+            if pd.notna(run.get("identity_rel_diff")) else ""})
+    return pd.DataFrame(rows).to_markdown(index=False)
+
+
+def report(df: pd.DataFrame) -> list[str]:
+    return ["## Keras' softmax form on three backends", "", table(df), "",
+            "A row that says `differs` is not the network scratch trains: its accuracy is "
+            "shown here as the finding, and nowhere as a result.", ""]
+
+
+def measure(t) -> dict:
+    """compare's scores and inference time, without the confusion matrix (compare writes
+    each run's, named by task, configuration, implementation and seed)."""
+    row = compare.measure(t)
+    row.pop("confusion")
+    return row
