@@ -32,8 +32,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Column, Table
 
-from benchmarks.errors import UsageError
 from benchmarks import implementations
+from benchmarks.errors import UsageError
 from benchmarks.implementations import IMPLEMENTATIONS, Monitor, missing_packages
 from benchmarks.implementations.base import largest_divisor
 from benchmarks.implementations.timer import check_interval

@@ -2,8 +2,32 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
+
+from benchmarks.implementations import IMPLEMENTATIONS
+
+
+def needs(name: str) -> None:
+    """Skip the test where implementation ``name``'s framework is not installed."""
+    impl = IMPLEMENTATIONS[name]
+    if impl.missing():
+        pytest.skip(f"{name} needs {', '.join(impl.missing())}: {impl.install}")
+
+
+def in_own_process(*args: str, timeout: int = 600) -> str:
+    """``python *args`` in a process of its own, its stdout: Keras picks its backend once a
+    process (the implementation names it), and torch.compile cannot share a process with
+    TensorFlow."""
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    done = subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
 
 
 @pytest.fixture(scope="session")

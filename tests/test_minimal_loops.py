@@ -8,14 +8,11 @@ Keras picks its backend once a process, and PyTorch is kept out of a process tha
 loaded TensorFlow, as in test_peers.py. A loop whose framework is not installed is skipped.
 """
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
-from benchmarks.implementations import IMPLEMENTATIONS, scratch_model
+from benchmarks.implementations import scratch_model
+from tests.conftest import in_own_process, needs
 from tests.minimal import CHECKS, TASKS, setup, trained
 from tests.test_keras_twins import FLOAT32_ATOL
 
@@ -39,16 +36,11 @@ def expected():
 def loop(request, tmp_path_factory):
     """(name, {task: weights after CHECKS})."""
     name = request.param
-    impl = IMPLEMENTATIONS[name]
-    if impl.missing():
-        pytest.skip(f"{name} needs {', '.join(impl.missing())}: {impl.install}")
+    needs(name)
     if name == "jax":
         return name, {task: trained("jax", task) for task in TASKS}
     out = tmp_path_factory.mktemp(name) / "weights.npz"
-    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
-    done = subprocess.run([sys.executable, "-m", "tests.minimal", name, str(out)], env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    in_own_process("-m", "tests.minimal", name, str(out), timeout=300)
     with np.load(out) as arrays:
         return name, {task: [arrays[f"{task}/w{i}"] for i in range(4)] for task in TASKS}
 

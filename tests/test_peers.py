@@ -12,19 +12,16 @@ Keras-on-PyTorch figure is float32-accurate: KERAS_TORCH_FLOAT64_ATOL.
 
 Keras on TensorFlow is tested in test_keras_twins.py. A Keras backend other than
 TensorFlow runs in a process of its own (tests/peers.py), and so does native PyTorch:
-torch.compile's import of triton aborts a process that has loaded TensorFlow. A peer whose framework is
-not installed is skipped, with the command that installs it.
+torch.compile's import of triton aborts a process that has loaded TensorFlow. A peer whose
+framework is not installed is skipped, with the command that installs it.
 """
-
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from benchmarks.implementations import IMPLEMENTATIONS
 from scratch import ARCHITECTURES
+from tests.conftest import in_own_process, needs
 from tests.peers import DTYPES, OPTIMIZERS, ORDERS, probe
 from tests.test_keras_twins import FLOAT32_ADAM_ATOL, FLOAT32_ATOL, FLOAT64_ATOL
 
@@ -49,16 +46,11 @@ def expected():
 @pytest.fixture(scope="module", params=PEERS)
 def peer(request, tmp_path_factory):
     name = request.param
-    impl = IMPLEMENTATIONS[name]
-    if impl.missing():
-        pytest.skip(f"{name} needs {', '.join(impl.missing())}: {impl.install}")
-    if impl.framework == "jax":  # the others in a process of their own (tests/peers.py)
+    needs(name)
+    if IMPLEMENTATIONS[name].framework == "jax":  # the others in a process of their own
         return name, probe(name)
     out = tmp_path_factory.mktemp(name) / "probe.npz"
-    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
-    done = subprocess.run([sys.executable, "-m", "tests.peers", name, str(out)], env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    in_own_process("-m", "tests.peers", name, str(out))
     with np.load(out) as arrays:
         return name, dict(arrays)
 

@@ -33,5 +33,5 @@ def missing_packages(name: str) -> str:
             if missing else "")
 
 
-__all__ = ["missing_packages", "IMPLEMENTATIONS", "PEERS", "Implementation", "Monitor", "Predict", "Trained",
-           "implementation_columns", "scratch_model"]
+__all__ = ["missing_packages", "IMPLEMENTATIONS", "PEERS", "Implementation", "Monitor", "Predict",
+           "Trained", "implementation_columns", "scratch_model"]
