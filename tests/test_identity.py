@@ -145,11 +145,17 @@ def test_the_worker_moves_a_stopped_runs_scores_to_measured_columns():
         x, n_full = np.zeros((10, 2)), 10
 
     monitor = Monitor(1.0, lambda p: False, 5)
-    monitor.over_budget, monitor.epochs_done = True, 2
-    row = unfinished(monitor, 5, Data, {"accuracy": 0.5, "final_loss": 0.3, "epoch_time_s": 1})
+    monitor.over_budget = True
+    row = unfinished(monitor, 5, Data, {"accuracy": 0.5, "final_loss": 0.3,
+                                        "measured_epochs": 2.0})
     assert row == {"trained_in_full": False, "measured_accuracy": 0.5,
-                   "measured_final_loss": 0.3, "epoch_time_s": 1}
-    monitor.epochs_done = 5  # over budget only after its last epoch: trained in full
-    assert unfinished(monitor, 5, Data, {"accuracy": 0.5})["accuracy"] == 0.5
+                   "measured_final_loss": 0.3, "measured_epochs": 2.0}
+    # Stopped mid-way through its last epoch (scratch's fit still ends that epoch): not full
+    assert "accuracy" not in unfinished(monitor, 1, Data, {"accuracy": 0.5,
+                                                           "measured_epochs": 0.45})
+    done = {"accuracy": 0.5, "measured_epochs": 5.0}  # over budget after its last epoch
+    assert unfinished(monitor, 5, Data, dict(done))["accuracy"] == 0.5
+    monitor.over_budget = False  # stopped at its target (the atlas): a result
+    assert unfinished(monitor, 5, Data, {"accuracy": 1.0, "measured_epochs": 0.3})["accuracy"]
     Data.x = np.zeros((5, 2))  # a prefix of the data
-    assert "accuracy" not in unfinished(monitor, 5, Data, {"accuracy": 0.5})
+    assert "accuracy" not in unfinished(monitor, 5, Data, dict(done))

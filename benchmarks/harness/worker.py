@@ -191,7 +191,8 @@ def unfinished(monitor: Monitor, epochs: int, data, row: dict) -> dict:
     """A run that did not train the configuration in full (the time budget stopped it
     before its last epoch, or it trained on a prefix of the data) keeps its scores only as
     measured_* columns: they are no result of the configuration."""
-    full = not (monitor.over_budget and monitor.epochs_done < epochs) and len(data.x) >= data.n_full
+    stopped = monitor.over_budget and row["measured_epochs"] < epochs - 1e-9  # mid-epoch too
+    full = not stopped and len(data.x) >= data.n_full
     row["trained_in_full"] = full
     for column in () if full else PREFIX_SCORES:
         if column in row:
