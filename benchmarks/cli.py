@@ -136,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    for stream in (sys.stdout, sys.stderr):  # an ASCII terminal shows '?' for a '✓'
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
     # A polite kill (SIGTERM) stops a run as Ctrl-C does: finished rows stay, workers go.
     signal.signal(signal.SIGTERM, _interrupt)
     try:

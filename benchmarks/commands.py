@@ -128,10 +128,7 @@ def run_command(args: argparse.Namespace) -> int:
                              "would change it. To run another selection, start a new folder "
                              "with --out.")
         settings = folder.settings(out_dir)
-        unknown = [e for e in settings["experiments"] if e not in EXPERIMENTS]
-        if unknown:
-            raise UsageError(f"{out_dir}/run.json names an unknown experiment {unknown[0]!r}; "
-                             f"this groundup has {', '.join(EXPERIMENTS)}.")
+        _check_saved(out_dir, settings)
     elif args.retry_failed:
         raise UsageError("--retry-failed goes with --resume DIR.")
     else:
@@ -154,19 +151,55 @@ def run_command(args: argparse.Namespace) -> int:
     cluster.check(chosen, args.workers, args.scheduler)
     specs = plan(settings)
     check_data(specs, out)  # before the folder: a failed check leaves nothing behind
-    if not args.resume:
-        folder.create(out_dir, settings, [e.runs_stem for e in chosen])
-    with folder.Lock(out_dir):
+    with folder.own(out_dir):
+        if args.resume:
+            _refuse_foreign(out_dir, settings["experiments"])
+        else:
+            folder.create(out_dir, settings, [e.runs_stem for e in chosen])
         differences = environment.version_differences()
         if differences:
             out.print(f"[yellow]note:[/] {differences}", soft_wrap=True)
         with (cluster.connect(args.workers, args.scheduler)
-              if args.workers or args.scheduler else contextlib.nullcontext()) as client:
+              if args.workers or args.scheduler is not None else contextlib.nullcontext()
+              ) as client:
             code = run_experiments(chosen, specs, out_dir, WORKER, out, args.retry_failed,
                                    client)
         if code == 0:
             _report(out_dir, chosen)
     return code
+
+
+def _check_saved(out_dir: Path, settings: dict) -> None:
+    """A resumed run.json's names, checked as a new run's flags are: the selection to run."""
+    from benchmarks.experiments import EXPERIMENTS
+    from benchmarks.harness.specs import PROFILES
+    from benchmarks.implementations import IMPLEMENTATIONS
+
+    known = {"experiment": list(EXPERIMENTS),
+             "task": list(dict.fromkeys([*PROFILES[settings["profile"]].tasks,
+                                         *(t for e in EXPERIMENTS.values() for t in e.tasks)])),
+             "implementation": list(IMPLEMENTATIONS)}
+    for (kind, valid), names in zip(known.items(), (settings["experiments"], settings["tasks"],
+                                                    settings["impls"] or ()), strict=True):
+        unknown = [n for n in names if n not in valid]
+        if unknown:
+            raise UsageError(f"{out_dir}/run.json names an unknown {kind} {unknown[0]!r}; "
+                             f"this groundup has {', '.join(valid)}.")
+    if settings["seeds"] is not None and settings["seeds"] < 1:
+        raise UsageError(f"{out_dir}/run.json: seeds is {settings['seeds']}, not a positive "
+                         "whole number.")
+
+
+def _refuse_foreign(out_dir: Path, selected: list[str]) -> None:
+    """A resumed folder's results must be of its run.json's experiments: else run.json was
+    rewritten or files were copied in, and resuming would run another selection."""
+    from benchmarks.experiments import EXPERIMENTS
+
+    for e in EXPERIMENTS.values():
+        if e.name not in selected and (out_dir / f"{e.runs_stem}.csv").exists():
+            raise UsageError(f"{out_dir} holds {e.runs_stem}.csv, but its run.json selects "
+                             f"{', '.join(selected)}: the results and the settings disagree, "
+                             "and nothing was run. Start a new folder with --out.")
 
 
 def _refuse_missing(asked: list[str]) -> None:
@@ -206,7 +239,8 @@ def _report(out_dir: Path, experiments: list) -> None:
         paths = write_report(out_dir, experiment.name)
         rows = read_rows(runs).drop_duplicates(KEY, keep="last")
         _print_table(summarize(rows), experiment.name)
-        for path in [runs, *paths]:
+        out.print(f"rows in {runs}", soft_wrap=True)
+        for path in paths:
             out.print(f"wrote {path}", soft_wrap=True)
 
 

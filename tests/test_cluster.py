@@ -125,3 +125,17 @@ def test_workers_and_scheduler_together_are_refused(tmp_path, capsys):
     code = main(["run", "generalisation", "--workers", "2", "--scheduler", "tcp://x:1",
                  "--out", str(tmp_path / "r")])
     assert code == 2 and "give one of them" in capsys.readouterr().err
+
+
+def test_a_local_cluster_leaves_port_8787_alone(capfd):
+    from benchmarks.harness import cluster
+
+    with socket.socket() as taken:  # another program, or another run's cluster
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            taken.bind(("127.0.0.1", 8787))
+        except OSError:
+            pass  # already someone else's: the same fault
+        with cluster.connect(1, None) as client:
+            assert 8787 not in client.scheduler_info()["services"].values()
+    assert "8787" not in capfd.readouterr().err

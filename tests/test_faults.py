@@ -118,6 +118,41 @@ def test_a_full_disk_mid_row_leaves_no_torn_row_and_resume_completes(tmp_path, m
     complete(out)
 
 
+def fill_disk_for(name: str, monkeypatch) -> None:
+    """Writes and fsyncs of files whose path holds ``name`` fail as on a full disk."""
+    def full(real):
+        def call(fd, *args):
+            if name in os.readlink(f"/proc/self/fd/{fd}"):
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real(fd, *args)
+        return call
+
+    monkeypatch.setattr(os, "write", full(os.write))
+    monkeypatch.setattr(os, "fsync", full(os.fsync))
+
+
+def test_a_full_disk_at_the_first_row_leaves_no_file_and_resume_completes(tmp_path,
+                                                                         monkeypatch, capsys):
+    out = tmp_path / "run"
+    fill_disk_for(".csv", monkeypatch)  # no room for a results CSV; run.json and logs fit
+    assert main([*RUN, "--out", str(out)]) == 1
+    assert "No space left on device" in capsys.readouterr().err
+    assert not list(out.glob("*.csv*")) and not list(out.glob(".*.csv*"))
+    monkeypatch.undo()  # the disk grows
+    assert main(["run", "--resume", str(out)]) == 0
+    complete(out)
+
+
+def test_a_full_disk_names_the_file_and_the_bar_counts_the_rows_written(tmp_path,
+                                                                        monkeypatch, capsys):
+    out = tmp_path / "run"
+    fill_disk_for("_curves.csv", monkeypatch)  # room for the first row, not for its curve
+    assert main([*RUN, "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert f"cannot write {out / 'compare_curves.csv'}: No space left on device" in captured.err
+    assert len(keys(out)) == 1 and "1/4" in captured.out
+
+
 def test_a_torn_row_is_cut_off_kept_aside_and_run_again(tmp_path, capsys):
     out = tmp_path / "run"
     assert main([*RUN, "--out", str(out)]) == 0
@@ -148,6 +183,43 @@ def test_a_second_process_on_the_folder_is_refused_with_the_holders_pid(tmp_path
     assert second.returncode == 2
     assert f"is in use by groundup process {os.getpid()}" in second.stderr
     assert "Traceback" not in second.stderr
+    assert (out / "compare.csv").read_bytes() == before
+
+
+def test_a_refused_run_changes_nothing_in_the_owners_folder_which_still_resumes(tmp_path,
+                                                                                 capsys):
+    out = tmp_path / "run"
+    assert main([*RUN, "--out", str(out)]) == 0
+    whole = (out / "compare.csv").read_bytes()
+    (out / "compare.csv").write_bytes(whole[: whole.index(b"\n", len(whole) // 2) + 1])
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    lock = folder.Lock(out)  # the owner, still running
+    try:
+        assert main(["run", "generalisation", "--profile", "smoke", "--task", "reverse4",
+                     "--impl", "scratch-shortcut", "--out", str(out)]) == 2
+    finally:
+        lock.release()
+    assert "is in use by groundup process" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    assert main(["run", "--resume", str(out)]) == 0  # the owner's selection, not the refused
+    complete(out)
+    assert not (out / "generalisation.csv").exists()
+
+
+@pytest.mark.parametrize("select, message", [
+    ({"experiments": ["generalisation"]}, "holds compare.csv, but its run.json selects gen"),
+    ({"tasks": ["xor"]}, "holds a row that"),
+])
+def test_resume_refuses_results_that_run_json_does_not_select(tmp_path, capsys, select,
+                                                               message):
+    out = tmp_path / "run"
+    assert main([*RUN, "--seeds", "1", "--out", str(out)]) == 0
+    before = (out / "compare.csv").read_bytes()
+    settings = json.loads((out / "run.json").read_text())
+    (out / "run.json").write_text(json.dumps({**settings, **select}))
+    assert main(["run", "--resume", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "nothing was run" in err and "Traceback" not in err
     assert (out / "compare.csv").read_bytes() == before
 
 
@@ -194,6 +266,45 @@ def test_a_huge_seed_count_is_refused_with_the_limit(capsys):
         main(["run", "--seeds", "10000000"])
     assert exit_.value.code == 2
     assert "must be at most 10,000" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--workers", "100000"], "--workers 100,000 is more than this machine can hold"),
+    (["--scheduler", "nonsense"], "--scheduler 'nonsense' is not a Dask scheduler address"),
+    (["--scheduler", "http://127.0.0.1:8786"], "is not a Dask scheduler address"),
+    (["--scheduler", ""], "--scheduler '' is not a Dask scheduler address"),
+])
+def test_a_bad_cluster_flag_is_one_line_before_anything_starts(tmp_path, capsys, flags,
+                                                                message):
+    out = tmp_path / "run"
+    assert main(["run", "xor-atlas", "--profile", "smoke", *flags, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_an_ascii_terminal_gets_question_marks_not_a_traceback(tmp_path):
+    env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0"}
+    env.pop("PYTHONIOENCODING", None)
+    # A run prints '✓' for each row, then the report's table, cut with '…'.
+    done = subprocess.run([sys.executable, "-m", "benchmarks.cli", *RUN[:5], "--impl",
+                           "scratch-shortcut", "--seeds", "1", "--out", str(tmp_path / "run")],
+                          env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "? xor/blog" in done.stdout
+
+
+def test_an_interrupted_publish_says_how_to_resume_the_publish(tmp_path, monkeypatch, capsys):
+    from benchmarks.reporting import publish
+
+    def interrupted(*args):  # Ctrl-C at the first run
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "_from_here", interrupted)
+    out, page = tmp_path / "published", tmp_path / "README.md"
+    assert publish.publish(out, "smoke", page) == 130
+    printed = capsys.readouterr().out
+    assert f"Run `groundup publish --profile smoke --out {out} --readme {page}`" in printed
 
 
 # 5. No orphans: SIGTERM as Ctrl-C, and kill -9 of the parent.
@@ -299,14 +410,37 @@ def test_a_worker_killed_by_a_signal_is_killed_not_oom_and_retry_reruns_it(tmp_p
     (lambda df, out: (out / "compare.csv").write_text(",".join(df.columns) + "\n"),
      "has a header but no rows"),
     (lambda df, out: (out / "compare.csv").write_text(""), "is empty"),
+    (lambda df, out: df.drop(columns="accuracy").to_csv(out / "compare.csv", index=False),
+     "compare.csv, line 1: no accuracy column"),
+    (lambda df, out: df.drop(columns="status").to_csv(out / "compare.csv", index=False),
+     "compare.csv, line 1: no status column"),
+    (lambda df, out: (out / "compare.csv").write_bytes(np.random.default_rng(0).bytes(4000)),
+     "is not UTF-8 text"),
+    (lambda df, out: (out / "compare.csv").write_text(
+        df.to_csv(index=False).replace("\n", ",extra\n", 2).replace(",extra\n", "\n", 1)),
+     "compare.csv, line 2: a malformed row"),
 ])
-def test_report_on_a_broken_csv_says_what_is_wrong(tmp_path, capsys, damage, message):
+def test_report_and_resume_on_a_broken_csv_say_what_is_wrong(tmp_path, capsys, damage,
+                                                             message):
     out = tmp_path / "run"
     assert main([*RUN, "--seeds", "1", "--out", str(out)]) == 0
     damage(pd.read_csv(out / "compare.csv"), out)
-    assert main(["report", str(out)]) == 2
-    err = capsys.readouterr().err
-    assert message in err and "Traceback" not in err
+    broken = (out / "compare.csv").read_bytes()
+    for command in (["report", str(out)], ["run", "--resume", str(out)]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and "a torn row" not in err
+        assert (out / "compare.csv").read_bytes() == broken  # refused, not cut
+
+
+def test_report_says_it_wrote_only_the_files_it_wrote(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main([*RUN, "--seeds", "1", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {out / 'compare.md'}" in printed
+    assert f"wrote {out / 'compare.csv'}" not in printed and f"rows in {out}" in printed
 
 
 def test_report_with_an_empty_curves_file(tmp_path):
@@ -316,9 +450,17 @@ def test_report_with_an_empty_curves_file(tmp_path):
     assert main(["report", str(out)]) == 0
 
 
+SAVED = {"experiments": ["compare"], "profile": "smoke", "tasks": ["xor"], "impls": None,
+         "seeds": None, "data_dir": None}  # a run.json as groundup writes it
+
+
 @pytest.mark.parametrize("settings, message", [
     ("{not json", "run.json is corrupt"),
-    (json.dumps({"experiments": ["atlas"], "profile": "smoke"}), "unknown experiment 'atlas'"),
+    (json.dumps({**SAVED, "experiments": ["atlas"]}), "unknown experiment 'atlas'"),
+    (json.dumps({**SAVED, "profile": "huge"}), "unknown profile 'huge'"),
+    (json.dumps({**SAVED, "impls": ["pytorch"]}), "unknown implementation 'pytorch'"),
+    (json.dumps({**SAVED, "seeds": "2"}), "'seeds' is '2', not int or NoneType"),
+    (json.dumps({k: v for k, v in SAVED.items() if k != "impls"}), "has no 'impls' field"),
 ])
 def test_resume_with_a_broken_run_json(tmp_path, capsys, settings, message):
     (tmp_path / "run.json").write_text(settings)

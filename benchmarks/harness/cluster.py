@@ -16,19 +16,32 @@ is refused for timed experiments; accuracy-only tasks fan out freely.
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 from collections.abc import Iterator
 
 from benchmarks.errors import UsageError
 
+ADDRESS = re.compile(r"((tcp|tls)://)?(?P<host>[\w.-]+|\[[0-9a-fA-F:.]+\]):(?P<port>\d{1,5})")
+# Each local worker is a process holding its runs' subprocesses (~100 MiB each); many more
+# than the cores only queue, and tens of thousands exhaust the memory before one starts.
+MAX_WORKERS_PER_CORE = 4
 MACHINE = "machine"  # the resource a timed task claims whole: one per machine
 CONNECT_TIMEOUT_S = 10
 
 
 def check(experiments: list, workers: int | None, scheduler: str | None) -> None:
     """Refuse what would make times dishonest or cannot work, before anything runs."""
-    if workers is not None and scheduler:
+    if workers is not None and scheduler is not None:
         raise UsageError("--workers starts a local Dask cluster and --scheduler joins a "
                          "running one: give one of them.")
+    cores = os.cpu_count() or 1
+    if workers and workers > MAX_WORKERS_PER_CORE * cores:
+        raise UsageError(f"--workers {workers:,} is more than this machine can hold: at most "
+                         f"{MAX_WORKERS_PER_CORE * cores} ({MAX_WORKERS_PER_CORE} for each of "
+                         f"its {cores} cores).")
+    if scheduler is not None:
+        check_address(scheduler)
     timed = [e.name for e in experiments if e.timed]
     if workers and workers > 1 and timed:
         raise UsageError(
@@ -38,13 +51,22 @@ def check(experiments: list, workers: int | None, scheduler: str | None) -> None
             f"machine (--scheduler; `dask worker ADDRESS --nworkers 1 --resources {MACHINE}=1`).")
 
 
+def check_address(scheduler: str) -> None:
+    """A scheduler address Dask can dial, [tcp:// or tls://]host:port; refused before any
+    connection is tried."""
+    found = ADDRESS.fullmatch(scheduler)
+    if not found or not 0 < int(found["port"]) < 65536:
+        raise UsageError(f"--scheduler {scheduler!r} is not a Dask scheduler address; give "
+                         "tcp://HOST:PORT (or tls://HOST:PORT), e.g. tcp://127.0.0.1:8786.")
+
+
 @contextlib.contextmanager
 def connect(workers: int | None, scheduler: str | None) -> Iterator:
     """A dask.distributed Client: of a local cluster of ``workers`` processes, or of the
     scheduler at ``scheduler``; closed (the local cluster stopped) on the way out."""
     from distributed import Client, LocalCluster
 
-    if scheduler:
+    if scheduler is not None:
         try:
             client = Client(scheduler, timeout=CONNECT_TIMEOUT_S)
         except OSError as err:
@@ -54,8 +76,12 @@ def connect(workers: int | None, scheduler: str | None) -> Iterator:
         with client:
             yield client
         return
-    # One thread a worker: each task runs its runs one at a time, in subprocesses.
+    # One thread a worker: each task runs its runs one at a time, in subprocesses. The
+    # scheduler's HTTP server starts whatever the flags: on a free local port and without
+    # the dashboard, a second run does not fight the first for 8787.
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None, resources={MACHINE: 1}) as local, \
+                      dashboard_address=None, resources={MACHINE: 1},
+                      scheduler_kwargs={"dashboard": False,
+                                        "dashboard_address": "127.0.0.1:0"}) as local, \
             Client(local) as client:
         yield client

@@ -12,21 +12,35 @@ from pathlib import Path
 
 from benchmarks.errors import UsageError
 from benchmarks.files import write_atomic
+from benchmarks.harness.specs import PROFILES
 
 SETTINGS = "run.json"
 LOCK = ".lock"
 
 
-def create(out_dir: Path, settings: dict, stems: list[str]) -> None:
-    """Start a new run folder for ``settings``; refuse one that already holds results."""
+def own(out_dir: Path) -> Lock:
+    """The folder's lock, held, the folder made if need be. Take it before anything in the
+    folder is read or written: a run refused here has changed nothing in it."""
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"{out_dir} is a file; --out needs a folder.")
-    clash = [s for s in stems if (out_dir / f"{s}.csv").exists()]
-    if clash:
-        raise UsageError(f"{out_dir} already holds {clash[0]}.csv; nothing is overwritten. "
-                         f"Use --resume {out_dir} to complete it, or another --out.")
     out_dir.mkdir(parents=True, exist_ok=True)
+    return Lock(out_dir)
+
+
+def create(out_dir: Path, settings: dict, stems: list[str]) -> None:
+    """Start a new run in the folder we own (``own``); refuse one that already holds a run."""
+    clash = [name for name in (SETTINGS, *(f"{s}.csv" for s in stems))
+             if (out_dir / name).exists()]
+    if clash:
+        raise UsageError(f"{out_dir} already holds {clash[0]}; nothing is overwritten. "
+                         f"Use --resume {out_dir} to complete it, or another --out.")
     write_atomic(out_dir / SETTINGS, lambda f: f.write(json.dumps(settings, indent=2).encode()))
+
+
+# What plan() reads from run.json, and the types it needs (None: the default).
+FIELDS = {"experiments": (list,), "profile": (str,), "tasks": (list,),
+          "impls": (list, type(None)), "seeds": (int, type(None)),
+          "data_dir": (str, type(None))}
 
 
 def settings(out_dir: Path) -> dict:
@@ -36,12 +50,22 @@ def settings(out_dir: Path) -> dict:
         raise UsageError(f"{out_dir} holds no run.json: it is not a groundup run folder.")
     try:
         found = json.loads(saved.read_text())
-        if not isinstance(found, dict) or not isinstance(found.get("experiments"), list):
-            raise ValueError("no list of experiments")
-        return found
+        if not isinstance(found, dict):
+            raise ValueError("not a JSON object")
     except (ValueError, UnicodeDecodeError) as err:
         raise UsageError(f"{saved} is corrupt ({err}); start a new run folder with --out.") \
             from None
+    for field, types in FIELDS.items():
+        if field not in found:
+            raise UsageError(f"{saved} has no {field!r} field; start a new run folder "
+                             "with --out.")
+        if not isinstance(found[field], types) or isinstance(found[field], bool):
+            raise UsageError(f"{saved}: {field!r} is {found[field]!r}, not "
+                             f"{' or '.join(t.__name__ for t in types)}.")
+    if found["profile"] not in PROFILES:
+        raise UsageError(f"{saved}: unknown profile {found['profile']!r}; this groundup has "
+                         f"{', '.join(PROFILES)}.")
+    return found
 
 
 class Lock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import re
@@ -16,6 +17,7 @@ import time
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -25,7 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from benchmarks.data.datasets import DataError, load_mnist
 from benchmarks.errors import UsageError
-from benchmarks.files import write_atomic
+from benchmarks.files import naming, write_atomic
 from benchmarks.harness import cluster, environment
 from benchmarks.harness.experiment import Experiment
 from benchmarks.harness.schema import COLUMNS, KEY, NOT_NUMBERS
@@ -60,13 +62,14 @@ class ResultsFile:
             latest = latest[~latest["status"].isin(RETRIED)]
         return {tuple(r) for r in latest[KEY].itertuples(index=False)}
 
-    def append(self, rows: list[dict]) -> None:
+    def append(self, rows: list[dict], written: Callable[[], None] = lambda: None) -> None:
         """Whole rows in one write (the schema's columns, then the experiment's own), then
-        their loss curves and confusion matrices. Each value is written as it is (object
-        columns): one row written alone or with others reads the same."""
+        ``written()``, then their loss curves and confusion matrices. Each value is written
+        as it is (object columns): one row written alone or with others reads the same."""
         rows = [dict(r) for r in rows]
         extras = [(r.pop("curve", None), r.pop("confusion", None)) for r in rows]
         _append_csv(pd.DataFrame(rows, dtype=object).reindex(columns=self.columns), self.path)
+        written()  # the rows are in, whatever happens to their curves
         keys = [{k: r[k] for k in KEY} for r in rows]
         points = [{**key, "epoch": e, "loss": loss}
                   for key, (curve, _) in zip(keys, extras) for e, loss in curve or ()]
@@ -80,22 +83,33 @@ class ResultsFile:
                     c).to_csv(f, index_label="true_label"))
 
 
+# The columns the reports read: a CSV without one is not a groundup results CSV.
+REQUIRED = [*KEY, "status", "error", "final_loss", "accuracy", "train_time_s", "peak_rss_mib"]
+
+
 def read_rows(path: Path) -> pd.DataFrame:
     """A results CSV, or a one-line error naming the file, the line and what is wrong."""
-    torn = torn_tail(path)
-    if torn:
-        raise UsageError(f"{path}, line {torn[0]}: a torn row (the file ends mid-row). "
-                         f"`groundup run --resume {path.parent}` cuts it off and runs it again.")
-    try:
-        df = pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        raise UsageError(f"{path} is empty: no header and no rows.") from None
-    except pd.errors.ParserError as err:
-        raise UsageError(f"{path} is malformed: {err}".rstrip(".") + ". Run `groundup run "
-                         f"--resume {path.parent}` to cut a torn row off.") from None
-    missing = [k for k in KEY if k not in df.columns]
+    text = _utf8(path)
+    if not text:
+        raise UsageError(f"{path} is empty: no header and no rows.")
+    torn, malformed = _scan(text)
+    if torn is not None:
+        raise UsageError(f"{path}, line {_line(text, torn)}: a torn row (the file ends "
+                         f"mid-row). `groundup run --resume {path.parent}` cuts it off and runs "
+                         "it again.")
+    if malformed:
+        line, wrong = malformed
+        raise UsageError(f"{path}, line {line}: a malformed row ({wrong}). Only a short last "
+                         "row is a torn one, which --resume cuts off; mend or remove this "
+                         "line.")
+    header = next(csv.reader([text.split("\n", 1)[0]]))
+    missing = [c for c in REQUIRED if c not in header]
     if missing:
-        raise UsageError(f"{path} is not a groundup results CSV: no {', '.join(missing)} column.")
+        raise UsageError(f"{path}, line 1: no {missing[0]} column; not a groundup results CSV.")
+    try:
+        df = pd.read_csv(io.StringIO(text))
+    except pd.errors.ParserError as err:  # what the check of widths lets by: a stray quote
+        raise UsageError(f"{path} is malformed: {err}".rstrip(".") + ".") from None
     if df.empty:
         raise UsageError(f"{path} has a header but no rows.")
     for name, (unit, _) in COLUMNS.items():
@@ -110,20 +124,50 @@ def read_rows(path: Path) -> pd.DataFrame:
     return df
 
 
+def _utf8(path: Path) -> str:
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[:err.start].count(b"\n") + 1
+        raise UsageError(f"{path}, line {line}: byte {err.start} is not UTF-8 text; not a "
+                         "groundup results CSV.") from None
+
+
 def torn_tail(path: Path) -> tuple[int, int] | None:
     """(line, bytes) of a torn last row of ``path``, or None when it ends with a whole row."""
     if not path.exists() or path.stat().st_size == 0:
         return None
     text = path.read_bytes().decode("utf-8", errors="replace")
-    width, good = None, 0
-    for record, end in _records(text):
-        width = width or len(record)
-        if len(record) != width:
-            break
-        good = end
-    if text.endswith("\n") and good == len(text):
+    torn = _scan(text)[0]
+    if torn is None:
         return None
-    return text[:good].count("\n") + 1, len(text[good:].encode("utf-8", errors="replace"))
+    return _line(text, torn), len(text[torn:].encode("utf-8", errors="replace"))
+
+
+def _scan(text: str) -> tuple[int | None, tuple[int, str] | None]:
+    """The offset where a torn last row starts (one that the file ends in, or shorter than
+    the header: what a crash mid-write leaves), or None; and (line, what is wrong) of the
+    first other row that is not of the header's width, or None: malformed, not torn."""
+    records = _records(text)
+    width, start, malformed = None, 0, None
+    while True:
+        try:
+            record, end = next(records)
+        except StopIteration:
+            return None, malformed
+        except csv.Error as err:  # e.g. a carriage return inside a field
+            return None, malformed or (_line(text, start), str(err))
+        width = len(record) if width is None else width
+        if end == len(text) and start and (not text.endswith("\n") or len(record) < width):
+            return start, malformed
+        if len(record) != width and malformed is None:
+            malformed = (_line(text, start), f"{len(record)} fields; the header has {width}")
+        start = end
+
+
+def _line(text: str, offset: int) -> int:
+    return text.count("\n", 0, offset) + 1
 
 
 def cut_torn_tail(path: Path) -> str | None:
@@ -156,22 +200,27 @@ def _records(text: str):
 
 
 def _append_csv(frame: pd.DataFrame, path: Path) -> None:
-    """Whole lines or nothing: every short write is continued, and a failed one (a full
-    disk) is rolled back to the file's size before it, then raised."""
-    text = frame.to_csv(header=not path.exists(), index=False).encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    before = os.fstat(fd).st_size
-    view = memoryview(text)
-    try:
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    except BaseException:
-        if view:  # the rows are not all there: take back what is
-            os.ftruncate(fd, before)
-        raise
-    finally:
-        os.close(fd)
+    """Whole lines or nothing: a new file is created whole, header and rows, in one rename;
+    to an existing one every short write is continued, and a failed one (a full disk) is
+    rolled back to the file's size before it, then raised."""
+    if not path.exists():
+        write_atomic(path, lambda f: f.write(frame.to_csv(index=False).encode()))
+        return
+    text = frame.to_csv(header=False, index=False).encode()
+    with naming(path):
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        before = os.fstat(fd).st_size
+        view = memoryview(text)
+        try:
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        except BaseException:
+            if view:  # the rows are not all there: take back what is
+                os.ftruncate(fd, before)
+            raise
+        finally:
+            os.close(fd)
 
 
 def memory_limit_mib() -> float:
@@ -324,19 +373,22 @@ def check_data(specs: list[RunSpec], console: Console) -> None:
 
 def run_experiments(experiments: list[Experiment], specs: list[RunSpec], out_dir: Path,
                     worker: str, console: Console, retry_failed: bool = False,
-                    client=None) -> int:
+                    client=None, resume: str = "") -> int:
     """Every spec not yet in its experiment's CSV, in order, with progress bars: 0 when all
-    ran, 130 when interrupted (the finished rows stay, and --resume completes the rest).
+    ran, 130 when interrupted (the finished rows stay, and the command ``resume``, by
+    default ``groundup run --resume``, completes the rest).
     With a Dask ``client``, the groups run as tasks on its cluster (``cluster``), and
     their rows are written here as each group finishes. The caller has checked the data
     (``check_data``) and holds the folder's lock."""
     clean_stale_temp()
     memory = memory_limit_mib()
-    specs = available(specs, console)
-    for experiment in experiments:
-        results = ResultsFile(out_dir, experiment.runs_stem, experiment.columns)
+    files = [ResultsFile(out_dir, e.runs_stem, e.columns) for e in experiments]
+    for results in files:
         for line in results.repair():
             console.print(f"[yellow]{line}[/]", soft_wrap=True)
+    _refuse_unplanned(files, {s.key for s in specs})
+    specs = available(specs, console)
+    for experiment, results in zip(experiments, files):
         done = results.done(retry_failed)
         todo = [s for s in specs if s.experiment == experiment.name and s.key not in done]
         if done:
@@ -350,8 +402,8 @@ def run_experiments(experiments: list[Experiment], specs: list[RunSpec], out_dir
 
                 def record(group, batches):
                     for batch in batches:
-                        results.append([row for _, row in batch])
-                        bars.advance(overall, len(batch))
+                        results.append([row for _, row in batch],
+                                       partial(bars.advance, overall, len(batch)))
                         if len(group) <= SUMMARY_LINES:
                             for spec, row in batch:
                                 bars.console.print(summary_line(spec, row), soft_wrap=True)
@@ -371,10 +423,22 @@ def run_experiments(experiments: list[Experiment], specs: list[RunSpec], out_dir
                 client.cancel(futures)
             kept = len(results.done())
             console.print(f"[yellow]Interrupted.[/] {kept} finished rows are in {results.path}. "
-                          f"Run `groundup run --resume {out_dir}` to complete the rest.",
+                          f"Run `{resume or f'groundup run --resume {out_dir}'}` to "
+                          "complete the rest.",
                           soft_wrap=True)
             return 130
     return 0
+
+
+def _refuse_unplanned(files: list[ResultsFile], planned: set[tuple]) -> None:
+    """Rows whose key the folder's selection does not plan: its run.json is not the one
+    they were run for, and --resume would complete another selection."""
+    for results in files:
+        unplanned = sorted(results.done() - planned, key=str)
+        if unplanned:
+            raise UsageError(f"{results.path} holds a row that {results.path.parent}/run.json "
+                             f"does not select ({', '.join(map(str, unplanned[0]))}): the "
+                             "results and the settings disagree, and nothing was run.")
 
 
 def submit(client, experiment: Experiment, chunks: list[list[RunSpec]], worker: str) -> list:
@@ -404,7 +468,7 @@ def _from_cluster(futures: list, chunks: list[list[RunSpec]], out_dir: Path):
         rows, logs = future.result()
         (out_dir / "logs").mkdir(exist_ok=True)
         for name, text in logs.items():
-            (out_dir / "logs" / name).write_text(text)
+            write_atomic(out_dir / "logs" / name, lambda f, text=text: f.write(text.encode()))
         group = by_future[future]
         yield group, [list(zip(group, rows, strict=True))]
 

@@ -34,6 +34,14 @@ ACCURACY_WORKERS = 2  # this machine's cores
 PUBLISHED = environment.ROOT / "results" / "published"
 
 
+def _again(out: Path, profile: str, readme_path: Path) -> str:
+    """The command that resumes this publish: the same one, run again."""
+    flags = [f"--profile {profile}" if profile != "full" else "",
+             f"--out {out}" if out != PUBLISHED else "",
+             f"--readme {readme_path}" if readme_path != environment.ROOT / "README.md" else ""]
+    return " ".join(["groundup publish", *filter(None, flags)])
+
+
 def publish(out: Path = PUBLISHED, profile: str = "full",
             readme_path: Path = environment.ROOT / "README.md") -> int:
     work = out.with_name(out.name + ".partial")
@@ -50,15 +58,15 @@ def publish(out: Path = PUBLISHED, profile: str = "full",
                     "data_dir": None, "variants": True, "memory_budget_mib": None}
     specs = plan(settings)
     check_data(specs, console)
-    if not resumed:
-        folder.create(work, settings, [e.runs_stem for e in chosen])
-    with folder.Lock(work):  # held until the folder is finished, benchmarks included
+    with folder.own(work):  # held until the folder is finished, benchmarks included
+        if not resumed:
+            folder.create(work, settings, [e.runs_stem for e in chosen])
         for experiment in chosen:
             mark = time.perf_counter()
             with (contextlib.nullcontext() if experiment.timed
                   else cluster.connect(ACCURACY_WORKERS, None)) as client:
                 code = run_experiments([experiment], specs, work, WORKER, console,
-                                       client=client)
+                                       client=client, resume=_again(out, profile, readme_path))
             if code:
                 return code
             phases[experiment.name] = time.perf_counter() - mark
