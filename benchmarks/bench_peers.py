@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import csv
 import functools
+import io
 import json
 import math
 import os
@@ -34,6 +35,7 @@ from rich.table import Column, Table
 
 from benchmarks import implementations
 from benchmarks.errors import UsageError
+from benchmarks.files import write_atomic
 from benchmarks.implementations import IMPLEMENTATIONS, Monitor, missing_packages
 from benchmarks.implementations.base import largest_divisor
 from benchmarks.implementations.timer import check_interval
@@ -210,10 +212,11 @@ def main(out: str | None = None) -> int:
                 console.print(f"[bold red]{name} failed:[/] {err}", soft_wrap=True)
     console.print(table(rows))
     if out:
-        with open(out, "w", newline="") as f:
-            writer = csv.DictWriter(f, COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
+        text = io.StringIO()
+        writer = csv.DictWriter(text, COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+        write_atomic(Path(out), lambda f: f.write(text.getvalue().encode()))
         console.print(f"Rows written to {out}")
     return 1 if failed else 0
 

@@ -138,6 +138,16 @@ def test_a_run_not_trained_in_full_shows_no_score(tmp_path):
     assert "0.333" not in readme.mnist_table(schema.results_only(df))
     old = df.drop(columns="trained_in_full")  # a CSV from before the column: extrapolated
     assert report.summarize(old).set_index("impl").loc["keras", "accuracy"] == report.UNFINISHED
+    # A row as the worker writes it (the score already moved), read once or twice
+    written = rows(keras={"trained_in_full": False, "accuracy": None,
+                          "measured_accuracy": 0.333})
+    twice = schema.results_only(schema.results_only(written)).set_index("impl")
+    assert twice.loc["keras", "measured_accuracy"] == 0.333
+    assert np.isnan(twice.loc["keras", "accuracy"])
+    mixed = rows(keras={"trained_in_full": None},  # a resumed folder: rows from before
+                 **{"keras-jax": {"trained_in_full": None, "extrapolated": True}})
+    mixed = schema.results_only(mixed).set_index("impl")
+    assert mixed.loc["keras", "accuracy"] == 0.95 and np.isnan(mixed.loc["keras-jax", "accuracy"])
 
 
 def test_the_worker_moves_a_stopped_runs_scores_to_measured_columns():

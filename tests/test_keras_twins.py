@@ -100,8 +100,9 @@ def test_a_cross_entropy_twin_gives_logits_and_its_loss_takes_them(twins):
     twin, default = twins.twin_of(model), twins.twin_of(model, form="keras")
     assert twin.layers[-1].activation.__name__ == "linear"
     assert twin.loss.get_config()["from_logits"] is True
-    assert twins.probabilities(twin).get_weights()[0] is not None
-    assert len(twins.probabilities(twin).weights) == len(twin.weights) == 4
+    shared = twins.probabilities(twin).weights  # the same variables, not copies
+    assert len(shared) == len(twin.weights) == 4
+    assert all(a is b for a, b in zip(shared, twin.weights, strict=True))
     assert twin.output_activation == "softmax" and default.output_activation is None
     assert default.layers[-1].activation.__name__ == "softmax"
     assert default.loss == "categorical_crossentropy"

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from benchmarks.experiments import compare
 from benchmarks.harness.specs import Profile, RunSpec, Selection
+from benchmarks.implementations import IMPLEMENTATIONS
 from benchmarks.implementations.keras import BACKENDS, TITLES
 
 if TYPE_CHECKING:  # pandas is for the reports: a run's worker process never imports it
@@ -48,11 +49,11 @@ def specs(profile: Profile, chosen: Selection) -> list[RunSpec]:
             for impl in chosen.impls or default for seed in range(chosen.seeds or 1)]
 
 
-def backend(impl: str) -> str:
-    if impl.startswith("scratch"):
-        return "scratch (NumPy)"
-    name = impl.removesuffix("-softmax").removeprefix("keras").lstrip("-") or "tf"
-    return TITLES[{v: k for k, v in BACKENDS.items()}[name]]
+def backend(name: str) -> str:
+    """What an implementation's maths ran on: Keras' backend, or its own framework."""
+    impl = IMPLEMENTATIONS[name]
+    keras_backend = getattr(impl, "backend", None)
+    return TITLES[keras_backend] if keras_backend else impl.framework
 
 
 def table(df: pd.DataFrame) -> str:
@@ -66,8 +67,8 @@ def table(df: pd.DataFrame) -> str:
             f"step {int(run['identity_steps']) - 1}" if run["status"] == "differs" else "")
         rows.append({
             "backend": backend(impl), "impl": impl,
-            "form": "shortcut S - y" if impl.startswith("scratch") else
-            FORMS["-softmax" if impl.endswith("-softmax") else ""],
+            "form": FORMS["-softmax"] if IMPLEMENTATIONS[impl].finding else
+            FORMS[""] if hasattr(IMPLEMENTATIONS[impl], "backend") else "the fused S - y",
             "test accuracy": f"{run['accuracy']:.4f}" if pd.notna(run.get("accuracy")) else
             "not trained in full",
             "final loss": f"{run['final_loss']:.4g}" if pd.notna(run.get("final_loss")) else "",

@@ -79,8 +79,9 @@ COLUMNS = {
                                "scratch's, each step taken from scratch's weights at that "
                                "step: the loss, and the update's norm; over 0.05 (float32) or "
                                "1e-4 (float64) the status is differs"),
-    "trained_in_full": ("bool", "the run trained every epoch on every sample its configuration "
-                                "asks for; where not (the time budget stopped it, or it trained "
+    "trained_in_full": ("bool", "the run trained on every sample its configuration asks for, "
+                                "until its last epoch or its target (the atlas stops a seed "
+                                "there); where not (the time budget stopped it, or it trained "
                                 "on a prefix of the data) the scores below are empty, and the "
                                 "prefix's are in their measured_* columns"),
     **{f"measured_{c}": ("fraction" if c != "final_loss" else "1",
@@ -281,15 +282,16 @@ def schema_for(relative_path: str) -> tuple[str, dict, bool] | None:
 
 
 def trained_in_full(df: pd.DataFrame) -> pd.Series:
-    """Which rows trained their configuration in full. In a CSV older than the
-    trained_in_full column, the extrapolated rows did not."""
+    """Which rows trained their configuration in full. In rows older than the
+    trained_in_full column, the extrapolated ones did not."""
     import pandas as pd
 
-    if "trained_in_full" in df:
-        return df["trained_in_full"].astype(str).eq("True")
-    if "extrapolated" not in df:
-        return pd.Series(True, index=df.index)
-    return ~df["extrapolated"].astype(str).eq("True")
+    older = (~df["extrapolated"].astype(str).eq("True") if "extrapolated" in df
+             else pd.Series(True, index=df.index))
+    if "trained_in_full" not in df:
+        return older
+    said = df["trained_in_full"]  # empty in rows older than the column (a resumed folder)
+    return said.astype(str).eq("True").where(said.notna(), older)
 
 
 def results_only(df: pd.DataFrame) -> pd.DataFrame:
@@ -304,7 +306,7 @@ def results_only(df: pd.DataFrame) -> pd.DataFrame:
         if column in df:
             measured = f"measured_{column}"
             kept = df[measured] if measured in df else pd.Series(float("nan"), index=df.index)
-            df[measured] = kept.where(full, df[column])
+            df[measured] = kept.fillna(df[column].where(~full))  # the worker's, or moved here
             df[column] = df[column].where(full)
     return df
 
