@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from benchmarks.experiments import compare
+from benchmarks.experiments.compare import measure as compare_measure
 from benchmarks.harness.specs import Profile, RunSpec, Selection
 from benchmarks.implementations import IMPLEMENTATIONS
 from benchmarks.implementations.keras import BACKENDS, TITLES
@@ -87,6 +87,6 @@ def report(df: pd.DataFrame) -> list[str]:
 def measure(t) -> dict:
     """compare's scores and inference time, without the confusion matrix (compare writes
     each run's, named by task, configuration, implementation and seed)."""
-    row = compare.measure(t)
+    row = compare_measure(t)
     row.pop("confusion")
     return row
