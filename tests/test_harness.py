@@ -13,13 +13,14 @@ import pandas as pd
 import pytest
 
 from benchmarks.cli import main
-from benchmarks.data.tasks import CONFIGS, get_config, load_task, xor_data
+from benchmarks.data.tasks import CONFIGS, get_config, load_task, target_reached, xor_data
 from benchmarks.errors import UsageError
 from benchmarks.experiments import EXPERIMENTS, WORKER, compare
 from benchmarks.harness.runner import run_one
 from benchmarks.harness.schema import KEY
 from benchmarks.harness.specs import PROFILES, RunSpec, Selection
 from benchmarks.implementations import IMPLEMENTATIONS, PEERS, Monitor, scratch_model
+from tests.conftest import needs
 from tests.peers import SHUFFLED, XOR_IN_PAIRS  # the batch orders, shared with the peers
 
 
@@ -133,6 +134,62 @@ def test_paused_work_is_left_out_of_every_time(monkeypatch):
     assert list(monitor.step_times) == [1.0, 2.0]
     assert list(monitor.epoch_times) == [3.0]
     assert monitor.elapsed() == 3.0 and not monitor.over_budget
+
+
+
+def test_checks_inside_one_compiled_call_get_their_share_of_its_time(monkeypatch):
+    """A compiled call that trained 4 check intervals: each check is placed at its share of
+    the call's time, and the checks' own time (1 s each here) is left out of all of it."""
+    from benchmarks.implementations import timer
+
+    now = [0.0]
+    monkeypatch.setattr(timer.time, "perf_counter", lambda: now[0])
+
+    def predict(k):
+        def fn(x):
+            now[0] += 1.0  # the check's own time
+            return k
+        return fn
+
+    monitor = Monitor(budget_s=100, target=lambda predict: predict(None) >= 2, total_epochs=40,
+                      check_every=10)
+    monitor.start()
+    now[0] += 8.0  # one call of 40 epochs
+    monitor.batch_end(40)
+    monitor.checks_end([0.4, 0.3, 0.2, 0.1], [predict(k) for k in range(4)], epochs=10)
+    assert monitor.curve == [(10, 0.4), (20, 0.3), (30, 0.2), (40, 0.1)]
+    assert (monitor.time_to_target, monitor.epochs_to_target) == (6.0, 30)
+    assert list(monitor.epoch_times) == [0.2] * 40
+    assert monitor.elapsed() == 8.0 and now[0] == 11.0  # three checks ran, the 4th not
+
+
+def test_jax_checks_within_its_calls_as_scratch_between_epochs():
+    """JAX runs many check intervals in one compiled call and checks the target on the
+    weights it kept at each: the same curve, epochs to target and final weights as scratch,
+    which checks between its epochs."""
+    needs("jax")
+    cfg = replace(get_config("xor"), optimizer={"name": "sgd", "learning_rate": 2.0})
+    x, y = xor_data()
+    epochs, every = 600, 10
+    assert IMPLEMENTATIONS["jax"].calls(cfg, len(x), epochs, every) == (10, 60)
+
+    def run(name):
+        impl = IMPLEMENTATIONS[name]
+        model = impl.build(cfg, scratch_model(cfg, "float32", 0).get_weights(), "float32", 0)
+        impl.warm_up(model, x, y, cfg, epochs)
+        monitor = Monitor(1e9, lambda predict: target_reached(cfg, y, predict(x)), epochs,
+                          every)
+        impl.train(model, x, y, cfg, epochs, 0, monitor)
+        return monitor, impl.get_weights(model)
+
+    (ours, weights), (theirs, expected) = run("jax"), run("scratch-shortcut")
+    assert 0 < theirs.epochs_to_target < epochs  # a target reached mid-call
+    assert ours.epochs_to_target == theirs.epochs_to_target
+    assert [e for e, _ in ours.curve] == [e for e, _ in theirs.curve] == list(range(10, 601, 10))
+    np.testing.assert_allclose([v for _, v in ours.curve], [v for _, v in theirs.curve],
+                               rtol=1e-4)
+    for w, e in zip(weights, expected, strict=True):
+        np.testing.assert_allclose(w, e, atol=1e-4)
 
 
 

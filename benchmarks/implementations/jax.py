@@ -20,6 +20,7 @@ from scratch import activations, optimizers
 from scratch.optimizers import keras_value
 
 MAX_EPOCHS_PER_CALL = 1000
+CALL_SAMPLES = 100_000  # samples a compiled call trains, at most, where checks fall within
 
 
 def _jax():
@@ -152,13 +153,24 @@ class JaxModel:
                                                          length=epochs)
             return params, state, key, losses[-1]
 
+        def checks(params, state, key, batches, rest, epochs: int, count: int):
+            """``count`` runs of ``epochs`` epochs in one call: the carry, and each run's
+            last loss and final parameters (the target is checked on them after the call)."""
+            def segment(carry, _):
+                params, state, key, loss = run(*carry, batches, rest, epochs)
+                return (params, state, key), (loss, params)
+
+            (params, state, key), (losses, kept) = jax.lax.scan(
+                segment, (params, state, key), None, length=count)
+            return params, state, key, losses, kept
+
         def value_and_grad(params, x, y):
             return jax.value_and_grad(lambda p: loss(*forward(p, x), y))(params)
 
         self._init, self._pure_run = init, run
         self._value_and_grad = jax.jit(value_and_grad)
         self._step = jax.jit(step)
-        self._run = jax.jit(run, static_argnames="epochs")
+        self._run = jax.jit(checks, static_argnames=("epochs", "count"))
         self._forward_out = lambda params, x: forward(params, x)[1]
         self._predict = jax.jit(self._forward_out)
         self._compiled: dict = {}
@@ -186,21 +198,28 @@ class JaxModel:
                    y[:full].reshape(-1, batch_size, *y.shape[1:]))
         return stacked, ((x[full:], y[full:]) if full < len(x) else None)
 
-    def compiled(self, batches, rest, epochs: int):
+    def compiled(self, batches, rest, epochs: int, count: int = 1):
         """The compiled executable for these shapes, compiled once (in warm-up)."""
-        shapes = (epochs, *(a.shape for a in batches), rest and tuple(a.shape for a in rest))
+        shapes = (epochs, count, *(a.shape for a in batches),
+                  rest and tuple(a.shape for a in rest))
         if shapes not in self._compiled:
             lowered = self._run.lower(self.params, self.state, self.key, batches, rest,
-                                      epochs=epochs)
+                                      epochs=epochs, count=count)
             self._compiled[shapes] = lowered.compile()
         return self._compiled[shapes]
 
-    def run(self, batches, rest, epochs: int) -> float:
-        """Train ``epochs`` epochs; returns the last one's loss (waits for the result)."""
-        fn = self.compiled(batches, rest, epochs)
-        self.params, self.state, self.key, loss = fn(self.params, self.state, self.key,
-                                                     batches, rest)
-        return float(loss)
+    def run(self, batches, rest, epochs: int, count: int = 1):
+        """Train ``count`` x ``epochs`` epochs in one call (waits for the result); returns
+        the loss of each ``epochs``' last epoch, and a predict function of the weights at
+        its end."""
+        fn = self.compiled(batches, rest, epochs, count)
+        self.params, self.state, self.key, losses, kept = fn(self.params, self.state,
+                                                             self.key, batches, rest)
+        return np.asarray(losses).tolist(), [functools.partial(self._predict_kept, kept, k)
+                                             for k in range(count)]
+
+    def _predict_kept(self, kept, k: int, x: np.ndarray) -> np.ndarray:
+        return self.predict(x, [p[k] for p in kept])
 
     def cast(self, x: np.ndarray, y: np.ndarray | None = None):
         """Inputs in the model's dtype, and float targets too (class labels stay integers)."""
@@ -209,8 +228,9 @@ class JaxModel:
             return x
         return x, np.asarray(y, self.dtype if np.issubdtype(y.dtype, np.floating) else None)
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self._predict(self.params, self.cast(x)))
+    def predict(self, x: np.ndarray, params=None) -> np.ndarray:
+        return np.asarray(self._predict(self.params if params is None else params,
+                                        self.cast(x)))
 
     def gradients(self, x: np.ndarray, y: np.ndarray) -> tuple[float, list[np.ndarray]]:
         value, grads = self._value_and_grad(self.params, *self.cast(x, y))
@@ -239,12 +259,17 @@ class Jax(Implementation):
         return JaxModel(cfg, weights, dtype, seed)
 
     @staticmethod
-    def epochs_per_call(cfg, epochs: int, check_every: int) -> int:
-        """Unshuffled data: the largest divisor of ``epochs`` up to the target-check interval
-        (and MAX_EPOCHS_PER_CALL), so that every check falls between calls. Shuffled: 1."""
+    def calls(cfg, samples: int, epochs: int, check_every: int):
+        """(epochs between checks, checks a compiled call): every check falls between two
+        runs of the compiled loop. Unshuffled data: the largest divisor of ``epochs`` up to
+        the check interval (and MAX_EPOCHS_PER_CALL); a call holds as many of them as keep
+        it within CALL_SAMPLES (a call's dispatch and wait cost about 0.1 ms, 500 XOR
+        steps' worth; a run that stops at its target ends with the call that reached it).
+        Shuffled: one epoch a call."""
         if cfg.shuffle:
-            return 1
-        return largest_divisor(epochs, min(check_every, MAX_EPOCHS_PER_CALL))
+            return 1, 1
+        chunk = largest_divisor(epochs, min(check_every, MAX_EPOCHS_PER_CALL))
+        return chunk, largest_divisor(epochs // chunk, CALL_SAMPLES // (chunk * samples))
 
     def device_batches(self, model: JaxModel, x, y, cfg):
         jnp = _jax().numpy
@@ -254,37 +279,41 @@ class Jax(Implementation):
     def warm_up(self, model, x, y, cfg, epochs):
         """Compile the training loop for the shapes training will run; nothing runs."""
         batches, rest = self.device_batches(model, x, y, cfg)
-        model.compiled(batches, rest, self.epochs_per_call(cfg, epochs, check_interval(epochs)))
+        model.compiled(batches, rest, *self.calls(cfg, len(x), epochs, check_interval(epochs)))
         model.predict(x[:2])
 
     def train(self, model, x, y, cfg, epochs, seed, monitor: Monitor):
-        chunk = model.epochs_per_call = self.epochs_per_call(cfg, epochs, monitor.check_every)
-        steps = -(-len(x) // cfg.batch_size) * chunk
+        chunk, count = self.calls(cfg, len(x), epochs, monitor.check_every)
+        model.epochs_per_call, model.checks_per_call = chunk * count, count
+        steps = -(-len(x) // cfg.batch_size) * chunk * count
         if cfg.shuffle:
             monitor.start()
             for _, xs, ys in shuffled_epochs(x, y, epochs, seed, monitor):
                 with monitor.paused():  # on the device, as unshuffled data are before
                     batches, rest = self.device_batches(model, xs, ys, cfg)
-                if self._epochs(model, batches, rest, 1, steps, monitor):
+                if self._epochs(model, batches, rest, 1, 1, steps, monitor):
                     return
             return
         batches, rest = self.device_batches(model, x, y, cfg)
         monitor.start()
-        for _ in range(0, epochs, chunk):
-            if self._epochs(model, batches, rest, chunk, steps, monitor):
+        for _ in range(0, epochs, chunk * count):
+            if self._epochs(model, batches, rest, chunk, count, steps, monitor):
                 return
 
     @staticmethod
-    def _epochs(model: JaxModel, batches, rest, epochs: int, steps: int, monitor: Monitor):
-        """One compiled call of ``epochs`` epochs; True when the monitor stops training."""
-        loss = model.run(batches, rest, epochs)
-        return monitor.batch_end(steps) | monitor.epoch_end(loss, model.predict, epochs)
+    def _epochs(model: JaxModel, batches, rest, epochs: int, count: int, steps: int,
+                monitor: Monitor):
+        """One compiled call of ``count`` x ``epochs`` epochs; True when the monitor stops
+        training."""
+        losses, predicts = model.run(batches, rest, epochs, count)
+        return monitor.batch_end(steps) | monitor.checks_end(losses, predicts, epochs)
 
     def predict(self, model, x):
         return model.predict(x)
 
     def settings(self, model):
-        return {"epochs_per_call": getattr(model, "epochs_per_call", None)}
+        return {"epochs_per_call": getattr(model, "epochs_per_call", None),
+                "checks_per_call": getattr(model, "checks_per_call", None)}
 
     def gradients(self, model, x, y):
         return model.gradients(x, y)

@@ -83,21 +83,24 @@ class Monitor:
         self.over_budget = now - self.t0 - self.excluded > self.budget_s  # self.elapsed()
         return self.over_budget
 
-    def epoch_end(self, loss: float, predict: Predict, epochs: int = 1) -> bool:
-        """Record ``epochs`` finished epochs; True when training should stop."""
-        now = time.perf_counter()
+    def epoch_end(self, loss: float, predict: Predict, epochs: int = 1,
+                  now: float | None = None) -> bool:
+        """Record ``epochs`` finished epochs; True when training should stop. ``now``: when
+        they ended, where that was inside a compiled call (``checks_end``)."""
+        real = time.perf_counter()
+        now = real if now is None else now
         self.epoch_times.extend(array("d", [(now - self.epoch_start) / epochs]) * epochs)
         self.epochs_done += epochs
         if not math.isfinite(loss):
             raise FloatingPointError(f"The loss became {loss} after {self.epochs_done} epochs: "
                                      "training diverged. Lower the learning rate.")
-        self.over_budget = self.over_budget or self.elapsed() > self.budget_s
+        trained = now - self.t0 - self.excluded
+        self.over_budget = self.over_budget or trained > self.budget_s
         due = (self.epochs_done % self.check_every < epochs or self.over_budget
                or self.epochs_done >= self.total_epochs)
         if due:
             self.curve.append((self.epochs_done, float(loss)))
         if self.time_to_target is None and due:
-            trained = self.elapsed()
             if self.target(predict):
                 self.time_to_target, self.epochs_to_target = trained, self.epochs_done
         if self.progress and (now - self._last_progress > 0.2):
@@ -105,6 +108,19 @@ class Monitor:
             self._last_progress = now
         if self.between_epochs:
             self.between_epochs()
-        self.excluded += time.perf_counter() - now
+        self.excluded += time.perf_counter() - real
         self.mark = self.epoch_start = time.perf_counter()
         return self.over_budget or (self.stop_at_target and self.time_to_target is not None)
+
+    def checks_end(self, losses: list[float], predicts: list[Predict], epochs: int) -> bool:
+        """Record one compiled call's ``len(losses)`` checks, every ``epochs`` epochs, from
+        the losses and weights the call kept at each. The steps of a compiled loop take
+        equal time, so check k of K is placed at (k + 1) / K of the call's time (the time
+        to target is that point's); the checks themselves run after the call, untimed."""
+        start, span, count = self.epoch_start, time.perf_counter() - self.epoch_start, len(losses)
+        before, stop = self.excluded, False
+        for k, (loss, predict) in enumerate(zip(losses, predicts, strict=True)):
+            # the earlier checks' own time, excluded meanwhile, moves the call's clock on
+            self.epoch_start = start + span * k / count + self.excluded - before
+            stop |= self.epoch_end(loss, predict, epochs, now=self.epoch_start + span / count)
+        return stop
