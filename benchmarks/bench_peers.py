@@ -142,6 +142,7 @@ def blocks(peer, minimal, unit: int, steps_per_epoch: int) -> dict:
         minimal_epochs = largest_divisor(unit, int(unit * MAX_ROUND_S / 2 / per_unit[1]))
     if minimal_epochs != unit:
         minimal(minimal_epochs)  # compiles for this block: JAX's scan, Keras' repeats
+    peer_block()  # likewise (a JAX call of this block's many checks)
     return {"peer": peer_block, "minimal": functools.partial(minimal, minimal_epochs)}
 
 

@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="full (default: what is published), or quick/smoke to try it")
     publish.add_argument("--out", metavar="DIR", help="instead of results/published")
     publish.add_argument("--readme", metavar="FILE", help="instead of the project's README.md")
+    publish.add_argument("--wait", action="store_true",
+                         help="wait for the groundup runs going on this machine to end "
+                              "(default: refuse to start beside them)")
     return parser
 
 

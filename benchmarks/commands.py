@@ -151,7 +151,10 @@ def run_command(args: argparse.Namespace) -> int:
     cluster.check(chosen, args.workers, args.scheduler)
     specs = plan(settings)
     check_data(specs, out)  # before the folder: a failed check leaves nothing behind
-    with folder.own(out_dir):
+    # on a remote cluster, the runs share no machine with this process
+    machine = (contextlib.nullcontext() if args.scheduler is not None
+               else folder.machine(any(e.timed for e in chosen)))
+    with machine, folder.own(out_dir):
         if args.resume:
             _refuse_foreign(out_dir, settings["experiments"])
         else:
@@ -278,7 +281,7 @@ def publish_command(args: argparse.Namespace) -> int:
 
     out_dir = Path(args.out) if args.out else publish.PUBLISHED
     readme_path = Path(args.readme) if args.readme else environment.ROOT / "README.md"
-    return publish.publish(out_dir, args.profile, readme_path)
+    return publish.publish(out_dir, args.profile, readme_path, wait=args.wait)
 
 
 def _size(n: float) -> str:

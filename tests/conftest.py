@@ -12,6 +12,14 @@ import pytest
 from benchmarks.implementations import IMPLEMENTATIONS
 
 
+@pytest.fixture(scope="session", autouse=True)
+def machine_lock(tmp_path_factory):
+    """Each test process its own machine lock (GROUNDUP_MACHINE_LOCK), inherited by the
+    commands it starts: the test processes run timed smoke runs side by side, and a real
+    publish on this machine is none of their business."""
+    os.environ["GROUNDUP_MACHINE_LOCK"] = str(tmp_path_factory.getbasetemp() / "machine.lock")
+
+
 def needs(name: str) -> None:
     """Skip the test where implementation ``name``'s framework is not installed."""
     impl = IMPLEMENTATIONS[name]

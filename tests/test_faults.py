@@ -5,11 +5,13 @@ and after --resume no key is missing or doubled."""
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -214,7 +216,8 @@ def test_resume_refuses_results_that_run_json_does_not_select(tmp_path, capsys, 
                                                                message):
     out = tmp_path / "run"
     assert main([*RUN, "--seeds", "1", "--out", str(out)]) == 0
-    before = (out / "compare.csv").read_bytes()
+    before = (out / "compare.csv").read_bytes() + b"compare,xor,blog,scr"  # and a torn row
+    (out / "compare.csv").write_bytes(before)  # that a refused resume must not cut either
     settings = json.loads((out / "run.json").read_text())
     (out / "run.json").write_text(json.dumps({**settings, **select}))
     assert main(["run", "--resume", str(out)]) == 2
@@ -222,6 +225,39 @@ def test_resume_refuses_results_that_run_json_does_not_select(tmp_path, capsys, 
     assert message in err and "nothing was run" in err and "Traceback" not in err
     assert (out / "compare.csv").read_bytes() == before
 
+
+
+def test_timed_runs_and_publish_have_the_machine_alone(tmp_path, capsys):
+    """Every groundup run holds the machine's lock: a timed one (and publish) alone, an
+    accuracy-only one shared. A run refused for it leaves nothing behind."""
+    untimed = ["run", "generalisation", "--profile", "smoke", "--task", "reverse4",
+               "--impl", "scratch-shortcut", "--seeds", "1"]
+    publish = ["publish", "--profile", "smoke", "--out", str(tmp_path / "published"),
+               "--readme", str(tmp_path / "README.md")]
+
+    def held(how):  # another groundup process's hold, as its run takes it
+        fd = os.open(os.environ["GROUNDUP_MACHINE_LOCK"], os.O_RDONLY | os.O_CREAT)
+        fcntl.flock(fd, how)
+        return fd
+
+    fd = held(fcntl.LOCK_SH)  # an accuracy-only run is going
+    try:
+        assert main([*RUN, "--out", str(tmp_path / "timed")]) == 2
+        assert "needs this machine alone" in capsys.readouterr().err
+        assert main(publish) == 2
+        err = capsys.readouterr().err
+        assert "needs this machine alone" in err and "publish --wait" in err
+        assert main([*untimed, "--out", str(tmp_path / "shared")]) == 0  # runs beside it
+    finally:
+        os.close(fd)
+    fd = held(fcntl.LOCK_EX)  # a timed run is going
+    try:
+        assert main([*untimed, "--out", str(tmp_path / "beside")]) == 2
+        assert "has this machine alone" in capsys.readouterr().err
+    finally:
+        os.close(fd)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shared"]
+    assert main([*RUN, "--out", str(tmp_path / "timed")]) == 0  # once it is free
 
 # 3. Disk and permission errors.
 
@@ -329,6 +365,8 @@ def test_a_killed_run_leaves_no_worker_and_resumes(tmp_path, sig):
     assert (out / "compare.csv").read_bytes().startswith(kept[: kept.rindex(b"\n") + 1])
     assert main(["run", "--resume", str(out)]) == 0
     complete(out)
+    # the killed run's temporary folder: removed at its exit, or (kill -9) by the resume
+    assert not list(Path(tempfile.gettempdir()).glob(f"{runner.TEMP_PREFIX}{proc.pid}-*"))
 
 
 def test_a_silent_worker_dies_with_its_runner_on_kill_9(tmp_path):
@@ -354,8 +392,6 @@ def test_a_silent_worker_dies_with_its_runner_on_kill_9(tmp_path):
 
 
 def test_stale_temporary_folders_are_cleaned(tmp_path, monkeypatch):
-    import tempfile
-
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True).stdout.strip()

@@ -5,9 +5,12 @@ Every file the harness writes whole goes through ``benchmarks.files.write_atomic
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from benchmarks.errors import UsageError
@@ -16,6 +19,10 @@ from benchmarks.harness.specs import PROFILES
 
 SETTINGS = "run.json"
 LOCK = ".lock"
+# The machine's lock: every groundup run on this machine holds it, a timed one (and
+# publish) alone. GROUNDUP_MACHINE_LOCK moves it (the tests give each of their processes one).
+MACHINE_LOCK = "groundup-machine.lock"
+_held_machine = False  # this process holds it (publish's own runs take it no second time)
 
 
 def own(out_dir: Path) -> Lock:
@@ -94,3 +101,32 @@ class Lock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+@contextlib.contextmanager
+def machine(timed: bool, wait: bool = False) -> Iterator[None]:
+    """Hold the machine's lock: alone for a timed run (its times need the machine to
+    themselves), shared with the other accuracy-only runs for one that is not. Refused
+    with one line while it is held the other way, or, with ``wait``, waited for."""
+    global _held_machine
+    if _held_machine:
+        yield
+        return
+    path = Path(os.environ.get("GROUNDUP_MACHINE_LOCK")
+                or Path(tempfile.gettempdir()) / MACHINE_LOCK)
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)  # any user's groundup can lock it
+    try:
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_EX if timed else fcntl.LOCK_SH)
+                        | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise UsageError(
+                ("A timed run needs this machine alone, but another groundup run is going on it"
+                 if timed else "A timed groundup run (or publish) has this machine alone")
+                + f" (it holds {path}). Wait for it to end"
+                + (", or give publish --wait." if timed else ", then run this.")) from None
+        _held_machine = True
+        yield
+    finally:
+        _held_machine = False
+        os.close(fd)

@@ -52,11 +52,12 @@ class ResultsFile:
         copy of the file as it was beside it; one line per file cut, for the user."""
         return [line for path in (self.path, self.curves) if (line := cut_torn_tail(path))]
 
-    def done(self, retry_failed: bool = False) -> set[tuple]:
-        """The keys already run; with ``retry_failed``, less those whose latest row failed."""
+    def done(self, retry_failed: bool = False, whole_rows: bool = False) -> set[tuple]:
+        """The keys already run; with ``retry_failed``, less those whose latest row failed;
+        ``whole_rows``: those before a torn last row (which ``repair`` cuts off)."""
         if not self.path.exists():
             return set()
-        df = read_rows(self.path)
+        df = read_rows(self.path, whole_rows)
         latest = df.drop_duplicates(KEY, keep="last")
         if retry_failed:
             latest = latest[~latest["status"].isin(RETRIED)]
@@ -87,12 +88,15 @@ class ResultsFile:
 REQUIRED = [*KEY, "status", "error", "final_loss", "accuracy", "train_time_s", "peak_rss_mib"]
 
 
-def read_rows(path: Path) -> pd.DataFrame:
-    """A results CSV, or a one-line error naming the file, the line and what is wrong."""
+def read_rows(path: Path, whole_rows: bool = False) -> pd.DataFrame:
+    """A results CSV, or a one-line error naming the file, the line and what is wrong;
+    ``whole_rows``: a torn last row is left out, not an error."""
     text = _utf8(path)
     if not text:
         raise UsageError(f"{path} is empty: no header and no rows.")
     torn, malformed = _scan(text)
+    if torn is not None and whole_rows:
+        text, torn = text[:torn], None
     if torn is not None:
         raise UsageError(f"{path}, line {_line(text, torn)}: a torn row (the file ends "
                          f"mid-row). `groundup run --resume {path.parent}` cuts it off and runs "
@@ -110,7 +114,7 @@ def read_rows(path: Path) -> pd.DataFrame:
         df = pd.read_csv(io.StringIO(text))
     except pd.errors.ParserError as err:  # what the check of widths lets by: a stray quote
         raise UsageError(f"{path} is malformed: {err}".rstrip(".") + ".") from None
-    if df.empty:
+    if df.empty and not whole_rows:
         raise UsageError(f"{path} has a header but no rows.")
     for name, (unit, _) in COLUMNS.items():
         if name in df and unit not in NOT_NUMBERS:
@@ -383,10 +387,10 @@ def run_experiments(experiments: list[Experiment], specs: list[RunSpec], out_dir
     clean_stale_temp()
     memory = memory_limit_mib()
     files = [ResultsFile(out_dir, e.runs_stem, e.columns) for e in experiments]
+    _refuse_unplanned(files, {s.key for s in specs})  # before anything in the folder changes
     for results in files:
         for line in results.repair():
             console.print(f"[yellow]{line}[/]", soft_wrap=True)
-    _refuse_unplanned(files, {s.key for s in specs})
     specs = available(specs, console)
     for experiment, results in zip(experiments, files):
         done = results.done(retry_failed)
@@ -434,7 +438,7 @@ def _refuse_unplanned(files: list[ResultsFile], planned: set[tuple]) -> None:
     """Rows whose key the folder's selection does not plan: its run.json is not the one
     they were run for, and --resume would complete another selection."""
     for results in files:
-        unplanned = sorted(results.done() - planned, key=str)
+        unplanned = sorted(results.done(whole_rows=True) - planned, key=str)
         if unplanned:
             raise UsageError(f"{results.path} holds a row that {results.path.parent}/run.json "
                              f"does not select ({', '.join(map(str, unplanned[0]))}): the "

@@ -43,7 +43,7 @@ def _again(out: Path, profile: str, readme_path: Path) -> str:
 
 
 def publish(out: Path = PUBLISHED, profile: str = "full",
-            readme_path: Path = environment.ROOT / "README.md") -> int:
+            readme_path: Path = environment.ROOT / "README.md", wait: bool = False) -> int:
     work = out.with_name(out.name + ".partial")
     started = time.perf_counter()
     resumed = (work / "run.json").exists()
@@ -58,7 +58,8 @@ def publish(out: Path = PUBLISHED, profile: str = "full",
                     "data_dir": None, "variants": True, "memory_budget_mib": None}
     specs = plan(settings)
     check_data(specs, console)
-    with folder.own(work):  # held until the folder is finished, benchmarks included
+    # held until the folder is finished, benchmarks included; the machine alone throughout
+    with folder.machine(timed=True, wait=wait), folder.own(work):
         if not resumed:
             folder.create(work, settings, [e.runs_stem for e in chosen])
         for experiment in chosen:
