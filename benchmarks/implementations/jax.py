@@ -19,7 +19,7 @@ from benchmarks.implementations.timer import Monitor, check_interval
 from scratch import activations, optimizers
 from scratch.optimizers import keras_value
 
-MAX_EPOCHS_PER_CALL = 1000
+MAX_EPOCHS_PER_CHECK = 1000
 CALL_SAMPLES = 100_000  # samples a compiled call trains, at most, where checks fall within
 
 
@@ -210,8 +210,8 @@ class JaxModel:
 
     def run(self, batches, rest, epochs: int, count: int = 1):
         """Train ``count`` x ``epochs`` epochs in one call (waits for the result); returns
-        the loss of each ``epochs``' last epoch, and a predict function of the weights at
-        its end."""
+        two lists, one entry per ``epochs``: its last epoch's loss, and a predict function
+        of the weights it ended with."""
         fn = self.compiled(batches, rest, epochs, count)
         self.params, self.state, self.key, losses, kept = fn(self.params, self.state,
                                                              self.key, batches, rest)
@@ -262,13 +262,13 @@ class Jax(Implementation):
     def calls(cfg, samples: int, epochs: int, check_every: int):
         """(epochs between checks, checks a compiled call): every check falls between two
         runs of the compiled loop. Unshuffled data: the largest divisor of ``epochs`` up to
-        the check interval (and MAX_EPOCHS_PER_CALL); a call holds as many of them as keep
+        the check interval (and MAX_EPOCHS_PER_CHECK); a call holds as many of them as keep
         it within CALL_SAMPLES (a call's dispatch and wait cost about 0.1 ms, 500 XOR
         steps' worth; a run that stops at its target ends with the call that reached it).
         Shuffled: one epoch a call."""
         if cfg.shuffle:
             return 1, 1
-        chunk = largest_divisor(epochs, min(check_every, MAX_EPOCHS_PER_CALL))
+        chunk = largest_divisor(epochs, min(check_every, MAX_EPOCHS_PER_CHECK))
         return chunk, largest_divisor(epochs // chunk, CALL_SAMPLES // (chunk * samples))
 
     def device_batches(self, model: JaxModel, x, y, cfg):
