@@ -9,7 +9,6 @@ tiny, so they cannot rot. ``GROUNDUP_BENCH_TINY=1`` shrinks every size.
 
 from __future__ import annotations
 
-import functools
 import os
 
 import numpy as np
@@ -22,25 +21,21 @@ TINY = os.environ.get("GROUNDUP_BENCH_TINY") == "1"
 MNIST_SUBSET = 256 if TINY else 6000     # samples in the "one MNIST epoch" benchmark
 MNIST_PREDICT = 256 if TINY else 10_000  # test images in the predict benchmark
 # Keras has one backend a process (KERAS_BACKEND, TensorFlow by default), so the suite
-# runs once per backend, each implementation in one of those runs: Keras in its backend's,
-# native PyTorch in PyTorch's (torch.compile's import of triton aborts a process that has
-# loaded TensorFlow), the others in TensorFlow's. Missing frameworks are left out.
+# runs once per backend, each implementation in the one its ``bench_backend`` names.
+# Missing frameworks are left out.
 KERAS_BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
-
-
-def suite_backend(name: str) -> str:
-    impl = IMPLEMENTATIONS[name]
-    return getattr(impl, "backend", "torch" if impl.framework == "torch" else "tensorflow")
-
-
 IMPLS = [name for name, impl in IMPLEMENTATIONS.items()
-         if not impl.missing() and not impl.finding and suite_backend(name) == KERAS_BACKEND]
+         if not impl.missing() and not impl.finding and impl.bench_backend == KERAS_BACKEND]
 # Tiny runs try every operation x implementation once; reverse4 takes xor's paths.
 TASKS = ["xor", "mnist"] if TINY else ["xor", "reverse4", "mnist"]
 SMALL_TASKS = [t for t in TASKS if t != "mnist"]
-FORWARD_SKIP = "the jacobian mode's forward pass is scratch-shortcut's"
-MNIST_JACOBIAN_SKIP = ("infeasible: one 784-512-10 Jacobian chain takes about 1.5 s per sample "
-                       "(see `groundup run jacobian`)")
+
+
+def skip_unless_run(impl: str, operation: str, task: str) -> None:
+    """Skip where the implementation says this benchmark is not run, with its reason."""
+    reason = IMPLEMENTATIONS[impl].bench_skip(operation, task)
+    if reason:
+        pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
@@ -82,8 +77,7 @@ def loss_of(cfg, implementation, model, x, y) -> float:
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("task", TASKS)
 def test_forward(benchmark, tasks, task, impl):
-    if impl == "scratch-jacobian":
-        pytest.skip(FORWARD_SKIP)
+    skip_unless_run(impl, "forward", task)
     cfg, data = tasks[task]
     x = data.x[: cfg.batch_size]
     benchmark.group = f"{task}: forward pass on a batch"
@@ -97,15 +91,12 @@ def test_forward(benchmark, tasks, task, impl):
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("task", TASKS)
 def test_train_step(benchmark, tasks, task, impl):
-    if impl == "scratch-jacobian" and task == "mnist":
-        pytest.skip(MNIST_JACOBIAN_SKIP)
+    skip_unless_run(impl, "step", task)
     cfg, data = tasks[task]
     x, y = data.x[: cfg.batch_size], data.y[: cfg.batch_size]
     benchmark.group = f"{task}: one training step"
     implementation, model = build(impl, cfg, data)
-    step = (functools.partial(implementation.train_step, model)
-            if implementation.framework != "keras"
-            else lambda a, b: model.train_on_batch(a, b))  # Keras' own float32 path
+    step = implementation.bench_step(model)
     before = loss_of(cfg, implementation, model, x, y)
     benchmark(step, x, y)
     after = loss_of(cfg, implementation, model, x, y)
@@ -116,31 +107,14 @@ def test_train_step(benchmark, tasks, task, impl):
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("task", SMALL_TASKS)
 def test_epoch_small(benchmark, tasks, task, impl):
-    """One epoch as each implementation runs it: Keras' own is one fit(epochs=1) call,
-    the blog's way; keras-tuned's is one compiled step (the epoch is one full batch)."""
+    """One epoch as each implementation runs it (``bench_epoch``): plain Keras' is one
+    fit(epochs=1) call, the blog's way; a tuned one's is one compiled step (the epoch is
+    one full batch)."""
+    skip_unless_run(impl, "epoch", task)
     cfg, data = tasks[task]
     benchmark.group = f"{task}: one full epoch"
     implementation, model = build(impl, cfg, data)
-    if impl.startswith("scratch"):
-        def epoch():
-            model.fit(data.x, data.y, epochs=1, batch_size=cfg.batch_size, shuffle=False)
-    elif impl == "keras":
-        def epoch():
-            model.fit(data.x, data.y, epochs=1, batch_size=cfg.batch_size, shuffle=False,
-                      verbose=0)
-    elif impl == "jax":
-        batches, rest = implementation.device_batches(model, data.x, data.y, cfg)
-
-        def epoch():
-            model.run(batches, rest, 1)
-    elif impl == "torch":
-        xt, yt = model.tensors(data.x, data.y)
-
-        def epoch():
-            model.epoch(xt, yt, cfg.batch_size)
-    else:
-        def epoch():
-            model.train_on_batch(data.x, data.y)
+    epoch = implementation.bench_epoch(model, data.x, data.y, cfg)
     before = loss_of(cfg, implementation, model, data.x, data.y)
     benchmark(epoch)
     after = loss_of(cfg, implementation, model, data.x, data.y)
@@ -150,8 +124,7 @@ def test_epoch_small(benchmark, tasks, task, impl):
 
 @pytest.mark.parametrize("impl", IMPLS)
 def test_mnist_predict(benchmark, tasks, impl):
-    if impl == "scratch-jacobian":
-        pytest.skip(FORWARD_SKIP)
+    skip_unless_run(impl, "forward", "mnist")
     cfg, data = tasks["mnist"]
     x = data.x_test[:MNIST_PREDICT]
     benchmark.group = f"mnist: predict {len(x)} test images"
@@ -166,8 +139,7 @@ def test_mnist_predict(benchmark, tasks, impl):
 @pytest.mark.parametrize("impl", IMPLS)
 def test_mnist_epoch(benchmark, tasks, impl):
     """One epoch over a fixed subset, file order, the blog configuration's batches."""
-    if impl == "scratch-jacobian":
-        pytest.skip(MNIST_JACOBIAN_SKIP)
+    skip_unless_run(impl, "epoch", "mnist")
     from benchmarks.implementations import Monitor
 
     cfg, data = tasks["mnist"]

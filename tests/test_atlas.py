@@ -8,6 +8,7 @@ import pytest
 
 from benchmarks.cli import main
 from benchmarks.experiments import EXPERIMENTS, atlas
+from benchmarks.implementations import IMPLEMENTATIONS
 
 
 @pytest.mark.parametrize("k, n, low, high", [(8, 10, 0.4902, 0.9433), (0, 20, 0.0, 0.1611),
@@ -58,9 +59,11 @@ def test_the_full_atlas_cross_checks_jax_and_keras_tuned():
     keras = [s for s in specs if s.impl == "keras-tuned"]
     h, lr, init = atlas.KERAS_CHECK
     assert {s.config for s in keras} == {atlas.cell_name(h, lr, init)}
-    assert all(s.extra["stop_at_target"] and s.epochs == 100_000 for s in keras)
-    # Every seed stops once it converged but jax's, whose group trains to the end.
-    assert all(s.extra.get("stop_at_target", False) == (s.impl != "jax") for s in specs)
+    assert all(s.stop_at_target and s.epochs == 100_000 for s in keras)
+    # Every seed stops once it converged but jax's: its compiled group trains to the end.
+    assert all(s.stop_at_target for s in specs)
+    assert IMPLEMENTATIONS["scratch-shortcut"].seed_batched.retires
+    assert not IMPLEMENTATIONS["jax"].seed_batched.retires
 
 
 def runs_frame(outcomes: dict[str, list[bool]]) -> pd.DataFrame:
@@ -113,7 +116,7 @@ def test_seeds_stop_once_they_converged_and_the_rest_train_on_unchanged():
     def group(stop: bool) -> pd.DataFrame:
         specs = [RunSpec("xor-atlas", "xor", "h2-lr1-glorot_uniform", "scratch-shortcut", seed,
                          "smoke", 2000, math.inf, 120,
-                         extra={**cell, **({"stop_at_target": True} if stop else {})})
+                         extra=cell, stop_at_target=stop)
                  for seed in range(12)]
         return pd.DataFrame(execute_seeds(experiment, specs))  # index: the seed
 

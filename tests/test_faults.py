@@ -571,7 +571,8 @@ def test_random_bytes_as_a_cache_get_no_pickle_advice(tmp_path):
 
 def test_a_refusal_suggests_float32_only_to_float64_runs():
     from benchmarks.harness.specs import RunSpec
-    from benchmarks.harness.worker import Refused, check_jacobian_memory
+    from benchmarks.harness.worker import Refused, check_refused
+    from benchmarks.implementations import IMPLEMENTATIONS
     from scratch import MNIST
 
     class Config:
@@ -581,7 +582,7 @@ def test_a_refusal_suggests_float32_only_to_float64_runs():
         spec = RunSpec("jacobian", "mnist", "h512", "scratch-jacobian", 0, "quick", 1, 1, 1,
                        dtype=dtype, memory_budget_mib=1)
         with pytest.raises(Refused) as err:
-            check_jacobian_memory(spec, Config)
+            check_refused(IMPLEMENTATIONS["scratch-jacobian"], spec, Config)
         assert ("or float32" in str(err.value)) == (dtype == "float64")
 
 

@@ -4,6 +4,7 @@ and scratch/ stays NumPy."""
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from pathlib import Path
 
@@ -131,3 +132,40 @@ def test_a_run_worker_imports_no_pandas():
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pandas', 'matplotlib')))")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert run.returncode == 0 and run.stdout.strip() == "[]", run.stdout + run.stderr
+
+
+# The code that treats every implementation alike: it asks an implementation what it needs
+# to know (benchmarks/implementations/base.py) and names none.
+IMPLEMENTATION_BLIND = ("benchmarks.harness", "benchmarks.reporting", "benchmarks.bench_ops")
+
+
+def named_implementations(name: str) -> list[tuple[int, str]]:
+    """(line, text) of every string in module ``name`` that names a registered
+    implementation as a word of its own (docstrings aside)."""
+    from benchmarks.implementations import IMPLEMENTATIONS
+
+    tree = ast.parse(MODULES[name].read_text())
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr)
+                  and isinstance(node.body[0].value, ast.Constant)}
+    found = []
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Constant) and isinstance(node.value, str)
+                and id(node) not in docstrings):
+            words = set(re.findall(r"[\w-]+", node.value))
+            found += [(node.lineno, word) for word in sorted(words & IMPLEMENTATIONS.keys())]
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(m for m in MODULES if any(
+    m == p or m.startswith(p + ".") for p in IMPLEMENTATION_BLIND)))
+def test_the_harness_and_the_reports_name_no_implementation(name):
+    assert not named_implementations(name), (
+        f"{name} names implementations (line, name): {named_implementations(name)}; ask the "
+        "implementation instead (benchmarks/implementations/base.py)")
+
+
+def test_the_name_check_can_fail():
+    named = {word for _, word in named_implementations("benchmarks.implementations")}
+    assert {"scratch-shortcut", "keras"} <= named

@@ -132,11 +132,14 @@ def test_the_winners_table_ranks_by_the_median_over_seeds():
 
 def test_a_calibrated_run_says_what_it_chose():
     tuned = {"jit_compile": True, "steps_per_execution": 50, "repeat": False, "calibration": []}
-    assert readme.chosen(json.dumps(tuned)) == "XLA, 50 steps per execution"
+    assert readme.chosen("keras-tuned", json.dumps(tuned)) == "XLA, 50 steps per execution"
     plain = {"jit_compile": "auto", "steps_per_execution": 1, "repeat": False}
-    assert readme.chosen(json.dumps({**plain, "repeat": True, "calibration": []})) == \
-        "the batch repeated"
-    assert "run-to-run noise" in readme.chosen(json.dumps({**plain, "calibration": []}))
-    assert readme.chosen(json.dumps(plain)) == ""  # keras itself: nothing calibrated
-    assert readme.chosen(json.dumps({"compile": True, "calibration": {}})) == "torch.compile"
-    assert readme.chosen("{}") == readme.chosen(float("nan")) == ""
+    assert readme.chosen("keras-jax-tuned", json.dumps(
+        {**plain, "repeat": True, "calibration": []})) == "the batch repeated"
+    assert "run-to-run noise" in readme.chosen("keras-tuned",
+                                               json.dumps({**plain, "calibration": []}))
+    assert readme.chosen("keras", json.dumps(plain)) == ""  # nothing calibrated
+    assert readme.chosen("torch", json.dumps({"compile": True, "calibration": {}})) == \
+        "torch.compile"
+    assert readme.chosen("torch", "{}") == readme.chosen("keras", float("nan")) == ""
+    assert readme.chosen("an-unknown-impl", json.dumps(tuned)) == ""

@@ -81,8 +81,8 @@ def specs(profile: Profile, chosen: Selection) -> list[RunSpec]:
             count = KERAS_SEEDS[profile.name] if alone and not chosen.impls else seeds
             runs += [RunSpec("xor-atlas", "xor", cell_name(h, lr, init), impl, seed,
                              profile.name, EPOCHS[profile.name], math.inf, profile.timeout_s,
-                             extra={"hidden": h, "learning_rate": lr, "initializer": init,
-                                    **({"stop_at_target": True} if impl != "jax" else {})})
+                             extra={"hidden": h, "learning_rate": lr, "initializer": init},
+                             stop_at_target=True)
                      for seed in range(min(count, chosen.seeds or count))]
     # The one-seed-a-run implementations first: their group is the longest (keras-tuned's
     # 200 seeds, about 12 minutes), and started last it would finish long after the rest.

@@ -38,6 +38,18 @@ QUICK_MNIST_BUDGET_S = 30
 # maths to 1e-15, so compare runs that configuration's jacobian row in float64.
 FLOAT64 = {("mnist/blog", "scratch-jacobian")}
 TASKS = (*sorted({c.task for c in CONFIGS.values()}), *CONFIGS)
+# Under the MNIST table in the README's Results section.
+MNIST_CAVEATS = (
+    "scratch-jacobian trains on a small prefix of MNIST (a full epoch would take hours), "
+    "and the time budget stops some runs: their time per epoch is extrapolated, and "
+    "their accuracy, that of a prefix, is no result (the CSV keeps it as "
+    "measured_accuracy). "
+    "Calibrated settings: what a tuned run chose (keras-torch-tuned is not run on "
+    "MNIST: on minibatches its calibration's one candidate is plain fit, which "
+    "keras-torch's row measures).")
+DIVERGED = ("Runs that diverged: their messages are in compare.md. (With the blog's U(-1, 1) "
+            "weights in float32, the jacobian mode's dL/dS = -y/S overflows where a softmax "
+            "output underflows to 0, which the fused shortcut never divides by.)")
 
 
 def specs(profile: Profile, chosen: Selection) -> list[RunSpec]:

@@ -133,6 +133,34 @@ def growth(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def versus(jac: pd.DataFrame) -> str:
+    """The shortcut against the jacobian mode at the widest H, per dtype, as markdown."""
+    import pandas as pd
+
+    ok = jac[jac["status"] == "ok"]
+    widest = ok[ok["hidden"] == ok["hidden"].max()]
+    rows = []
+    for dtype, runs in widest.groupby("dtype"):
+        by = runs.set_index("impl")
+        if not {"scratch-shortcut", "scratch-jacobian"} <= set(by.index):
+            continue
+        short, slow = by.loc["scratch-shortcut"], by.loc["scratch-jacobian"]
+        hours = f"{slow['epoch_time_s']:.4g} ({slow['epoch_time_s'] / 3600:.3g} h"
+        rows.append({
+            "H": int(runs["hidden"].iloc[0]), "dtype": dtype,
+            "shortcut s per epoch": f"{short['epoch_time_s']:.3g}",
+            "jacobian s per epoch": hours + (", extrapolated from "
+               f"{int(slow['samples_trained'])} samples)" if str(slow["extrapolated"]) == "True"
+               else ")"),
+            "jacobian / shortcut": f"{slow['epoch_time_s'] / short['epoch_time_s']:,.0f}x",
+            "jacobian ms per sample": f"{slow['time_per_sample_ms']:.4g}",
+            "traced MiB per step (shortcut, jacobian)":
+                f"{short['traced_peak_mib']:.3g}, {slow['traced_peak_mib']:.4g}",
+            "largest gradient difference": f"{slow['grad_max_diff']:.2g}",
+        })
+    return pd.DataFrame(rows).to_markdown(index=False)
+
+
 def report(df: pd.DataFrame) -> list[str]:
     ok = df[df["status"] == "ok"]
     if ok.empty:

@@ -27,6 +27,17 @@ if TYPE_CHECKING:  # pandas is for the reports: a run's worker process never imp
 
 TASKS = ("mnist/blog",)
 FORMS = {"": "logits (the peers' form)", "-softmax": "Dense(softmax), Keras' default"}
+# Under the table in the README's Results section: why the form is another network.
+EXPLANATION = (
+    "Every Keras peer above takes the softmax's logits (a linear last layer and "
+    "`from_logits=True`). Keras' default form, `Dense(10, activation=\"softmax\")` with "
+    "`\"categorical_crossentropy\"`, is another network off TensorFlow: TensorFlow's loss "
+    "reads the softmax's logits (`output._keras_logits`, keras/src/backend/tensorflow/"
+    "nn.py), while JAX's and PyTorch's clip the probabilities at 1e-7 before the log "
+    "(keras/src/backend/jax/nn.py, `categorical_crossentropy`), so that a sample whose "
+    "true class is below the clip adds no gradient. mnist/blog's U(-1, 1) weights "
+    "saturate the softmax from the first step. The departing step is where the run's "
+    "identity check first found the step's loss or update off scratch's.")
 SMOKE_SAMPLES = 500
 
 

@@ -81,7 +81,7 @@ def specs(profile: Profile, chosen: Selection) -> list[RunSpec]:
     runs += [RunSpec("speed", "mnist", "b128", impl, 0, profile.name, 1 if smoke else 3,
                      **mnist) for impl in ("scratch-shortcut", *peers)]
     runs += [RunSpec("speed", "mnist", "to98", impl, 0, profile.name, 1 if smoke else 15,
-                     **mnist, extra={"stop_at_target": True})
+                     **mnist, stop_at_target=True)
              for impl in ("scratch-shortcut", *(PEERS[:1] if smoke else PEERS))]
     for task in ("xor", "reverse4"):
         epochs = 100 if smoke else get_config(task).epochs

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.implementations.base import package_version as _version
+from benchmarks.implementations import installed_version, recorded_packages
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,11 +51,7 @@ def git_commit() -> str:
 def context() -> dict[str, str | int]:
     return {
         "python": platform.python_version(),
-        "numpy": np.__version__,
-        "tensorflow": _version("tensorflow") or _version("tensorflow-cpu"),
-        "keras": _version("keras"),
-        "jax": _version("jax"),
-        "torch": _version("torch"),
+        **{package: installed_version(package) for package in recorded_packages()},
         "cpu": cpu_model(),
         "cores": os.cpu_count() or 0,
         "blas": blas(),
@@ -63,7 +59,7 @@ def context() -> dict[str, str | int]:
     }
 
 
-VERSIONED = ("python", "numpy", "tensorflow", "keras", "jax", "torch")
+VERSIONED = ("python", *recorded_packages())
 PUBLISHED_ENVIRONMENT = ROOT / "results" / "published" / "environment.json"
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from fnmatch import fnmatch
 from typing import TYPE_CHECKING
 
+from benchmarks.implementations import IMPLEMENTATIONS, SCRATCH, recorded_packages
+
 if TYPE_CHECKING:  # pandas is for the reports: a run's worker process never imports it
     import pandas as pd
 
@@ -24,12 +26,12 @@ COLUMNS = {
     "config": ("", "reference configuration of the task (blog, tf-tutorial; an experiment's "
                    "own, e.g. h512-float32)"),
     "impl": ("", "implementation (groundup list names them)"),
-    "framework": ("", "numpy (scratch), keras, jax or torch"),
+    "framework": ("", "the framework: " + ", ".join(
+        sorted({impl.framework for impl in IMPLEMENTATIONS.values()}))),
     "framework_version": ("", "the framework's version"),
     "backend": ("", "what the framework ran on: cpu, or Keras' backend and its version"),
-    "settings": ("JSON", "the implementation's own settings (jax: epochs per compiled call; "
-                         "keras-tuned: the calibrated ones, and each candidate's ms per step; "
-                         "torch: whether torch.compile was faster, and both ms per step)"),
+    "settings": ("JSON", "the implementation's own settings (a compiled call's epochs; a "
+                         "calibration's choice, and each candidate's ms per step)"),
     "seed": ("count", "seed of the initial weights, shuffling and dropout"),
     "status": ("", "ok, differs (not the network scratch trains: see identity_rel_diff), "
                    "diverged, timeout, oom, error or refused"),
@@ -55,7 +57,7 @@ COLUMNS = {
     "measured_train_time_s": ("s", "training time actually measured"),
     "measured_epochs": ("count", "epochs actually trained (fractional when stopped "
                                  "mid-epoch)"),
-    "warmup_s": ("s", "untimed warm-up (tracing, compilation; keras-tuned: its calibration)"),
+    "warmup_s": ("s", "untimed warm-up (tracing, compilation, a calibration)"),
     "final_loss": ("1", "loss of the final weights on the training set (computed by scratch's "
                         "loss for every implementation)"),
     "accuracy": ("fraction", "xor: outputs right after rounding; reverse4: patterns "
@@ -90,11 +92,8 @@ COLUMNS = {
        for c in PREFIX_SCORES},
     "extrapolated": ("bool", "the run was measured on a prefix and its times extrapolated"),
     "python": ("", "Python version"),
-    "numpy": ("", "NumPy version"),
-    "tensorflow": ("", "TensorFlow version"),
-    "keras": ("", "Keras version"),
-    "jax": ("", "JAX version (empty: not installed)"),
-    "torch": ("", "PyTorch version (empty: not installed)"),
+    **{package: ("", f"{package}'s version (empty: not installed)")
+       for package in recorded_packages()},
     "cpu": ("", "CPU model"),
     "cores": ("count", "logical CPU cores"),
     "blas": ("", "BLAS NumPy uses"),
@@ -103,8 +102,8 @@ COLUMNS = {
 }
 KEY = ["experiment", "task", "config", "impl", "seed"]
 # Columns newer than results/published: its CSVs lack them, the next `make results` writes them.
-NEWER_THAN_PUBLISHED = frozenset({"framework", "framework_version", "backend", "settings", "jax",
-                                  "torch", "identity_steps", "identity_rel_diff",
+NEWER_THAN_PUBLISHED = frozenset({"framework", "framework_version", "backend", "settings",
+                                  "identity_steps", "identity_rel_diff",
                                   "trained_in_full",
                                   *(f"measured_{c}" for c in PREFIX_SCORES)})
 NOT_NUMBERS = {"", "JSON", "bool", "s or ms"}  # the units of columns that hold no number
@@ -322,7 +321,7 @@ def older_differs(df: pd.DataFrame) -> pd.DataFrame:
     if not {"experiment", "accuracy", "status"} <= set(df.columns):
         return df
     key = ["experiment", "task", "config", "seed"]
-    scratch = df[df["impl"].eq("scratch-shortcut") & df["status"].eq("ok")]
+    scratch = df[df["impl"].eq(SCRATCH) & df["status"].eq("ok")]
     reference = scratch.set_index(key)["accuracy"].rename("scratch_accuracy")
     joined = df.join(reference, on=key)
     off = (joined["experiment"].eq("compare") & joined["task"].eq("mnist")

@@ -44,7 +44,8 @@ class RunSpec:
     dtype: str = "float32"
     train_samples: int | None = None
     data_dir: str | None = None
-    memory_budget_mib: float | None = None  # jacobian guard; None: half the available memory
+    memory_budget_mib: float | None = None  # None: half the available memory
+    stop_at_target: bool = False  # end training once the target is met
     extra: dict = field(default_factory=dict)  # an experiment's own settings (variants)
 
     @property

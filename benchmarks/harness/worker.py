@@ -37,37 +37,25 @@ from benchmarks.implementations import (
 from benchmarks.implementations.base import largest_divisor
 from benchmarks.implementations.timer import check_interval
 from scratch import epoch_order
-from scratch.seeds import SeedBatchedMLP
 
 PROGRESS = "@@progress"
 PARENT = "GROUNDUP_PARENT_PID"  # the runner's PID, so that the worker dies with it
 PR_SET_PDEATHSIG = 1
-JACOBIAN_BUDGET_FRACTION = 0.5  # of the available memory, unless --memory-budget says
+MEMORY_BUDGET_FRACTION = 0.5  # of the available memory, unless --memory-budget says
 
 
 class Refused(Exception):
-    """A run the jacobian guard will not start; the message says why and what to do."""
+    """A run its implementation will not start; the message says why and what to do."""
 
 
-def check_jacobian_memory(spec: RunSpec, cfg) -> None:
-    """Refuse a jacobian-mode run whose predicted peak exceeds the memory budget."""
-    if spec.impl != "scratch-jacobian":
-        return
-    from scratch.cost import backprop_cost
-
-    cost = backprop_cost(cfg.arch.sizes, spec.dtype)
+def check_refused(impl, spec: RunSpec, cfg) -> None:
+    """Raise Refused where the implementation refuses the run (the jacobian mode, over the
+    memory budget: --memory-budget, or half the available memory)."""
     batch = min(cfg.batch_size, spec.train_samples or cfg.batch_size)
-    need = (cost.model_bytes(optimizer_slots=2) + cost.jacobian_peak_bytes(batch)) / 2**20
-    budget = spec.memory_budget_mib or JACOBIAN_BUDGET_FRACTION * environment.available_mib()
-    if need > budget:
-        dzdw = max((j for j in cost.jacobians if j.name == "dZ/dW"), key=lambda j: j.bytes)
-        raise Refused(
-            f"scratch-jacobian on {'-'.join(map(str, cost.sizes))} in {spec.dtype} would need "
-            f"about {need:,.0f} MiB for one step (layer {dzdw.layer}'s dZ/dW alone is "
-            f"{dzdw.shape[0]} x {dzdw.shape[1]}, {dzdw.bytes / 2**20:,.0f} MiB per sample), over "
-            f"the memory budget of {budget:,.0f} MiB. Use a smaller hidden width, fewer samples "
-            f"per step{', or float32 (half the bytes)' if spec.dtype == 'float64' else ''}; or "
-            "raise --memory-budget.")
+    budget = spec.memory_budget_mib or MEMORY_BUDGET_FRACTION * environment.available_mib()
+    reason = impl.refuses(cfg, spec.dtype, batch, budget)
+    if reason:
+        raise Refused(reason)
 
 
 IDENTITY_STEPS = 20
@@ -145,8 +133,8 @@ def progress(done: int, total: int) -> None:
 
 def execute(experiment: Experiment, spec: RunSpec) -> dict:
     cfg = experiment.configure(spec)
-    check_jacobian_memory(spec, cfg)
     impl = IMPLEMENTATIONS[spec.impl]
+    check_refused(impl, spec, cfg)
     impl.activate()
     data = experiment.load(spec, cfg)
     x, y, epochs = data.x, data.y, spec.epochs
@@ -163,29 +151,36 @@ def execute(experiment: Experiment, spec: RunSpec) -> dict:
 
     between = experiment.between_epochs and experiment.between_epochs(spec, cfg, data, initial)
     monitor = Monitor(spec.budget_s, target, epochs, check_interval(epochs), progress,
-                      stop_at_target=spec.extra.get("stop_at_target", False),
-                      between_epochs=between)
+                      stop_at_target=spec.stop_at_target, between_epochs=between)
     before = reset_peak_rss()
     impl.train(model, x, y, cfg, epochs, spec.seed, monitor)
     peak = rss_mib("VmHWM") - before
     timed = times(monitor, data, epochs, min(cfg.batch_size, len(x)))
     trained = Trained(spec, cfg, impl, model, data, monitor, initial)
+    return assemble(experiment, trained, same, timed, warmup_s, json.dumps(impl.settings(model)),
+                    peak, monitor.time_to_target)
 
-    # The loss of the final weights on the training set, computed one way for every
-    # implementation (outside the timer): Keras' own logs average over the epoch.
-    final_loss = trained.scratch_twin().evaluate(x, y, batch_size=10_000)
-    return unfinished(monitor, epochs, data, {
+
+def assemble(experiment: Experiment, trained: Trained, same: dict, timed: dict, warmup_s: float,
+             settings: str, peak_mib: float, time_to_target_s: float | None, **more) -> dict:
+    """A run's row from what it measured, and the experiment's own columns. Its final loss
+    is that of its final weights on the training set, computed one way for every
+    implementation (outside the timer): Keras' own logs average over the epoch."""
+    data, monitor = trained.data, trained.monitor
+    final_loss = trained.scratch_twin().evaluate(data.x, data.y, batch_size=10_000)
+    return unfinished(monitor, trained.spec.epochs, data, {
         **diverged(final_loss),
         **same,  # another network, whatever else it did
         "dataset": data.name,
-        "train_samples": len(x),
+        "train_samples": len(data.x),
         **timed,
-        "time_to_target_s": monitor.time_to_target,
+        "time_to_target_s": time_to_target_s,
         "warmup_s": warmup_s,
-        "settings": json.dumps(impl.settings(model)),
+        "settings": settings,
         "final_loss": final_loss,
-        "peak_rss_mib": peak,
+        "peak_rss_mib": peak_mib,
         "curve": monitor.curve if experiment.curves else None,
+        **more,
         **experiment.measure(trained),
     })
 
@@ -244,99 +239,17 @@ def die_with_parent() -> None:
         sys.exit(1)
 
 
-SEED_BATCHED = ("scratch-shortcut", "jax")  # SeedBatchedMLP, and jax.vmap
-
-
 def seed_batchable(experiment: Experiment, specs: list[RunSpec]) -> bool:
     """Whether ``specs`` train at once as one seed-batched network: an accuracy-only
-    experiment's runs of scratch-shortcut or jax that differ in their seed alone,
-    unshuffled and without dropout."""
-    if experiment.timed or len(specs) < 2 or specs[0].impl not in SEED_BATCHED:
+    experiment's runs of an implementation with a seed-batched trainer that differ in their
+    seed alone, unshuffled and without dropout."""
+    if (experiment.timed or len(specs) < 2
+            or IMPLEMENTATIONS[specs[0].impl].seed_batched is None):
         return False
     first = asdict(replace(specs[0], seed=0))
     cfg = experiment.configure(specs[0])
     return (all(asdict(replace(s, seed=0)) == first for s in specs)
             and not cfg.shuffle and not cfg.arch.dropout)
-
-
-class _ScratchSeeds:
-    """S seeds of scratch as one SeedBatchedMLP."""
-
-    def __init__(self, cfg, specs: list[RunSpec], x, y, chunk: int):
-        self.stack = SeedBatchedMLP.from_architecture(
-            cfg.arch, cfg.optimizer, seeds=[s.seed for s in specs], dtype=specs[0].dtype,
-            kernel_initializer=cfg.kernel_initializer, bias_initializer=cfg.bias_initializer)
-        self.x, self.y, self.batch, self.chunk = x, y, min(cfg.batch_size, len(x)), chunk
-        self.whole, self.active = self.stack, list(range(len(specs)))
-
-    def warm_up(self) -> None:
-        self.stack.gradients(self.x[:1], self.y[:1])  # touches every buffer; no update
-
-    def train(self, epochs: int) -> np.ndarray:
-        """Train the active seeds; their losses, in ``active``'s order."""
-        return self.stack.fit(self.x, self.y, epochs=epochs, batch_size=self.batch)[-1]
-
-    def predict(self, x) -> np.ndarray:
-        return self.stack.predict(x)
-
-    def retire(self, done: set[int]) -> None:
-        """Stop training the seeds ``done`` (indices into the group): their weights stay as
-        they are now, and the others train on as a smaller stack."""
-        if not done & set(self.active):
-            return
-        self._gather()
-        keep = [p for p, i in enumerate(self.active) if i not in done]
-        self.active = [self.active[p] for p in keep]
-        self.stack = self.stack.subset(keep)
-
-    def _gather(self) -> None:
-        """The active seeds' weights back into the whole group's stack."""
-        if self.stack is not self.whole:
-            for whole, part in zip(self.whole.params, self.stack.params, strict=True):
-                whole[self.active] = part
-
-    def finish(self) -> None:
-        """Every seed's last weights in the whole group's stack, which answers from now on."""
-        self._gather()
-        self.stack = self.whole
-        self.active = list(range(len(self.whole.seeds)))
-
-    def seed_weights(self, i: int) -> list[np.ndarray]:
-        return self.stack.seed_weights(i)
-
-
-class _JaxSeeds:
-    """S seeds of native JAX as one ``jax.vmap`` of its compiled training loop, from the
-    same initial weights as scratch's."""
-
-    def __init__(self, cfg, specs: list[RunSpec], x, y, chunk: int):
-        import jax
-
-        impl = IMPLEMENTATIONS["jax"]
-        initial = [scratch_model(cfg, s.dtype, s.seed).get_weights() for s in specs]
-        model = impl.build(cfg, initial[0], specs[0].dtype, specs[0].seed)
-        self.batches, self.rest = impl.device_batches(model, x, y, cfg)
-        self.params = [jax.numpy.stack([w[k] for w in initial]) for k in range(len(initial[0]))]
-        self.keys = jax.vmap(jax.random.PRNGKey)(jax.numpy.array([s.seed for s in specs]))
-        init, self.run = model.seeds_runner(chunk)
-        self.state, self.chunk, self._predict = init(self.params), chunk, model.seeds_predict()
-        self.active = list(range(len(specs)))  # every seed trains to the end
-
-    def warm_up(self) -> None:
-        args = (self.params, self.state, self.keys, self.batches, self.rest)
-        self.run = self.run.lower(*args).compile()
-
-    def train(self, epochs: int) -> np.ndarray:
-        assert epochs == self.chunk, "compiled for chunks of check_interval epochs"
-        self.params, self.state, self.keys, loss = self.run(self.params, self.state, self.keys,
-                                                            self.batches, self.rest)
-        return np.asarray(loss, dtype=np.float64)
-
-    def predict(self, x) -> np.ndarray:
-        return np.asarray(self._predict(self.params, np.asarray(x, self.params[0].dtype)))
-
-    def seed_weights(self, i: int) -> list[np.ndarray]:
-        return [np.asarray(p[i]) for p in self.params]
 
 
 class _SeedView:
@@ -365,13 +278,14 @@ def execute_seeds(experiment: Experiment, specs: list[RunSpec]) -> list[dict]:
     spec = specs[0]
     cfg = experiment.configure(spec)
     impl = IMPLEMENTATIONS[spec.impl]
+    check_refused(impl, spec, cfg)
     data = experiment.load(spec, cfg)
     x, y, epochs, n = data.x, data.y, spec.epochs, len(specs)
     chunk = largest_divisor(epochs, check_interval(epochs))  # whole calls, each a check
-    seeds = (_JaxSeeds if spec.impl == "jax" else _ScratchSeeds)(cfg, specs, x, y, chunk)
-    # A seed stopped at its target (scratch's only; jax's compiled group trains to the end)
-    # leaves the stack, and the rest train on with fewer seeds.
-    at_target = spec.extra.get("stop_at_target", False) and isinstance(seeds, _ScratchSeeds)
+    seeds = impl.seed_batched(impl, cfg, [s.seed for s in specs], spec.dtype, x, y, chunk)
+    # A seed stopped at its target leaves the group where the trainer can retire it (a
+    # compiled group trains to the end), and the rest train on with fewer seeds.
+    at_target = spec.stop_at_target and seeds.retires
     initial = [seeds.seed_weights(i) for i in range(n)]
     # The implementation's own step on the group's first seed (tests/test_seeds.py proves
     # each seed of a stack the network it would be alone)
@@ -403,8 +317,7 @@ def execute_seeds(experiment: Experiment, specs: list[RunSpec]) -> list[dict]:
                 seeds.retire({i for i in seeds.active if reached[i][0] is not None})
         if stop or not seeds.active:
             break
-    if at_target:
-        seeds.finish()
+    seeds.finish()
     peak = rss_mib("VmHWM") - before
     timed = times(monitor, data, epochs, batch, share=n)
     settings = json.dumps({"seed_batched": n, "group_train_time_s":
@@ -417,15 +330,12 @@ def execute_seeds(experiment: Experiment, specs: list[RunSpec]) -> list[dict]:
         monitor.time_to_target, monitor.epochs_to_target = reached[i]
         trained = Trained(spec, cfg, impl, _SeedView(seeds, i, cache), data, monitor,
                           initial[i])
-        final_loss = trained.scratch_twin().evaluate(x, y, batch_size=10_000)
-        rows.append(unfinished(monitor, epochs, data, {
-            "status": "ok", "error": "", **implementation_columns(spec.impl),
-            **diverged(final_loss), **same, "dataset": data.name, "train_samples": len(x), **timed,
-            "time_to_target_s": None if reached[i][0] is None else reached[i][0] / n,
-            **({"measured_epochs": reached[i][1]} if at_target and reached[i][1] else {}),
-            "warmup_s": warmup_s / n, "settings": settings, "final_loss": final_loss,
-            "peak_rss_mib": peak, "curve": curves[i] if experiment.curves else None,
-            **experiment.measure(trained), **context}))
+        rows.append({"status": "ok", "error": "", **implementation_columns(spec.impl),
+                     **assemble(experiment, trained, same, timed, warmup_s / n, settings, peak,
+                                None if reached[i][0] is None else reached[i][0] / n,
+                                **({"measured_epochs": reached[i][1]}
+                                   if at_target and reached[i][1] else {})),
+                     **context})
     return rows
 
 

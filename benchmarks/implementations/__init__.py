@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from benchmarks.implementations.base import Implementation, Trained, scratch_model
+from benchmarks.implementations.base import (
+    Implementation,
+    SeedBatched,
+    Trained,
+    package_version,
+    scratch_model,
+)
 from benchmarks.implementations.jax import Jax
 from benchmarks.implementations.keras import BACKENDS, Keras
 from benchmarks.implementations.scratch import Scratch
@@ -17,6 +23,22 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
 }
 # The peers: what an experiment runs unless told; a finding runs only where named.
 PEERS = [name for name, impl in IMPLEMENTATIONS.items() if not impl.finding]
+# The from-scratch network every row is checked against, and the framework the ratios
+# divide by (the blog's).
+SCRATCH = "scratch-shortcut"
+REFERENCE = "keras"
+
+
+def recorded_packages() -> tuple[str, ...]:
+    """The packages whose versions every row records, a column each: NumPy, and what the
+    implementations require, in the registry's order."""
+    return tuple(dict.fromkeys(package for impl in IMPLEMENTATIONS.values()
+                               for package in ("numpy", *impl.requires)))
+
+
+def installed_version(package: str) -> str:
+    """``package``'s installed version (or its -cpu build's), or '' where it is missing."""
+    return package_version(package) or package_version(f"{package}-cpu")
 
 
 def implementation_columns(name: str) -> dict:
@@ -33,5 +55,6 @@ def missing_packages(name: str) -> str:
             if missing else "")
 
 
-__all__ = ["missing_packages", "IMPLEMENTATIONS", "PEERS", "Implementation", "Monitor", "Predict",
-           "Trained", "implementation_columns", "scratch_model"]
+__all__ = ["missing_packages", "IMPLEMENTATIONS", "PEERS", "REFERENCE", "SCRATCH",
+           "Implementation", "Monitor", "Predict", "SeedBatched", "Trained",
+           "implementation_columns", "installed_version", "recorded_packages", "scratch_model"]

@@ -8,8 +8,10 @@ A ``Monitor`` times the training alone: checking the target is excluded.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
@@ -55,6 +57,14 @@ class Implementation(ABC):
     # explicit-Jacobian mode costs a second a sample on MNIST.
     identity_samples: int | None = None
     install = "pip install -e ."  # what installs them
+    # What makes it fast, stated once: the reports say who wins, and this says why.
+    why_fast = ""
+    # Its seed-batched trainer (a SeedBatched), or None: S seeds of an accuracy-only
+    # experiment trained at once as one network.
+    seed_batched: type[SeedBatched] | None = None
+    # The Keras backend of the operation-benchmark process that runs it (Keras has one
+    # backend a process; bench_ops runs once per backend).
+    bench_backend = "tensorflow"
 
     def missing(self) -> list[str]:
         """The required packages this environment lacks (none: the implementation runs)."""
@@ -67,11 +77,19 @@ class Implementation(ABC):
         """The implementation's own settings for this run, recorded in its row."""
         return {}
 
+    def chose(self, settings: dict) -> str:
+        """What a calibrated run (its ``settings`` hold a "calibration") chose, in words."""
+        return ""
+
     def runs_as(self, cfg: TaskConfig, n: int) -> str:
         """The implementation a run of ``cfg`` on ``n`` samples would really be: this one,
         or for a tuned variant whose calibration has no candidate there but its plain
         twin's settings, that twin."""
         return self.name
+
+    def refuses(self, cfg: TaskConfig, dtype: str, batch: int, memory_budget_mib: float) -> str:
+        """Why it will not start this run (and what to do instead), or '' when it will."""
+        return ""
 
     def versions(self) -> dict:
         """framework_version and backend, for every row."""
@@ -113,6 +131,58 @@ class Implementation(ABC):
     def traced_peak_mib(self, model, x: np.ndarray, y: np.ndarray) -> float | None:
         """tracemalloc's peak over one training step, where tracemalloc sees the memory."""
         return None
+
+    # The operation benchmarks (benchmarks/bench_ops.py) ask these.
+    def bench_skip(self, operation: str, task: str) -> str:
+        """Why the operation benchmark ``operation`` ("forward", "step", "epoch") on
+        ``task`` is not run, or '' when it is."""
+        return ""
+
+    def bench_step(self, model) -> Callable[[np.ndarray, np.ndarray], object]:
+        """One training step on (x, y), the framework's own way."""
+        return functools.partial(self.train_step, model)
+
+    def bench_epoch(self, model, x: np.ndarray, y: np.ndarray,
+                    cfg: TaskConfig) -> Callable[[], object]:
+        """One epoch over (x, y) in file order, as the implementation trains one."""
+        return functools.partial(self.train, model, x, y, cfg, 1, 0,
+                                 Monitor(float("inf"), lambda predict: False, 1))
+
+
+class SeedBatched(ABC):
+    """S seeds of one configuration trained at once (``Implementation.seed_batched``),
+    from the seeded scratch network's initial weights, on the same batches. ``active``
+    lists the seeds still training (indices into the group)."""
+
+    retires = False  # whether a seed can leave the group once it reached its target
+    active: list[int]
+
+    @abstractmethod
+    def __init__(self, impl: Implementation, cfg: TaskConfig, seeds: list[int], dtype: str,
+                 x: np.ndarray, y: np.ndarray, epochs_per_call: int):
+        """The group, built (not yet compiled)."""
+
+    @abstractmethod
+    def warm_up(self) -> None:
+        """Everything done once before the timer starts."""
+
+    @abstractmethod
+    def train(self, epochs: int) -> np.ndarray:
+        """Train the active seeds ``epochs`` epochs; their last losses, in ``active``'s order."""
+
+    @abstractmethod
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Every seed's outputs, stacked on a leading seed axis."""
+
+    @abstractmethod
+    def seed_weights(self, i: int) -> list[np.ndarray]:
+        """Seed ``i``'s weights in Keras' layout."""
+
+    def retire(self, done: set[int]) -> None:
+        """Stop training the seeds ``done`` (where ``retires``)."""
+
+    def finish(self) -> None:
+        """Called once training ends."""
 
 
 def largest_divisor(n: int, limit: int) -> int:

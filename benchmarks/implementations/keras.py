@@ -30,6 +30,18 @@ TITLES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
 BACKEND_PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 
 
+# What makes each Keras peer fast, by (backend, tuned).
+WHY_FAST = {
+    ("tensorflow", False): "TensorFlow's compiled train step, one per execution",
+    ("tensorflow", True): "the calibrated settings: XLA steps, many per execution, or a "
+                          "repeated full batch",
+    ("jax", False): "each train step one XLA program, Keras' trainer loop around it",
+    ("jax", True): "XLA steps, and where calibrated, many per execution",
+    ("torch", False): "eager PyTorch under Keras' trainer",
+    ("torch", True): "eager PyTorch under Keras' trainer, calibrated",
+}
+
+
 class Keras(Implementation):
     """``fit`` as the reference examples call it, or (tuned) the fastest correct way here.
 
@@ -46,7 +58,9 @@ class Keras(Implementation):
         self._last: tuple[str, object] | None = None  # (what it was built for, the model)
         self._warm: dict[int, tuple] = {}  # a model's warm-up, while its compilation stands
         self._calibrated: dict[tuple, dict] = {}  # each task's calibrated settings
-        self.requires = ("keras", BACKEND_PACKAGES[backend])
+        self.requires = (BACKEND_PACKAGES[backend], "keras")
+        self.bench_backend = backend
+        self.why_fast = WHY_FAST[backend, tuned]
         if backend == "torch":
             self.install = "make torch"
         suffix = "" if backend == "tensorflow" else f"-{BACKENDS[backend]}"
@@ -198,6 +212,15 @@ class Keras(Implementation):
     def settings(self, model) -> dict:
         return self._settings[id(model)]
 
+    def chose(self, settings):
+        """A tuned run that chose plain fit runs plain Keras' settings: its gap to that row
+        is the shared machine's noise between two runs, not the settings."""
+        words = [w for w, on in (("XLA", settings["jit_compile"] is True),
+                                 (f"{settings['steps_per_execution']} steps per execution",
+                                  settings["steps_per_execution"] != 1),
+                                 ("the batch repeated", settings["repeat"])) if on]
+        return ", ".join(words) or "plain fit's: a gap to the plain row is run-to-run noise"
+
     def train(self, model, x, y, cfg, epochs, seed, monitor):
         predict = self._fast_predict(model)
         settings = self._settings[id(model)]
@@ -231,6 +254,17 @@ class Keras(Implementation):
         import keras_models
 
         return keras_models.train_step(model, x, y)
+
+    def bench_step(self, model):
+        return model.train_on_batch  # Keras' own float32 path
+
+    def bench_epoch(self, model, x, y, cfg):
+        """Plain Keras' epoch is one fit(epochs=1) call, the blog's way; a tuned one's is
+        one compiled step (the small tasks' epoch is one full batch)."""
+        if self.tuned:
+            return lambda: model.train_on_batch(x, y)
+        return lambda: model.fit(x, y, epochs=1, batch_size=cfg.batch_size, shuffle=False,
+                                 verbose=0)
 
     def _fast_predict(self, model) -> Predict:
         import keras

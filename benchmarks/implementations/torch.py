@@ -208,9 +208,16 @@ class Torch(Implementation):
     requires = ("torch",)
     install = "make torch"
     description = "PyTorch, nn.Sequential and torch.optim; torch.compile where faster"
+    why_fast = ("eager PyTorch: one small dispatch per operation into ATen's CPU kernels, and "
+                "torch.compile where the calibration found it faster")
+    # torch.compile's import of triton aborts a process that has loaded TensorFlow
+    bench_backend = "torch"
 
     def build(self, cfg, weights, dtype, seed):
         return TorchModel(cfg, weights, dtype, seed)
+
+    def chose(self, settings):
+        return "torch.compile" if settings["compile"] else "eager (compile was slower)"
 
     def _time_steps(self, model: TorchModel, xt, yt, batch_size: int) -> float:
         """Seconds a step: one untimed step (compiles), then at least CALIBRATION_STEPS
@@ -280,3 +287,7 @@ class Torch(Implementation):
 
     def get_weights(self, model):
         return model.get_weights()
+
+    def bench_epoch(self, model, x, y, cfg):
+        xt, yt = model.tensors(x, y)
+        return lambda: model.epoch(xt, yt, cfg.batch_size)

@@ -22,6 +22,7 @@ from rich.table import Table
 
 from benchmarks.files import write_atomic
 from benchmarks.harness.environment import ROOT
+from benchmarks.implementations import REFERENCE
 
 STATS = ["median", "iqr", "mean", "stddev", "min", "max", "rounds"]
 
@@ -81,9 +82,9 @@ def to_frame(runs: list[Path]) -> pd.DataFrame:
 
 
 def ratios(df: pd.DataFrame) -> pd.DataFrame:
-    """Median time of each implementation over keras' median, per group."""
+    """Median time of each implementation over the reference's (keras') median, per group."""
     table = df.pivot_table(index="group", columns="impl", values="median_s")
-    return table.div(table["keras"], axis=0).round(4) if "keras" in table else table
+    return table.div(table[REFERENCE], axis=0).round(4) if REFERENCE in table else table
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,11 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     csv, md = run.with_suffix(".csv"), run.with_name(run.stem + "_ratios.md")
     write_atomic(csv, lambda f: df.to_csv(f, index=False))
     table = ratios(df)
-    text = (f"# Median time / keras' median, per group\n\nFrom {', '.join(r.name for r in runs)}."
+    text = (f"# Median time / the median of {REFERENCE}, per group\n\n"
+            f"From {', '.join(r.name for r in runs)}."
             "\n\n" + table.to_markdown() + "\n")
     write_atomic(md, lambda f: f.write(text.encode()))
     console = Console()
-    view = Table("group", *table.columns, title="median time / keras")
+    view = Table("group", *table.columns, title=f"median time / {REFERENCE}")
     for group, row in table.iterrows():
         view.add_row(group, *("" if pd.isna(v) else f"{v:.3g}" for v in row))
     console.print(view)

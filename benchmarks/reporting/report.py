@@ -13,6 +13,7 @@ import pandas as pd  # noqa: E402
 from benchmarks.files import write_atomic  # noqa: E402
 from benchmarks.harness.runner import read_rows  # noqa: E402
 from benchmarks.harness.schema import KEY, results_only  # noqa: E402
+from benchmarks.implementations import REFERENCE, recorded_packages  # noqa: E402
 
 METRICS = {  # column: (header, format)
     "accuracy": ("accuracy", "{:.4f}"),
@@ -49,10 +50,11 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
             for v, (n, size) in zip(table[header], full.loc[table.index].values, strict=True)]
     extrapolated = ok.groupby(GROUP)["extrapolated"].apply(lambda s: s.astype(str).eq("True").any())
     table["extrapolated"] = extrapolated.map({True: "yes", False: ""})
-    for col, header in (("train_time_s", "time / keras"), ("peak_rss_mib", "memory / keras")):
+    for col, header in (("train_time_s", f"time / {REFERENCE}"),
+                        ("peak_rss_mib", f"memory / {REFERENCE}")):
         means = stats[(col, "mean")]
-        keras = means.xs("keras", level="impl") if "keras" in means.index.get_level_values("impl") \
-            else None
+        keras = (means.xs(REFERENCE, level="impl")
+                 if REFERENCE in means.index.get_level_values("impl") else None)
         table[header] = [
             f"{m / keras.loc[(t, c)]:.3g}" if keras is not None and (t, c) in keras.index
             and keras.loc[(t, c)] > 0 else "" for (t, c, _), m in means.items()]
@@ -65,6 +67,13 @@ def _pm(mean: float, std: float, fmt: str) -> str:
     if pd.isna(mean):
         return ""
     return fmt.format(mean) + (f" ± {fmt.format(std)}" if std else "")
+
+
+def versions(context) -> str:
+    """The library versions a row or environment.json records, in words."""
+    return ", ".join([f"Python {context.get('python', '?')}", *(
+        f"{package} {context.get(package) or 'not installed'}"
+        for package in recorded_packages())])
 
 
 def write_report(out_dir: Path, experiment: str) -> list[Path]:
@@ -84,7 +93,8 @@ def write_report(out_dir: Path, experiment: str) -> list[Path]:
              + (f" ({superseded} earlier rows of retried runs not counted)" if superseded else "")
              + ". Mean ± std over seeds; times exclude "
              "warm-up; 'extrapolated' rows were measured on a prefix (see the CSV's "
-             "measured_* columns). Ratios divide by the `keras` row of the same task and config.",
+             f"measured_* columns). Ratios divide by the `{REFERENCE}` row of the same task and "
+             "config.",
              "", summary.to_markdown(index=False), ""]
     if own and own.report:
         lines += own.report(df)
@@ -93,9 +103,8 @@ def write_report(out_dir: Path, experiment: str) -> list[Path]:
                   failed[["task", "config", "impl", "seed", "status", "error"]]
                   .to_markdown(index=False), ""]
     context = df.iloc[-1]
-    lines += [f"Measured with Python {context['python']}, NumPy {context['numpy']}, TensorFlow "
-              f"{context['tensorflow']}, Keras {context['keras']} on {context['cpu']} "
-              f"({context['cores']} cores, {context['blas']}), commit {context['commit']}."]
+    lines += [f"Measured with {versions(context)} on {context['cpu']} ({context['cores']} "
+              f"cores, {context['blas']}), commit {context['commit']}."]
     write_atomic(md, lambda f: f.write(("\n".join(lines) + "\n").encode()))
     extra = [f(df, out_dir, experiment) for f in own.plots] if own else []
     files = own.summary(df, out_dir) if own and own.summary else []
