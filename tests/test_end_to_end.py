@@ -177,10 +177,13 @@ def test_the_benchmark_suite_ran_and_every_result_is_correct(published):
 
 def test_scaling_writes_the_map(published):
     out, page = published
-    runs = pd.read_csv(out / "scaling_runs.csv")
+    runs = pd.read_csv(out / "scaling_runs.csv")  # long format: a row a cell
     assert (runs["status"] == "ok").all() and (runs["peak_gflops"] > 0).all()
+    assert runs["config"].tolist() == ["h32-b1", "h32-b32"]  # smoke: scratch's two cells
+    assert (runs["identity_steps"] == 20).all() and runs["step_time_ms"].gt(0).all()
     cells = pd.read_csv(out / "scaling.csv")
-    assert len(cells) == len(runs) * 2  # smoke: H 32 x batch 1 and 32
+    assert len(cells) == len(runs)
+    assert cells["step_time_ms"].tolist() == runs["step_time_ms"].tolist()
     assert (cells["step_time_ms"] > 0).all() and (cells["fraction_of_peak"] > 0).all()
     assert np.allclose(cells["samples_per_s"], cells["batch"] / cells["step_time_ms"] * 1e3)
     for name in ("scaling.md", "scaling_throughput.png", "scaling_winners.png"):

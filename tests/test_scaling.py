@@ -1,5 +1,5 @@
 """The scaling map's arithmetic: the two-term cost model recovers known overheads and
-throughputs, and the cells expand into one row each with the winner named."""
+throughputs; each cell is a run of its own, and the map names the winner."""
 
 import json
 
@@ -33,25 +33,32 @@ def test_the_cost_model_recovers_overhead_and_throughput_within_5_percent(overhe
     assert other["overhead_s"] != pytest.approx(overhead, rel=0.05)
 
 
-def test_the_profiles_cover_their_grids():
+def test_the_profiles_cover_their_grids_a_run_a_cell():
+    from benchmarks.experiments import EXPERIMENTS
+    from benchmarks.harness.runner import groups
+
     full = scaling.specs(PROFILES["full"], Selection(["mnist"], None, None))
-    assert [s.impl for s in full] == list(scaling.IMPLS)
-    assert len(full[0].extra["cells"]) == 4 * 6
+    assert len(full) == len(scaling.IMPLS) * 4 * 6 and len({s.key for s in full}) == len(full)
+    assert list(dict.fromkeys(s.impl for s in full)) == list(scaling.IMPLS)
     quick = scaling.specs(PROFILES["quick"], Selection(["mnist"], None, None))
-    assert [s.impl for s in quick] == list(scaling.QUICK_IMPLS)
-    assert len(quick[0].extra["cells"]) == 3 * 3
+    assert len(quick) == len(scaling.QUICK_IMPLS) * 3 * 3
     chosen = scaling.specs(PROFILES["quick"], Selection(["mnist"], ["keras"], None))
-    assert [s.impl for s in chosen] == ["keras"]  # --impl names any
-    assert scaling.configure(full[0]).arch.sizes == (784, 32, 10)
+    assert {s.impl for s in chosen} == {"keras"}  # --impl names any
+    cfg = scaling.configure(full[1])
+    assert cfg.arch.sizes == (784, 32, 10) and cfg.batch_size == 8 and full[1].config == "h32-b8"
+    # An implementation's cells share a process: its framework is imported once.
+    processes = groups(EXPERIMENTS["scaling"], full)
+    assert all({s.impl for s in g} == {g[0].impl} for g in processes)
+    assert len(processes) == len(scaling.IMPLS)
 
 
 def test_keras_torch_tuned_left_out_would_repeat_keras_torch_in_every_cell():
     tuned = IMPLEMENTATIONS["keras-torch-tuned"]
-    cells = scaling.specs(PROFILES["full"], Selection(["mnist"], None, None))[0].extra["cells"]
-    for hidden, batch in cells:
-        cfg = scaling.cell_config(hidden, batch)
-        assert tuned.candidates(cfg, scaling.EPOCH_SAMPLES) == [PLAIN]
-        assert tuned.runs_as(cfg, scaling.EPOCH_SAMPLES) == "keras-torch"
+    for hidden in scaling.WIDTHS["full"]:
+        for batch in scaling.BATCHES["full"]:
+            cfg = scaling.cell_config(hidden, batch)
+            assert tuned.candidates(cfg, scaling.EPOCH_SAMPLES) == [PLAIN]
+            assert tuned.runs_as(cfg, scaling.EPOCH_SAMPLES) == "keras-torch"
     # It is left out for that alone: on a full batch it has a setting of its own to try.
     xor = get_config("xor")
     assert tuned.runs_as(xor, 4) == "keras-torch-tuned"
@@ -59,18 +66,23 @@ def test_keras_torch_tuned_left_out_would_repeat_keras_torch_in_every_cell():
                                                   scaling.EPOCH_SAMPLES) == "keras-tuned"
 
 
-def test_cells_expand_to_one_row_each_and_the_winner_is_the_fastest():
+def test_an_older_folders_cells_read_as_a_row_each_and_the_winner_is_the_fastest():
     def run(impl, times):
         cells = [{"hidden": 32, "batch": b, "steps": 10, "step_time_ms": t, "gflops": 1.0,
                   "peak_rss_mib": 1.0, "warmup_s": 0.1, "settings": {}}
                  for b, t in zip((1, 32), times, strict=True)]
-        return {"impl": impl, "status": "ok", "peak_gflops": 10.0, "cells": json.dumps(cells),
+        return {"impl": impl, "status": "ok", "peak_gflops": 10.0,
+                "cells": json.dumps(cells) if impl != "torch" else "",
                 "framework": "x", "backend": "cpu", "cpu": "c", "commit": "h",
                 "timestamp": "t"}
 
     df = pd.DataFrame([run("scratch-shortcut", (0.02, 1.0)), run("jax", (0.04, 0.5)),
                        {**run("torch", (0.001, 0.001)), "status": "error"}])
-    cells = scaling.expand(df)
+    long = scaling.from_cells(df)
+    assert list(long.columns) == [*scaling.schema.COLUMNS, *scaling.schema.SCALING_RUNS]
+    assert long["config"].tolist() == ["h32-b1", "h32-b32"] * 2  # the failed run had none
+    cells = scaling.cells(df)
+    assert cells.equals(scaling.cells(long))  # the long rows are the map
     assert list(cells.columns) == list(scaling.schema.SCALING) and len(cells) == 4
     assert cells["samples_per_s"].tolist() == pytest.approx([50000, 32000, 25000, 64000])
     assert cells["fraction_of_peak"].tolist() == pytest.approx([0.1] * 4)

@@ -47,7 +47,9 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     Experiment("scaling", "where each implementation wins: batch size x hidden width",
                scaling.specs, scaling.measure, scaling.configure, columns=scaling.COLUMNS,
                report=scaling.report, plots=(scaling.plot_throughput, scaling.plot_winners),
-               summary=scaling.write_summary, runs_name="scaling_runs", tasks=scaling.TASKS),
+               summary=scaling.write_summary, runs_name="scaling_runs", tasks=scaling.TASKS,
+               same_process=scaling.same_process, group_size=len(scaling.WIDTHS["full"])
+               * len(scaling.BATCHES["full"]), curves=False, time_plots=False),
 ]}
 
 

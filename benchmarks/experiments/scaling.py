@@ -1,23 +1,25 @@
 """scaling: where each implementation wins, over batch size x hidden width.
 
 MNIST 784-H-10, ReLU/softmax, cross-entropy, SGD 0.01, float32, file order, on a
-prefix of real MNIST. One run per implementation: in its own process it trains every
-cell of the map in turn, each on a fresh copy of the same seeded network, warmed up
-(compiled, calibrated) outside the timer, then trained on epochs of EPOCH_SAMPLES
-samples (at least two batches) until CELL_EPOCHS epochs or the cell's time budget
-are spent, whichever comes first (the budget is checked after every step, and after
-every epoch where an epoch is one compiled call); a cell's step time is its median
-step. The run also times a large float32 GEMM through NumPy's BLAS: the machine's peak,
-the roofline every cell is held to.
+prefix of real MNIST. Each cell of the map is an ordinary run of the harness, timed
+by the same code as every other run: a fresh copy of the same seeded network,
+identity-checked and warmed up (compiled, calibrated) outside the timer, then
+trained on epochs of EPOCH_SAMPLES samples (at least two batches) until CELL_EPOCHS
+epochs or the cell's time budget are spent, whichever comes first; a cell's step time
+is its median step. An implementation's cells share one process, in turn. The process
+also times a large float32 GEMM through NumPy's BLAS once: the machine's peak, the
+roofline every cell is held to.
 
-``scaling.csv`` has one row per implementation x width x batch. Per implementation,
-t_step = overhead + FLOPs / throughput is fitted to its cells (least squares on the
-relative error), FLOPs by ``scratch.cost``: the matrix products of forward and
-backward, the same useful work for every implementation.
+``scaling_runs.csv`` has one row per implementation x width x batch, and
+``scaling.csv`` its columns of the map. Per implementation, t_step = overhead + FLOPs /
+throughput is fitted to its cells (least squares on the relative error), FLOPs by
+``scratch.cost``: the matrix products of forward and backward, the same useful work for
+every implementation.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import statistics
@@ -32,7 +34,6 @@ from benchmarks.data.tasks import TaskConfig, get_config
 from benchmarks.files import write_atomic
 from benchmarks.harness import schema
 from benchmarks.harness.specs import Profile, RunSpec, Selection
-from benchmarks.implementations import Monitor, scratch_model
 from scratch import MNIST
 from scratch.cost import backprop_cost
 
@@ -57,6 +58,11 @@ QUICK_IMPLS = ("scratch-shortcut", "keras-tuned", "keras-jax-tuned", "keras-torc
 SMOKE_IMPLS = ("scratch-shortcut",)  # the other implementations' paths run in compare
 TASKS = ("mnist",)
 COLUMNS = tuple(schema.SCALING_RUNS)  # described in benchmarks/harness/schema.py
+# What an older run (the whole map in one row) measured of itself, not of a cell: its cells
+# keep these of it.
+RUN_WIDE = ("experiment", "task", "impl", "framework", "framework_version", "backend", "seed",
+            "status", "error", "dataset", "profile", "optimizer", "learning_rate",
+            "optimizer_config", "dtype", "identity_steps", "identity_rel_diff")
 
 
 def cell_config(hidden: int, batch: int) -> TaskConfig:
@@ -69,25 +75,28 @@ def cell_config(hidden: int, batch: int) -> TaskConfig:
 
 def specs(profile: Profile, chosen: Selection) -> list[RunSpec]:
     name = profile.name
-    cells = [[h, b] for h in WIDTHS[name] for b in BATCHES[name]]
     impls = chosen.impls or {"smoke": SMOKE_IMPLS, "quick": QUICK_IMPLS}.get(name, IMPLS)
-    return [RunSpec("scaling", "mnist", "map", impl, 0, name, epochs=1, budget_s=math.inf,
-                    timeout_s=profile.timeout_s,
-                    train_samples=EPOCH_SAMPLES,
-                    data_dir=chosen.data_dir, extra={"cells": cells, "cell_s": CELL_S[name]})
-            for impl in impls]
+    return [RunSpec("scaling", "mnist", f"h{hidden}-b{batch}", impl, 0, name, CELL_EPOCHS,
+                    budget_s=CELL_S[name], timeout_s=profile.timeout_s,
+                    train_samples=max(EPOCH_SAMPLES, 2 * batch), data_dir=chosen.data_dir,
+                    extra={"hidden": hidden, "batch": batch})
+            for impl in impls for hidden in WIDTHS[name] for batch in BATCHES[name]]
 
 
 def configure(spec: RunSpec) -> TaskConfig:
-    """The run's own training, before the map: one epoch of the first width at the largest
-    batch (a few steps), which the harness's columns describe."""
-    hidden = spec.extra["cells"][0][0]
-    return replace(cell_config(hidden, max(b for _, b in spec.extra["cells"])), config="map",
-                   epochs=1)
+    return cell_config(spec.extra["hidden"], spec.extra["batch"])
 
 
+def same_process(spec: RunSpec) -> tuple:
+    """An implementation's cells train in one process, one after another (its framework
+    imported once)."""
+    return (spec.impl,)
+
+
+@functools.lru_cache(maxsize=1)
 def peak_gflops(n: int = PEAK_N, repeats: int = 5) -> float:
-    """The machine's float32 GEMM rate through NumPy's BLAS: the median of ``repeats``."""
+    """The machine's float32 GEMM rate through NumPy's BLAS: the median of ``repeats``;
+    measured once a process."""
     rng = np.random.default_rng(0)
     a, b = rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32)
     np.dot(a, b)
@@ -99,55 +108,51 @@ def peak_gflops(n: int = PEAK_N, repeats: int = 5) -> float:
     return 2 * n**3 / statistics.median(times) / 1e9
 
 
-def time_cell(impl, hidden: int, batch: int, x: np.ndarray, y: np.ndarray,
-              budget_s: float) -> dict:
-    """One cell: a fresh seeded network, warmed up, then trained and timed."""
-    from benchmarks.harness.worker import reset_peak_rss, rss_mib
-
-    cfg = cell_config(hidden, batch)
-    xs, ys = x[:max(EPOCH_SAMPLES, 2 * batch)], y[:max(EPOCH_SAMPLES, 2 * batch)]
-    model = impl.build(cfg, scratch_model(cfg, "float32", 0).get_weights(), "float32", 0)
-    started = time.perf_counter()
-    impl.warm_up(model, xs, ys, cfg, CELL_EPOCHS)
-    warmup = time.perf_counter() - started
-    monitor = Monitor(budget_s, lambda predict: False, CELL_EPOCHS)
-    before = reset_peak_rss()
-    impl.train(model, xs, ys, cfg, CELL_EPOCHS, 0, monitor)
-    step = statistics.median(monitor.step_times)
-    flops = batch * backprop_cost((784, hidden, 10), "float32").shortcut_flops_per_sample()
-    return {"hidden": hidden, "batch": batch, "steps": monitor.steps_done,
-            "step_time_ms": 1e3 * step, "gflops": flops / step / 1e9,
-            "peak_rss_mib": rss_mib("VmHWM") - before, "warmup_s": warmup,
-            "settings": impl.settings(model)}
-
-
 def measure(t) -> dict:
-    """The map: every cell of the run, and the roofline measured beside it."""
+    """The cell's throughput, against the roofline measured in the same process."""
+    hidden, batch = t.spec.extra["hidden"], t.spec.extra["batch"]
+    step = statistics.median(t.monitor.step_times)
+    flops = batch * backprop_cost((784, hidden, 10), "float32").shortcut_flops_per_sample()
     peak = peak_gflops()
-    cells = [time_cell(t.impl, h, b, t.data.x, t.data.y, t.spec.extra["cell_s"])
-             for h, b in t.spec.extra["cells"]]
-    return {"peak_gflops": peak, "cells": json.dumps(cells)}
+    return {"hidden": hidden, "batch": batch, "steps": t.monitor.steps_done,
+            "us_per_sample": 1e6 * step / batch, "samples_per_s": batch / step,
+            "gflops": flops / step / 1e9, "fraction_of_peak": flops / step / 1e9 / peak,
+            "peak_gflops": peak}
 
 
-def expand(df: pd.DataFrame) -> pd.DataFrame:
-    """scaling.csv: one row per implementation x width x batch, from the runs' cells."""
+def cells(df: pd.DataFrame) -> pd.DataFrame:
+    """scaling.csv: the map's columns of the runs that finished, one row per cell. A run
+    folder written before the cells were runs (one row per implementation, its cells in a
+    JSON ``cells`` column) is read as the rows it would be now."""
+    if "cells" in df.columns:
+        df = from_cells(df)
+    return df.loc[df["status"] == "ok", list(schema.SCALING)].reset_index(drop=True)
+
+
+def from_cells(df: pd.DataFrame) -> pd.DataFrame:
+    """The long rows of the older layout: each cell a row with its run's columns, those
+    the cell measured (the rest, measured of the run as a whole, left empty)."""
     import pandas as pd
 
+    context = list(schema.COLUMNS)[list(schema.COLUMNS).index("python"):]
     rows = []
-    for _, run in df[df["status"] == "ok"].iterrows():
-        for cell in json.loads(run["cells"]):
+    for _, run in df.iterrows():
+        packed = run["cells"] if isinstance(run["cells"], str) and run["cells"] else "[]"
+        for cell in json.loads(packed):
+            hidden, batch = cell["hidden"], cell["batch"]
             step = cell["step_time_ms"] / 1e3
             rows.append({
-                "impl": run["impl"], "framework": run.get("framework"),
-                "backend": run.get("backend"), "hidden": cell["hidden"],
-                "batch": cell["batch"], "steps": cell["steps"],
-                "step_time_ms": cell["step_time_ms"], "us_per_sample": 1e6 * step / cell["batch"],
-                "samples_per_s": cell["batch"] / step, "gflops": cell["gflops"],
-                "fraction_of_peak": cell["gflops"] / run["peak_gflops"],
+                **{k: run.get(k) for k in RUN_WIDE}, **{k: run.get(k) for k in context},
+                "architecture": f"784-{hidden}-10 relu/softmax",
+                "train_samples": max(EPOCH_SAMPLES, 2 * batch),
+                "config": f"h{hidden}-b{batch}", "epochs": CELL_EPOCHS, "batch_size": batch,
+                "steps": cell["steps"], "step_time_ms": cell["step_time_ms"],
                 "peak_rss_mib": cell["peak_rss_mib"], "warmup_s": cell["warmup_s"],
-                "settings": json.dumps(cell["settings"]), "peak_gflops": run["peak_gflops"],
-                "cpu": run["cpu"], "commit": run["commit"], "timestamp": run["timestamp"]})
-    return pd.DataFrame(rows, columns=list(schema.SCALING))
+                "settings": json.dumps(cell["settings"]), "hidden": hidden, "batch": batch,
+                "us_per_sample": 1e6 * step / batch, "samples_per_s": batch / step,
+                "gflops": cell["gflops"], "fraction_of_peak": cell["gflops"] / run["peak_gflops"],
+                "peak_gflops": run["peak_gflops"]})
+    return pd.DataFrame(rows).reindex(columns=[*schema.COLUMNS, *schema.SCALING_RUNS])
 
 
 def fit_cost_model(flops: np.ndarray, seconds: np.ndarray) -> dict:
@@ -248,25 +253,25 @@ def winners_grid(cells: pd.DataFrame) -> str:
 
 def write_summary(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     path = out_dir / "scaling.csv"
-    write_atomic(path, lambda f: expand(df).to_csv(f, index=False))
+    write_atomic(path, lambda f: cells(df).to_csv(f, index=False))
     return [path]
 
 
 def report(df: pd.DataFrame) -> list[str]:
-    cells = expand(df)
-    if cells.empty:
+    map_ = cells(df)
+    if map_.empty:
         return []
-    fit = fits(cells)
-    peak = cells["peak_gflops"].median()
-    return ["## Where each implementation wins", "", verdict(cells), "",
+    fit = fits(map_)
+    peak = map_["peak_gflops"].median()
+    return ["## Where each implementation wins", "", verdict(map_), "",
             "## The fastest implementation per cell", "",
             "H (rows) x batch size (columns): the fastest, and (in brackets) scratch-shortcut's "
-            "step time over the fastest's.", "", winners_grid(cells), "",
+            "step time over the fastest's.", "", winners_grid(map_), "",
             "## Overhead and throughput: t_step = overhead + FLOPs / throughput", "",
             fit.to_markdown(index=False, floatfmt=".4g"), "",
             f"The machine's peak (a {PEAK_N}^3 float32 GEMM through NumPy's BLAS, median of "
             f"the runs): {peak:.1f} GFLOP/s. Scratch's best fraction of it: "
-            f"{cells.loc[cells['impl'] == 'scratch-shortcut', 'fraction_of_peak'].max():.2f}.",
+            f"{map_.loc[map_['impl'] == 'scratch-shortcut', 'fraction_of_peak'].max():.2f}.",
             "flops_where_equal: the FLOPs per step at which the two terms are equal; below it "
             "the fixed overhead dominates, above it the throughput.", ""]
 
@@ -275,15 +280,15 @@ def plot_throughput(df: pd.DataFrame, out_dir: Path, experiment: str) -> Path | 
     """Samples per second against batch size, a panel per width, the roofline drawn."""
     import matplotlib.pyplot as plt
 
-    cells = expand(df)
-    if cells.empty:
+    map_ = cells(df)
+    if map_.empty:
         return None
-    widths = sorted(cells["hidden"].unique())
+    widths = sorted(map_["hidden"].unique())
     fig, axes = plt.subplots(1, len(widths), figsize=(4 * len(widths), 3.6), squeeze=False,
                              sharey=True)
-    peak = cells["peak_gflops"].median() * 1e9
+    peak = map_["peak_gflops"].median() * 1e9
     for ax, hidden in zip(axes[0], widths, strict=True):
-        part = cells[cells["hidden"] == hidden]
+        part = map_[map_["hidden"] == hidden]
         for impl, runs in part.groupby("impl"):
             runs = runs.sort_values("batch")
             ax.loglog(runs["batch"], runs["samples_per_s"], "o-", label=impl, markersize=3)
@@ -304,10 +309,10 @@ def plot_winners(df: pd.DataFrame, out_dir: Path, experiment: str) -> Path | Non
     """The fastest implementation of each cell, and scratch's time over it."""
     import matplotlib.pyplot as plt
 
-    cells = expand(df)
-    if cells.empty:
+    map_ = cells(df)
+    if map_.empty:
         return None
-    best = winners(cells)
+    best = winners(map_)
     names = sorted(best["fastest"].unique())
     grid = best.pivot(index="hidden", columns="batch", values="fastest")
     fig, ax = plt.subplots(figsize=(1.3 * grid.shape[1] + 2, 0.8 * grid.shape[0] + 1.5))

@@ -51,7 +51,11 @@ class Experiment:
     # and calibration once.
     timed: bool = True
     group_size: int = 20                    # an accuracy-only experiment's runs a process
+    # spec -> key: runs with the same key share a process (group_size at a time, in order),
+    # timed or not; None: the rule above
+    same_process: Callable[[RunSpec], tuple] | None = None
     curves: bool = True                     # write each run's loss curve to *_curves.csv
+    time_plots: bool = True                 # plot time and memory per task and config
 
     @property
     def runs_stem(self) -> str:

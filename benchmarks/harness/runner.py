@@ -310,12 +310,14 @@ def log_name(specs: list[RunSpec]) -> str:
 
 def groups(experiment: Experiment, specs: list[RunSpec]) -> list[list[RunSpec]]:
     """One run a process for a timed experiment. An accuracy-only experiment's runs of one
-    task, configuration and implementation share one, ``group_size`` at a time, in order."""
-    if experiment.timed:
+    task, configuration and implementation share one, ``group_size`` at a time, in order;
+    so do the runs that the experiment's ``same_process`` keys alike."""
+    key = experiment.same_process or (None if experiment.timed else lambda s: s.key[:4])
+    if key is None:
         return [[s] for s in specs]
     by_kind: dict[tuple, list[RunSpec]] = {}
     for spec in specs:
-        by_kind.setdefault(spec.key[:4], []).append(spec)
+        by_kind.setdefault(key(spec), []).append(spec)
     size = experiment.group_size
     return [same[i:i + size] for same in by_kind.values() for i in range(0, len(same), size)]
 

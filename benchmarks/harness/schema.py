@@ -168,29 +168,27 @@ SPEED = {
     "timestamp": ("", "UTC time the last of its runs finished"),
 }
 SCALING_RUNS = {
-    "peak_gflops": ("GFLOP/s", "the machine's peak: a 2048^3 float32 GEMM through NumPy's BLAS, "
-                               "median of 5, measured in the run"),
-    "cells": ("JSON", "the map's cells, as scaling.csv lists them"),
-}
-SCALING = {
-    "impl": COLUMNS["impl"],
-    "framework": COLUMNS["framework"],
-    "backend": COLUMNS["backend"],
     "hidden": ("count", "hidden width H of 784-H-10"),
     "batch": ("count", "batch size"),
     "steps": ("count", "training steps timed"),
-    "step_time_ms": ("ms", "median time of one training step"),
     "us_per_sample": ("us", "step time per sample"),
     "samples_per_s": ("1/s", "training samples per second"),
     "gflops": ("GFLOP/s", "the step's matrix-product FLOPs (scratch.cost) per second"),
     "fraction_of_peak": ("fraction", "gflops / peak_gflops"),
+    "peak_gflops": ("GFLOP/s", "the machine's peak: a 2048^3 float32 GEMM through NumPy's BLAS, "
+                               "median of 5, measured once in the run's process"),
+}
+SCALING = {  # the runs' columns that make the map, one row per cell
+    **{k: COLUMNS[k] for k in ("impl", "framework", "backend")},
+    **{k: SCALING_RUNS[k] for k in ("hidden", "batch", "steps")},
+    "step_time_ms": ("ms", "median time of one training step"),
+    **{k: SCALING_RUNS[k] for k in ("us_per_sample", "samples_per_s", "gflops",
+                                    "fraction_of_peak")},
     "peak_rss_mib": COLUMNS["peak_rss_mib"],
-    "warmup_s": ("s", "the cell's warm-up: build, compilation, calibration"),
+    "warmup_s": ("s", "the cell's warm-up: compilation, calibration"),
     "settings": COLUMNS["settings"],
     "peak_gflops": SCALING_RUNS["peak_gflops"],
-    "cpu": COLUMNS["cpu"],
-    "commit": COLUMNS["commit"],
-    "timestamp": COLUMNS["timestamp"],
+    **{k: COLUMNS[k] for k in ("cpu", "commit", "timestamp")},
 }
 ATLAS_RUNS = {
     "hidden": ("count", "hidden width H of the 2-H-1 net"),
@@ -257,7 +255,7 @@ SCHEMAS = {
                      {**COLUMNS, **JACOBIAN}, True),
     "speed_runs.csv": ("the runs behind the speed targets", {**COLUMNS, **SPEED_RUNS}, True),
     "speed.csv": ("the speed targets, one row per metric", SPEED, True),
-    "scaling_runs.csv": ("the runs behind the scaling map, one per implementation",
+    "scaling_runs.csv": ("the runs of the scaling map, one per implementation x width x batch",
                          {**COLUMNS, **SCALING_RUNS}, True),
     "scaling.csv": ("the scaling map: implementation x hidden width x batch size", SCALING,
                     True),

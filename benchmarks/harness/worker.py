@@ -146,8 +146,8 @@ def execute(experiment: Experiment, spec: RunSpec) -> dict:
     impl.warm_up(model, x, y, cfg, epochs)
     warmup_s = time.perf_counter() - started
 
-    def target(predict) -> bool:
-        return target_reached(cfg, data.y_test, predict(data.x_test))
+    def target(predict) -> bool:  # a configuration without a target has none to reach
+        return bool(cfg.target) and target_reached(cfg, data.y_test, predict(data.x_test))
 
     between = experiment.between_epochs and experiment.between_epochs(spec, cfg, data, initial)
     monitor = Monitor(spec.budget_s, target, epochs, check_interval(epochs), progress,

@@ -173,7 +173,7 @@ def scaling_block(folder: Path, link: str) -> list[str]:
     have none)."""
     if not (folder / "scaling_runs.csv").exists():
         return []
-    cells = scaling.expand(_read(folder, "scaling_runs.csv"))
+    cells = scaling.cells(_read(folder, "scaling_runs.csv"))
     return ["### Where each implementation wins: batch size x width (`groundup run scaling`)",
             "", scaling.verdict(cells), "", "The fastest per cell (H in rows), and scratch's "
             "step time over the fastest's:", "", scaling.winners_grid(cells), "",

@@ -108,10 +108,12 @@ def write_report(out_dir: Path, experiment: str) -> list[Path]:
     write_atomic(md, lambda f: f.write(("\n".join(lines) + "\n").encode()))
     extra = [f(df, out_dir, experiment) for f in own.plots] if own else []
     files = own.summary(df, out_dir) if own and own.summary else []
-    return [md, *files, *plot(df, out_dir, experiment, stem), *(p for p in extra if p)]
+    standard = plot(df, out_dir, experiment, stem, own is None or own.time_plots)
+    return [md, *files, *standard, *(p for p in extra if p)]
 
 
-def plot(df: pd.DataFrame, out_dir: Path, experiment: str, stem: str) -> list[Path]:
+def plot(df: pd.DataFrame, out_dir: Path, experiment: str, stem: str,
+         time_plots: bool = True) -> list[Path]:
     paths = []
     curves_path = out_dir / f"{stem}_curves.csv"
     if curves_path.exists() and curves_path.stat().st_size:
@@ -125,7 +127,7 @@ def plot(df: pd.DataFrame, out_dir: Path, experiment: str, stem: str) -> list[Pa
             ax.set_yscale("log")
             ax.legend(fontsize=7)
         paths.append(_save(fig, out_dir / f"{experiment}_curves.png"))
-    ok = df[df["status"] == "ok"]
+    ok = df[df["status"] == "ok"] if time_plots else df.iloc[:0]
     for col, label, name in (("epoch_time_s", "seconds per epoch (log)", "time"),
                              ("peak_rss_mib", "peak RSS during training, MiB", "memory")):
         if ok.empty:
