@@ -59,11 +59,18 @@ def build_parser() -> argparse.ArgumentParser:
                           "(tcp://host:8786); timed runs claim a machine whole")
     run.add_argument("--data-dir", help="MNIST (or another IDX dataset) folder")
     run.add_argument("--memory-budget", type=positive_float, metavar="MIB",
-                     help="refuse jacobian-mode runs predicted to need more (default: half "
-                          "the available memory)")
-    run.add_argument("--variants", action="store_true",
-                     help="generalisation: also sweep width, depth, activation, optimizer, bits "
-                          "and Marcus' identity function")
+                     help="refuse runs predicted to need more, such as the jacobian mode's "
+                          "(default: half the available memory)")
+    for experiment in EXPERIMENTS.values():  # each experiment's own options, under its name
+        if experiment.options:
+            group = run.add_argument_group(f"{experiment.name} options")
+            for option in experiment.options:
+                if option.type is bool:
+                    group.add_argument(option.flag, dest=option.name, action="store_true",
+                                       help=option.help)
+                else:
+                    group.add_argument(option.flag, dest=option.name, type=option.type,
+                                       default=option.default, help=option.help)
     model = commands.add_parser("jacobian-model", help="predict what the jacobian mode costs "
                                 "for an architecture, before running it")
     model.add_argument("--sizes", type=sizes_list, default=(784, 512, 10), metavar="N,N,...",

@@ -110,55 +110,62 @@ def _choose(kind: str, wanted: list[str] | None, valid: list[str]) -> list[str]:
     return list(dict.fromkeys(wanted))  # repeated names run once
 
 
+# The flags of groundup run that make its selection; --resume takes its folder's own.
+SELECTION_FLAGS = {"experiments": "EXPERIMENT", "profile": "--profile", "task": "--task",
+                   "impl": "--impl", "seeds": "--seeds", "out": "--out",
+                   "data_dir": "--data-dir", "memory_budget": "--memory-budget"}
+
+
 def run_command(args: argparse.Namespace) -> int:
-    from benchmarks.experiments import EXPERIMENTS, WORKER, plan
+    from benchmarks.experiments import EXPERIMENTS, OPTIONS, WORKER, plan
     from benchmarks.harness import cluster, folder
     from benchmarks.harness.runner import check_data, run_experiments
+    from benchmarks.harness.specs import Selection
     from benchmarks.implementations import IMPLEMENTATIONS
 
+    given = {name: getattr(args, name) for name in OPTIONS if getattr(args, name)
+             != OPTIONS[name].default}
     if args.resume:
         out_dir = Path(args.resume)
-        changed = [name for name, value in (
-            ("EXPERIMENT", args.experiments), ("--profile", args.profile), ("--task", args.task),
-            ("--impl", args.impl), ("--seeds", args.seeds), ("--out", args.out),
-            ("--data-dir", args.data_dir), ("--memory-budget", args.memory_budget),
-            ("--variants", args.variants)) if value]
+        changed = [flag for name, flag in SELECTION_FLAGS.items() if getattr(args, name)]
+        changed += [OPTIONS[name].flag for name in given]
         if changed:
             raise UsageError(f"--resume continues {out_dir}'s own selection; {', '.join(changed)} "
                              "would change it. To run another selection, start a new folder "
                              "with --out.")
-        settings = folder.settings(out_dir)
-        _check_saved(out_dir, settings)
+        selection = folder.settings(out_dir, OPTIONS)
+        _check_saved(out_dir, selection)
     elif args.retry_failed:
         raise UsageError("--retry-failed goes with --resume DIR.")
     else:
         names = _choose("experiment", args.experiments or ["compare"], list(EXPERIMENTS))
+        for name in given:
+            if not any(OPTIONS[name] in EXPERIMENTS[e].options for e in names):
+                takes = [e.name for e in EXPERIMENTS.values() if OPTIONS[name] in e.options]
+                raise UsageError(f"{OPTIONS[name].flag} is an option of {', '.join(takes)}, "
+                                 f"which this run does not run ({', '.join(names)}).")
         profile = args.profile or "quick"
-        settings = {
-            "experiments": names,
-            "profile": profile,
-            "tasks": _tasks(args.task, [EXPERIMENTS[n] for n in names], profile),
-            "impls": _choose("implementation", args.impl, list(IMPLEMENTATIONS)) if args.impl
+        selection = Selection(
+            experiments=names, profile=profile,
+            tasks=_tasks(args.task, [EXPERIMENTS[n] for n in names], profile),
+            impls=_choose("implementation", args.impl, list(IMPLEMENTATIONS)) if args.impl
             else None,
-            "seeds": args.seeds,
-            "data_dir": args.data_dir,
-            "variants": args.variants,
-            "memory_budget_mib": args.memory_budget,
-        }
+            seeds=args.seeds, data_dir=args.data_dir, memory_budget_mib=args.memory_budget,
+            options=given.items())
         out_dir = Path(args.out or Path("results") / "runs" / environment.utc_now())
-    chosen = [EXPERIMENTS[n] for n in settings["experiments"]]
-    _refuse_missing(settings["impls"] or [])
+    chosen = [EXPERIMENTS[n] for n in selection.experiments]
+    _refuse_missing(selection.impls or [])
     cluster.check(chosen, args.workers, args.scheduler)
-    specs = plan(settings)
+    specs = plan(selection)
     check_data(specs, out)  # before the folder: a failed check leaves nothing behind
     # on a remote cluster, the runs share no machine with this process
     machine = (contextlib.nullcontext() if args.scheduler is not None
                else folder.machine(any(e.timed for e in chosen)))
     with machine, folder.own(out_dir):
         if args.resume:
-            _refuse_foreign(out_dir, settings["experiments"])
+            _refuse_foreign(out_dir, selection.experiments)
         else:
-            folder.create(out_dir, settings, [e.runs_stem for e in chosen])
+            folder.create(out_dir, selection, [e.runs_stem for e in chosen])
         differences = environment.version_differences()
         if differences:
             out.print(f"[yellow]note:[/] {differences}", soft_wrap=True)
@@ -172,24 +179,24 @@ def run_command(args: argparse.Namespace) -> int:
     return code
 
 
-def _check_saved(out_dir: Path, settings: dict) -> None:
+def _check_saved(out_dir: Path, selection) -> None:
     """A resumed run.json's names, checked as a new run's flags are: the selection to run."""
     from benchmarks.experiments import EXPERIMENTS
     from benchmarks.harness.specs import PROFILES
     from benchmarks.implementations import IMPLEMENTATIONS
 
     known = {"experiment": list(EXPERIMENTS),
-             "task": list(dict.fromkeys([*PROFILES[settings["profile"]].tasks,
+             "task": list(dict.fromkeys([*PROFILES[selection.profile].tasks,
                                          *(t for e in EXPERIMENTS.values() for t in e.tasks)])),
              "implementation": list(IMPLEMENTATIONS)}
-    for (kind, valid), names in zip(known.items(), (settings["experiments"], settings["tasks"],
-                                                    settings["impls"] or ()), strict=True):
+    for (kind, valid), names in zip(known.items(), (selection.experiments, selection.tasks,
+                                                    selection.impls or ()), strict=True):
         unknown = [n for n in names if n not in valid]
         if unknown:
             raise UsageError(f"{out_dir}/run.json names an unknown {kind} {unknown[0]!r}; "
                              f"this groundup has {', '.join(valid)}.")
-    if settings["seeds"] is not None and settings["seeds"] < 1:
-        raise UsageError(f"{out_dir}/run.json: seeds is {settings['seeds']}, not a positive "
+    if selection.seeds is not None and selection.seeds < 1:
+        raise UsageError(f"{out_dir}/run.json: seeds is {selection.seeds}, not a positive "
                          "whole number.")
 
 

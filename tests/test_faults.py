@@ -486,8 +486,9 @@ def test_report_with_an_empty_curves_file(tmp_path):
     assert main(["report", str(out)]) == 0
 
 
-SAVED = {"experiments": ["compare"], "profile": "smoke", "tasks": ["xor"], "impls": None,
-         "seeds": None, "data_dir": None}  # a run.json as groundup writes it
+SAVED = {"tasks": ["xor"], "impls": None, "seeds": None, "data_dir": None,
+         "experiments": ["compare"], "profile": "smoke", "memory_budget_mib": None}
+# a run.json as groundup writes it
 
 
 @pytest.mark.parametrize("settings, message", [
@@ -497,6 +498,8 @@ SAVED = {"experiments": ["compare"], "profile": "smoke", "tasks": ["xor"], "impl
     (json.dumps({**SAVED, "impls": ["pytorch"]}), "unknown implementation 'pytorch'"),
     (json.dumps({**SAVED, "seeds": "2"}), "'seeds' is '2', not int or NoneType"),
     (json.dumps({k: v for k, v in SAVED.items() if k != "impls"}), "has no 'impls' field"),
+    (json.dumps({**SAVED, "epochs": 5}), "has an unknown field 'epochs'"),
+    (json.dumps({**SAVED, "variants": "yes"}), "'variants' is 'yes', not bool"),
 ])
 def test_resume_with_a_broken_run_json(tmp_path, capsys, settings, message):
     (tmp_path / "run.json").write_text(settings)
@@ -513,6 +516,38 @@ def test_resume_refuses_another_selection(tmp_path, capsys):
     assert main(["run", "speed", "--task", "xor", "--resume", str(out)]) == 2
     err = capsys.readouterr().err
     assert "EXPERIMENT, --task would change it" in err and "new folder with --out" in err
+
+
+def test_a_selection_is_saved_as_is_and_read_back_whole(tmp_path, capsys):
+    from benchmarks.experiments import OPTIONS
+    from benchmarks.harness import folder
+    from benchmarks.harness.specs import Selection
+
+    chosen = Selection(["reverse4"], ["scratch-shortcut"], 2, experiments=["generalisation"],
+                       profile="smoke", memory_budget_mib=512.0, options={"variants": True}.items())
+    folder.create(tmp_path, chosen, [])
+    assert json.loads((tmp_path / "run.json").read_text())["variants"] is True
+    assert folder.settings(tmp_path, OPTIONS) == chosen
+    assert chosen.option("variants") and chosen.option("other", 3) == 3
+    # An experiment's option is refused beside experiments that do not take it, and on
+    # --resume, like every flag of the selection.
+    assert main(["run", "compare", "--variants", "--out", str(tmp_path / "x")]) == 2
+    assert "--variants is an option of generalisation" in capsys.readouterr().err
+    assert main(["run", "--resume", str(tmp_path), "--variants"]) == 2
+    assert "--variants would change it" in capsys.readouterr().err
+
+
+def test_publish_resumes_only_its_own_selection(tmp_path, capsys):
+    from benchmarks.harness import folder
+    from benchmarks.harness.specs import Selection
+
+    work = tmp_path / "published.partial"
+    work.mkdir()
+    folder.create(work, Selection(["xor"], experiments=["compare"], profile="smoke"), [])
+    assert main(["publish", "--profile", "smoke", "--out", str(tmp_path / "published"),
+                 "--readme", str(tmp_path / "README.md")]) == 2
+    err = capsys.readouterr().err
+    assert "holds a publish of another selection" in err and "experiments" in err
 
 
 def test_a_repeated_impl_runs_once(tmp_path):

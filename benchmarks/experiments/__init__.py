@@ -6,6 +6,8 @@ of a run or a group of runs (see ``benchmarks.harness.worker``).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from benchmarks.experiments import (
     atlas,
     compare,
@@ -27,7 +29,8 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                generalisation.specs, generalisation.measure, generalisation.configure,
                generalisation.load, generalisation.COLUMNS, generalisation.report,
                (generalisation.plot,), tasks=generalisation.TASKS, timed=False,
-               group_size=10),  # keras-torch-tuned's 20 seeds (15 min) over 2 workers
+               group_size=10,  # keras-torch-tuned's 20 seeds (15 min) over 2 workers
+               options=(generalisation.VARIANTS_OPTION,)),
     Experiment("jacobian", "explicit Jacobians against the shortcut, MNIST 784-H-10",
                jacobian.specs, jacobian.measure, jacobian.configure, columns=jacobian.COLUMNS,
                report=jacobian.report, plots=(jacobian.plot,), tasks=jacobian.TASKS),
@@ -53,13 +56,16 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
 ]}
 
 
-def plan(settings: dict) -> list[RunSpec]:
-    """Every run that a run folder's settings ask for, experiment by experiment."""
-    chosen = Selection(settings["tasks"], settings["impls"], settings["seeds"],
-                       settings["data_dir"], settings.get("variants", False),
-                       settings.get("memory_budget_mib"))
-    profile = PROFILES[settings["profile"]]
-    return [s for e in settings["experiments"] for s in EXPERIMENTS[e].specs(profile, chosen)]
+# Every experiment's own options, by name (Selection.options holds their values).
+OPTIONS = {o.name: o for e in EXPERIMENTS.values() for o in e.options}
 
 
-__all__ = ["EXPERIMENTS", "WORKER", "Experiment", "plan"]
+def plan(selection: Selection) -> list[RunSpec]:
+    """Every run that a selection asks for, experiment by experiment; the memory budget is
+    every run's (an implementation that refuses a run over it says so)."""
+    profile = PROFILES[selection.profile]
+    return [replace(s, memory_budget_mib=selection.memory_budget_mib)
+            for e in selection.experiments for s in EXPERIMENTS[e].specs(profile, selection)]
+
+
+__all__ = ["EXPERIMENTS", "OPTIONS", "WORKER", "Experiment", "plan"]

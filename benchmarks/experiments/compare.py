@@ -85,7 +85,6 @@ def specs(profile: Profile, chosen: Selection) -> list[RunSpec]:
                                      epochs, budget, profile.timeout_s,
                                      train_samples=n if cfg.task == "mnist" else None,
                                      data_dir=chosen.data_dir,
-                                     memory_budget_mib=chosen.memory_budget_mib,
                                      dtype="float64" if (cfg.key, impl) in FLOAT64
                                      else "float32"))
     return runs

@@ -32,7 +32,7 @@ from benchmarks.data.tasks import (
 )
 from benchmarks.files import write_atomic
 from benchmarks.harness import schema
-from benchmarks.harness.specs import Profile, RunSpec, Selection
+from benchmarks.harness.specs import Option, Profile, RunSpec, Selection
 from scratch import Architecture
 
 if TYPE_CHECKING:  # pandas is for the reports: a run's worker process never imports it
@@ -94,6 +94,8 @@ VARIANTS = {
 }
 
 
+VARIANTS_OPTION = Option("variants", "also sweep width, depth, activation, optimizer, bits and "
+                                     "Marcus' identity function (scratch-shortcut)")
 # The smoke profile's variants: one of each problem, enough to exercise every path.
 SMOKE_VARIANTS = ("baseline", "bits-6", "marcus-identity-8")
 
@@ -108,7 +110,7 @@ def specs(profile: Profile, chosen: Selection) -> list[RunSpec]:
               "timeout_s": profile.timeout_s}
     runs = [RunSpec("generalisation", "reverse4", "blog", impl, seed, **common)
             for impl in chosen.impls or (IMPLS if smoke else IMPLS + PEERS) for seed in seeds]
-    if chosen.variants:
+    if chosen.option("variants"):
         runs += [RunSpec("generalisation", f"{v['problem']}{v['bits']}", name, "scratch-shortcut",
                          seed, **common, extra=v)
                  for name, v in variants.items() for seed in seeds]

@@ -61,7 +61,6 @@ def specs(profile: Profile, chosen: Selection) -> list[RunSpec]:
                                  profile.name, epochs=1, budget_s=budget * 10,
                                  timeout_s=profile.timeout_s, dtype=dtype, train_samples=samples,
                                  data_dir=chosen.data_dir,
-                                 memory_budget_mib=chosen.memory_budget_mib,
                                  extra={"hidden": hidden})
                          for seed in range(chosen.seeds or 1)]
     return runs

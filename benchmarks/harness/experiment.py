@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from benchmarks.data.tasks import TaskConfig, TaskData, get_config, load_task
-from benchmarks.harness.specs import Profile, RunSpec, Selection
+from benchmarks.harness.specs import Option, Profile, RunSpec, Selection
 from benchmarks.implementations import Trained
 
 if TYPE_CHECKING:
@@ -56,6 +56,7 @@ class Experiment:
     same_process: Callable[[RunSpec], tuple] | None = None
     curves: bool = True                     # write each run's loss curve to *_curves.csv
     time_plots: bool = True                 # plot time and memory per task and config
+    options: tuple[Option, ...] = ()        # its own options (Selection.option reads them)
 
     @property
     def runs_stem(self) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from benchmarks.errors import UsageError
 from benchmarks.files import write_atomic
-from benchmarks.harness.specs import PROFILES
+from benchmarks.harness.specs import PROFILES, Option, Selection
 
 SETTINGS = "run.json"
 LOCK = ".lock"
@@ -34,24 +34,19 @@ def own(out_dir: Path) -> Lock:
     return Lock(out_dir)
 
 
-def create(out_dir: Path, settings: dict, stems: list[str]) -> None:
+def create(out_dir: Path, selection: Selection, stems: list[str]) -> None:
     """Start a new run in the folder we own (``own``); refuse one that already holds a run."""
     clash = [name for name in (SETTINGS, *(f"{s}.csv" for s in stems))
              if (out_dir / name).exists()]
     if clash:
         raise UsageError(f"{out_dir} already holds {clash[0]}; nothing is overwritten. "
                          f"Use --resume {out_dir} to complete it, or another --out.")
-    write_atomic(out_dir / SETTINGS, lambda f: f.write(json.dumps(settings, indent=2).encode()))
+    text = json.dumps(selection.saved(), indent=2)
+    write_atomic(out_dir / SETTINGS, lambda f: f.write(text.encode()))
 
 
-# What plan() reads from run.json, and the types it needs (None: the default).
-FIELDS = {"experiments": (list,), "profile": (str,), "tasks": (list,),
-          "impls": (list, type(None)), "seeds": (int, type(None)),
-          "data_dir": (str, type(None))}
-
-
-def settings(out_dir: Path) -> dict:
-    """The settings an earlier run saved in ``out_dir``."""
+def settings(out_dir: Path, options: dict[str, Option]) -> Selection:
+    """The selection an earlier run saved in ``out_dir``; ``options``: the experiments'."""
     saved = out_dir / SETTINGS
     if not saved.is_file():
         raise UsageError(f"{out_dir} holds no run.json: it is not a groundup run folder.")
@@ -62,17 +57,14 @@ def settings(out_dir: Path) -> dict:
     except (ValueError, UnicodeDecodeError) as err:
         raise UsageError(f"{saved} is corrupt ({err}); start a new run folder with --out.") \
             from None
-    for field, types in FIELDS.items():
-        if field not in found:
-            raise UsageError(f"{saved} has no {field!r} field; start a new run folder "
-                             "with --out.")
-        if not isinstance(found[field], types) or isinstance(found[field], bool):
-            raise UsageError(f"{saved}: {field!r} is {found[field]!r}, not "
-                             f"{' or '.join(t.__name__ for t in types)}.")
-    if found["profile"] not in PROFILES:
-        raise UsageError(f"{saved}: unknown profile {found['profile']!r}; this groundup has "
+    try:
+        selection = Selection.from_saved(found, options)
+    except ValueError as err:
+        raise UsageError(f"{saved}: {err}; start a new run folder with --out.") from None
+    if selection.profile not in PROFILES:
+        raise UsageError(f"{saved}: unknown profile {selection.profile!r}; this groundup has "
                          f"{', '.join(PROFILES)}.")
-    return found
+    return selection
 
 
 class Lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 
@@ -57,12 +58,69 @@ class RunSpec:
 
 
 @dataclass(frozen=True)
-class Selection:
-    """What the user asked ``groundup run`` for."""
+class Option:
+    """An option an experiment takes (``Experiment.options``): ``groundup run --NAME``,
+    listed under the experiment in ``run --help``, and saved in run.json by its name."""
 
-    tasks: list[str]
-    impls: list[str] | None  # None: the experiment's default implementations
-    seeds: int | None        # None: the experiment's or the profile's default
+    name: str
+    help: str
+    default: object = False  # a bool option is a switch; any other type takes a value
+    type: type = bool
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What a run asks for: saved to run.json as is, and read back whole on --resume.
+    ``options``: the chosen experiments' own options, (name, value) pairs by name."""
+
+    tasks: tuple[str, ...]
+    impls: tuple[str, ...] | None = None  # None: each experiment's default implementations
+    seeds: int | None = None              # None: the experiment's or the profile's default
     data_dir: str | None = None
-    variants: bool = False
-    memory_budget_mib: float | None = None
+    experiments: tuple[str, ...] = ("compare",)
+    profile: str = "quick"
+    memory_budget_mib: float | None = None  # None: half the available memory
+    options: tuple[tuple[str, object], ...] = ()
+
+    def __post_init__(self):  # lists in, tuples kept: a selection compares and hashes whole
+        for name in ("tasks", "impls", "experiments"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, tuple(value))
+        object.__setattr__(self, "options", tuple(sorted(dict(self.options).items())))
+
+    def option(self, name: str, default: object = None) -> object:
+        return dict(self.options).get(name, default)
+
+    def saved(self) -> dict:
+        """run.json's fields: the selection's, then each option by its name."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                  if f.name != "options"}
+        return {**{k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()},
+                **dict(self.options)}
+
+    @classmethod
+    def from_saved(cls, found: dict, options: dict[str, Option]) -> Selection:
+        """The selection a run.json's fields describe; ``options``: those the experiments
+        declare. Raises ValueError naming the first field that is missing, unknown or of
+        the wrong type."""
+        types = {"tasks": (list,), "impls": (list, type(None)), "seeds": (int, type(None)),
+                 "data_dir": (str, type(None)), "experiments": (list,), "profile": (str,),
+                 "memory_budget_mib": (int, float, type(None)),
+                 **{name: (o.type,) for name, o in options.items()}}
+        for name, allowed in types.items():
+            if name not in found and name not in options:
+                raise ValueError(f"has no {name!r} field")
+            value = found.get(name, options[name].default if name in options else None)
+            if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+                raise ValueError(f"{name!r} is {value!r}, not "
+                                 f"{' or '.join(t.__name__ for t in allowed)}")
+        unknown = sorted(set(found) - set(types))
+        if unknown:
+            raise ValueError(f"has an unknown field {unknown[0]!r}")
+        given = {k: found[k] for k in options if k in found and found[k] != options[k].default}
+        return cls(**{k: found[k] for k in types if k not in options}, options=given.items())

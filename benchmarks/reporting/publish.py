@@ -19,12 +19,13 @@ from pathlib import Path
 
 from rich.console import Console
 
+from benchmarks.errors import UsageError
 from benchmarks.experiments import EXPERIMENTS as REGISTRY
-from benchmarks.experiments import WORKER, plan
+from benchmarks.experiments import OPTIONS, WORKER, plan
 from benchmarks.files import write_atomic
 from benchmarks.harness import cluster, environment, folder
 from benchmarks.harness.runner import check_data, run_experiments
-from benchmarks.harness.specs import PROFILES
+from benchmarks.harness.specs import PROFILES, Selection
 from benchmarks.reporting import bench_report, readme
 from benchmarks.reporting.report import write_report
 
@@ -50,18 +51,20 @@ def publish(out: Path = PUBLISHED, profile: str = "full",
     phases: dict[str, float] = {}
     chosen = [REGISTRY[name] for name in EXPERIMENTS]
     console = Console()
-    if resumed:
-        settings = folder.settings(work)
-    else:
-        settings = {"experiments": list(EXPERIMENTS), "profile": profile,
-                    "tasks": list(PROFILES[profile].tasks), "impls": None, "seeds": None,
-                    "data_dir": None, "variants": True, "memory_budget_mib": None}
-    specs = plan(settings)
+    selection = Selection(tasks=PROFILES[profile].tasks, experiments=EXPERIMENTS,
+                          profile=profile, options={"variants": True}.items())
+    saved = folder.settings(work, OPTIONS).saved() if resumed else selection.saved()
+    if saved != selection.saved():  # compared whole: a publish resumes only itself
+        differ = [f"{k} {saved.get(k)!r}, not {v!r}" for k, v in selection.saved().items()
+                  if saved.get(k) != v]
+        raise UsageError(f"{work} holds a publish of another selection ({'; '.join(differ)}): "
+                         f"finish it with the command that started it, or remove {work}.")
+    specs = plan(selection)
     check_data(specs, console)
     # held until the folder is finished, benchmarks included; the machine alone throughout
     with folder.machine(timed=True, wait=wait), folder.own(work):
         if not resumed:
-            folder.create(work, settings, [e.runs_stem for e in chosen])
+            folder.create(work, selection, [e.runs_stem for e in chosen])
         for experiment in chosen:
             mark = time.perf_counter()
             with (contextlib.nullcontext() if experiment.timed
