@@ -27,6 +27,18 @@ def write_atomic(path: Path, write: Callable) -> Path:
     return path
 
 
+def save_figure(fig, path: Path, tight: bool = True) -> Path:
+    """A matplotlib figure (laid out tight, unless it places its own axes) as a PNG written
+    whole; the figure is closed."""
+    import matplotlib.pyplot as plt
+
+    if tight:
+        fig.tight_layout()
+    write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=110))
+    plt.close(fig)
+    return path
+
+
 @contextlib.contextmanager
 def naming(path: Path) -> Iterator[None]:
     """Give an OSError that names no file (a full disk at a write or an fsync) ``path``, so

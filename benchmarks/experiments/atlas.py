@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from benchmarks.data.tasks import TaskConfig, get_config
-from benchmarks.files import write_atomic
+from benchmarks.files import save_figure, write_atomic
 from benchmarks.harness import schema
 from benchmarks.harness.specs import Profile, RunSpec, Selection
 from scratch import XOR
@@ -286,7 +286,4 @@ def plot(df: pd.DataFrame, out_dir: Path, experiment: str) -> Path | None:
             ax.text(j, i, f"{rate:.0%}", ha="center", va="center",
                     color="white" if rate < 0.5 else "black", fontsize=8)
     fig.colorbar(image, ax=axes[0].tolist(), label="converged")
-    path = out_dir / f"{experiment}_rates.png"
-    write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=110))
-    plt.close(fig)
-    return path
+    return save_figure(fig, out_dir / f"{experiment}_rates.png", tight=False)

@@ -30,9 +30,10 @@ from benchmarks.data.tasks import (
     binary,
     get_config,
 )
-from benchmarks.files import write_atomic
+from benchmarks.files import save_figure
 from benchmarks.harness import schema
 from benchmarks.harness.specs import Option, Profile, RunSpec, Selection
+from benchmarks.harness.tables import mean_std
 from scratch import Architecture
 
 if TYPE_CHECKING:  # pandas is for the reports: a run's worker process never imports it
@@ -178,11 +179,6 @@ def _mean_list(series: pd.Series) -> list[float]:
     return np.mean([json.loads(s) for s in series], axis=0).tolist()
 
 
-def _pm(series: pd.Series, fmt: str = "{:.3f}") -> str:
-    std = series.std() if len(series) > 1 else 0.0
-    return fmt.format(series.mean()) + (f" ± {fmt.format(std)}" if std else "")
-
-
 def report(df: pd.DataFrame) -> list[str]:
     import pandas as pd
 
@@ -195,14 +191,14 @@ def report(df: pd.DataFrame) -> list[str]:
     for impl, runs in blog.groupby("impl"):
         rows.append({
             "impl": impl, "runs": len(runs),
-            "train exact (of 6)": _pm(runs["train_exact"], "{:.2f}"),
-            "held-out bits": _pm(runs["heldout_bitwise"]),
-            "held-out exact (of 2)": _pm(runs["heldout_exact"], "{:.2f}"),
-            "extrapolation bits": _pm(runs["extrap_bitwise"]),
-            "extrapolation exact (of 6)": _pm(runs["extrap_exact"], "{:.2f}"),
+            "train exact (of 6)": mean_std(runs["train_exact"], "{:.2f}"),
+            "held-out bits": mean_std(runs["heldout_bitwise"]),
+            "held-out exact (of 2)": mean_std(runs["heldout_exact"], "{:.2f}"),
+            "extrapolation bits": mean_std(runs["extrap_bitwise"]),
+            "extrapolation exact (of 6)": mean_std(runs["extrap_exact"], "{:.2f}"),
             "extrapolation per-bit accuracy": " ".join(
                 f"{a:.2f}" for a in _mean_list(runs["extrap_bit_accuracy"])),
-            "mean last output bit (extrapolation)": _pm(runs["last_unit_extrap_mean"]),
+            "mean last output bit (extrapolation)": mean_std(runs["last_unit_extrap_mean"]),
         })
     lines += [pd.DataFrame(rows).to_markdown(index=False) if rows else "(no finished runs)", ""]
     if len(blog):
@@ -250,7 +246,7 @@ def variants_table(variants: pd.DataFrame) -> pd.DataFrame:
             "runs": len(runs),
             "fits training set": f"{(runs['train_exact'] == runs['train_n']).mean():.0%}",
             "fails to generalise": f"{(~runs['generalises'].astype(bool)).mean():.0%}",
-            "extrapolation bits": _pm(runs["extrap_bitwise"]),
+            "extrapolation bits": mean_std(runs["extrap_bitwise"]),
             "affected bit right": f"{np.mean(affected):.0%}",
             "dead weights moved": f"{runs['dead_weight_max_move'].max():g}",
         })
@@ -287,8 +283,4 @@ def plot(df: pd.DataFrame, out_dir: Path, experiment: str) -> Path | None:
         ax.set(title=f"{impl} ({len(runs)} seeds)", xlabel="output bit", xticks=range(1, 5))
     axes[0][0].set_ylabel("accuracy after rounding")
     axes[0][0].legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
-    path = out_dir / f"{experiment}_bits.png"
-    write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=110))
-    plt.close(fig)
-    return path
+    return save_figure(fig, out_dir / f"{experiment}_bits.png")

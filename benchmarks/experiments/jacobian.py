@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from benchmarks.data.tasks import TaskConfig, get_config
-from benchmarks.files import write_atomic
+from benchmarks.files import save_figure
 from benchmarks.harness import schema
 from benchmarks.harness.specs import Profile, RunSpec, Selection
 from scratch import MLP, MNIST
@@ -215,8 +215,4 @@ def plot(df: pd.DataFrame, out_dir: Path, experiment: str) -> Path | None:
             ax.loglog(h, np.exp(c) * h**k, "--", color=line.get_color(), alpha=0.6)
         ax.set(xlabel="hidden width H", ylabel=label)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = out_dir / f"{experiment}_scaling.png"
-    write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=110))
-    plt.close(fig)
-    return path
+    return save_figure(fig, out_dir / f"{experiment}_scaling.png")

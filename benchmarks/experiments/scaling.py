@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from benchmarks.data.tasks import TaskConfig, get_config
-from benchmarks.files import write_atomic
+from benchmarks.files import save_figure, write_atomic
 from benchmarks.harness import schema
 from benchmarks.harness.specs import Profile, RunSpec, Selection
 from scratch import MNIST
@@ -298,11 +298,7 @@ def plot_throughput(df: pd.DataFrame, out_dir: Path, experiment: str) -> Path | 
         ax.set(title=f"784-{hidden}-10", xlabel="batch size")
     axes[0][0].set_ylabel("samples per second")
     axes[0][-1].legend(fontsize=6)
-    fig.tight_layout()
-    path = out_dir / f"{experiment}_throughput.png"
-    write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=110))
-    plt.close(fig)
-    return path
+    return save_figure(fig, out_dir / f"{experiment}_throughput.png")
 
 
 def plot_winners(df: pd.DataFrame, out_dir: Path, experiment: str) -> Path | None:
@@ -325,9 +321,5 @@ def plot_winners(df: pd.DataFrame, out_dir: Path, experiment: str) -> Path | Non
     ax.set(xticks=range(grid.shape[1]), xticklabels=grid.columns, yticks=range(grid.shape[0]),
            yticklabels=grid.index, xlabel="batch size", ylabel="hidden width H",
            title="the fastest per cell, and scratch's time over it")
-    fig.tight_layout()
-    path = out_dir / f"{experiment}_winners.png"
-    write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=110))
-    plt.close(fig)
-    return path
+    return save_figure(fig, out_dir / f"{experiment}_winners.png")
 

@@ -6,6 +6,7 @@ import functools
 import json
 import os
 import platform
+import re
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
@@ -87,6 +88,16 @@ def _meminfo_mib(field: str) -> float:
     except OSError:
         pass
     return float("inf")
+
+
+def rss_mib(pid: int | str = "self", field: str = "VmRSS") -> float:
+    """A process's resident memory in MiB (``field`` VmHWM: its peak), from Linux's
+    /proc; NaN where it cannot be read (another system, or the process is gone)."""
+    try:
+        match = re.search(rf"{field}:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
+    except OSError:
+        return float("nan")
+    return int(match.group(1)) / 1024 if match else float("nan")
 
 
 def available_mib() -> float:

@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -232,14 +231,6 @@ def memory_limit_mib() -> float:
     return 0.8 * environment.available_mib()
 
 
-def _child_rss_mib(pid: int) -> float:
-    try:
-        match = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
-        return int(match.group(1)) / 1024 if match else 0.0
-    except OSError:
-        return 0.0
-
-
 def run_one(experiment: Experiment, spec: RunSpec, log_dir: Path,
             on_progress: Callable[[int, int], None], memory_mib: float, worker: str) -> dict:
     """Run ``spec`` in a child process; always return a row, whatever happened to it."""
@@ -340,7 +331,7 @@ def _check(proc: subprocess.Popen, start: float, timeout_s: float, memory_mib: f
     if time.monotonic() - start > timeout_s:
         _kill(proc)
         return "timeout"
-    if _child_rss_mib(proc.pid) > memory_mib:
+    if environment.rss_mib(proc.pid) > memory_mib:  # NaN (gone) is not above
         _kill(proc)
         return "oom"
     return ""

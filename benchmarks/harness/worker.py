@@ -11,7 +11,6 @@ import ctypes
 import json
 import math
 import os
-import re
 import signal
 import statistics
 import sys
@@ -113,18 +112,13 @@ def norm(arrays) -> float:
     return math.sqrt(sum(float(np.sum(np.square(a, dtype=np.float64))) for a in arrays))
 
 
-def rss_mib(field: str = "VmRSS") -> float:
-    match = re.search(rf"{field}:\s+(\d+) kB", Path("/proc/self/status").read_text())
-    return int(match.group(1)) / 1024 if match else float("nan")
-
-
 def reset_peak_rss() -> float:
     """Reset the kernel's high-water mark to the current RSS (Linux); return the RSS."""
     try:
         Path("/proc/self/clear_refs").write_text("5")
     except OSError:
         pass  # then VmHWM still counts earlier peaks, and the figure is an upper bound
-    return rss_mib()
+    return environment.rss_mib()
 
 
 def progress(done: int, total: int) -> None:
@@ -154,7 +148,7 @@ def execute(experiment: Experiment, spec: RunSpec) -> dict:
                       stop_at_target=spec.stop_at_target, between_epochs=between)
     before = reset_peak_rss()
     impl.train(model, x, y, cfg, epochs, spec.seed, monitor)
-    peak = rss_mib("VmHWM") - before
+    peak = environment.rss_mib(field="VmHWM") - before
     timed = times(monitor, data, epochs, min(cfg.batch_size, len(x)))
     trained = Trained(spec, cfg, impl, model, data, monitor, initial)
     return assemble(experiment, trained, same, timed, warmup_s, json.dumps(impl.settings(model)),
@@ -318,7 +312,7 @@ def execute_seeds(experiment: Experiment, specs: list[RunSpec]) -> list[dict]:
         if stop or not seeds.active:
             break
     seeds.finish()
-    peak = rss_mib("VmHWM") - before
+    peak = environment.rss_mib(field="VmHWM") - before
     timed = times(monitor, data, epochs, batch, share=n)
     settings = json.dumps({"seed_batched": n, "group_train_time_s":
                            round(timed["measured_train_time_s"] * n, 4),

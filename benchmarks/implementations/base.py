@@ -19,7 +19,7 @@ import numpy as np
 
 from benchmarks.data.tasks import TaskConfig
 from benchmarks.implementations.timer import Monitor
-from scratch import MLP, epoch_order
+from scratch import MLP, activations, epoch_order
 
 
 @dataclass
@@ -183,6 +183,28 @@ class SeedBatched(ABC):
 
     def finish(self) -> None:
         """Called once training ends."""
+
+
+# scratch's activations (Keras' names, which the Keras twins use as they are) and what the
+# other frameworks call them: JAX's jax.nn function, and PyTorch's torch.nn module with its
+# own keywords. The rest of an activation's config (leaky_relu's negative_slope) passes on.
+ACTIVATIONS = {
+    "linear": ("identity", ("Identity", {})),
+    "sigmoid": ("sigmoid", ("Sigmoid", {})),
+    "tanh": ("tanh", ("Tanh", {})),
+    "relu": ("relu", ("ReLU", {})),
+    "softmax": ("softmax", ("Softmax", {"dim": -1})),
+    "leaky_relu": ("leaky_relu", ("LeakyReLU", {})),
+}
+
+
+def activation(identifier, namespace, framework: str) -> Callable:
+    """scratch's activation ``identifier`` in ``framework`` ("jax" or "torch"): the function
+    (or module class) of that name in ``namespace`` (jax.nn, torch.nn), its config bound."""
+    config = activations.get(identifier).get_config()
+    jax_name, (torch_name, own) = ACTIVATIONS[config.pop("name")]
+    name, keywords = (jax_name, {}) if framework == "jax" else (torch_name, own)
+    return functools.partial(getattr(namespace, name), **keywords, **config)
 
 
 def largest_divisor(n: int, limit: int) -> int:

@@ -17,6 +17,7 @@ import numpy as np
 from benchmarks.implementations.base import (
     Implementation,
     SeedBatched,
+    activation,
     largest_divisor,
     scratch_model,
     shuffled_epochs,
@@ -35,16 +36,6 @@ def _jax():
     # float64 runs need 64-bit mode; float32 arrays stay float32 in it.
     jax.config.update("jax_enable_x64", True)
     return jax
-
-
-def _activation(identifier):
-    jax = _jax()
-    config = activations.get(identifier).get_config()
-    name = config.pop("name")
-    functions = {"linear": lambda z: z, "sigmoid": jax.nn.sigmoid, "tanh": jax.numpy.tanh,
-                 "relu": jax.nn.relu, "softmax": jax.nn.softmax,
-                 "leaky_relu": lambda z: jax.nn.leaky_relu(z, config["negative_slope"])}
-    return functions[name]
 
 
 def _loss(name: str, output: str):
@@ -116,7 +107,7 @@ class JaxModel:
         init, update = _optimizer(cfg.optimizer)
         self.state = init(self.params)
         self.key = jax.random.PRNGKey(seed)
-        acts = [_activation(a) for a in arch.activations]
+        acts = [activation(a, jax.nn, "jax") for a in arch.activations]
         output = activations.get(arch.activations[-1]).name
         loss = _loss(arch.loss, output)
         rate = float(arch.dropout)

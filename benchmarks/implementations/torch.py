@@ -22,7 +22,7 @@ from functools import cache
 
 import numpy as np
 
-from benchmarks.implementations.base import Implementation, shuffled_epochs
+from benchmarks.implementations.base import Implementation, activation, shuffled_epochs
 from benchmarks.implementations.timer import Monitor
 from scratch import activations, optimizers
 from scratch.optimizers import keras_value
@@ -41,16 +41,6 @@ def _torch():
     # torch.compile's C++ toolchain check warns "No CUDA runtime is found" on every CPU run
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     return torch
-
-
-def _activation(identifier):
-    nn = _torch().nn
-    config = activations.get(identifier).get_config()
-    name = config.pop("name")
-    modules = {"linear": nn.Identity, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU,
-               "softmax": lambda: nn.Softmax(dim=-1),
-               "leaky_relu": lambda: nn.LeakyReLU(config["negative_slope"])}
-    return modules[name]()
 
 
 def _loss(name: str, output: str):
@@ -120,12 +110,13 @@ class TorchModel:
             layers.append(nn.Linear(arch.sizes[i], arch.sizes[i + 1]))
             last = i == len(arch.activations) - 1
             if not (last and self.logits):
-                layers.append(_activation(act))
+                layers.append(activation(act, nn, "torch")())
             if arch.dropout and not last:
                 layers.append(nn.Dropout(arch.dropout))
         self.net = nn.Sequential(*layers).to(self.dtype)
         self.set_weights(weights)
-        self.output = _activation(arch.activations[-1]) if self.logits else nn.Identity()
+        self.output = (activation(arch.activations[-1], nn, "torch")() if self.logits
+                       else nn.Identity())
         self.loss = _loss(arch.loss, output)
         self.optimizer = _optimizer(cfg.optimizer, self.net.parameters())
         self.forward = self.net  # torch.compile(self.net) where calibrated faster

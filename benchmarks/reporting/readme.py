@@ -16,6 +16,7 @@ from benchmarks.errors import UsageError
 from benchmarks.experiments import atlas, compare, generalisation, jacobian, scaling, softmax
 from benchmarks.files import write_atomic
 from benchmarks.harness import schema
+from benchmarks.harness.tables import mean_std
 from benchmarks.implementations import IMPLEMENTATIONS, REFERENCE, SCRATCH
 from benchmarks.reporting import bench_report
 from benchmarks.reporting.report import UNFINISHED, versions
@@ -46,14 +47,6 @@ def _read(folder: Path, name: str) -> pd.DataFrame:
     return schema.results_only(pd.read_csv(path))
 
 
-def _pm(values: pd.Series, fmt: str) -> str:
-    values = values.dropna()
-    if values.empty:
-        return ""
-    std = values.std() if len(values) > 1 else 0.0
-    return fmt.format(values.mean()) + (f" ± {fmt.format(std)}" if std else "")
-
-
 def chosen(impl: str, settings) -> str:
     """What a calibrated run chose, in words, as its implementation says it
     (``Implementation.chose``); '' for a run that calibrated nothing."""
@@ -76,10 +69,10 @@ def mnist_table(compare: pd.DataFrame) -> str:
         partial = runs["extrapolated"].astype(str).eq("True").any()
         rows.append({
             "configuration": config, "implementation": impl, "runs": len(runs),
-            "test accuracy": _pm(runs["accuracy"], "{:.4f}") or UNFINISHED,
-            "s per epoch": _pm(runs["epoch_time_s"], "{:.3g}") + (" (extrapolated)" if partial
+            "test accuracy": mean_std(runs["accuracy"], "{:.4f}") or UNFINISHED,
+            "s per epoch": mean_std(runs["epoch_time_s"], "{:.3g}") + (" (extrapolated)" if partial
                                                                   else ""),
-            "peak MiB": _pm(runs["peak_rss_mib"], "{:.0f}"),
+            "peak MiB": mean_std(runs["peak_rss_mib"], "{:.0f}"),
             "calibrated settings": "; ".join(sorted({chosen(impl, v) for v in runs["settings"]})),
             "anchor": MNIST_ANCHORS.get(config, ""),
         })
@@ -100,8 +93,8 @@ def xor_table(compare: pd.DataFrame) -> str:
             "converged (all four right)": f"{converged} of {len(full)}" if len(full) else
             "(budget-limited: extrapolated)",
             "seeds stopped by the time budget": len(part) - len(full),
-            "final loss": _pm(full["final_loss"], "{:.3g}"),
-            "s per epoch": _pm(part["epoch_time_s"], "{:.3g}"),
+            "final loss": mean_std(full["final_loss"], "{:.3g}"),
+            "s per epoch": mean_std(part["epoch_time_s"], "{:.3g}"),
         })
     return pd.DataFrame(rows).to_markdown(index=False)
 
@@ -111,10 +104,10 @@ def reversal_table(gen: pd.DataFrame) -> tuple[str, str, str]:
     blog = ok[ok["config"] == "blog"]
     rows = [{
         "implementation": impl, "seeds": len(runs),
-        "training set exact (of 6)": _pm(runs["train_exact"], "{:.2f}"),
-        "first-bit-1 inputs: bits right": _pm(runs["extrap_bitwise"], "{:.3f}"),
-        "first-bit-1 inputs: numbers right (of 6)": _pm(runs["extrap_exact"], "{:.2f}"),
-        "mean last output bit": _pm(runs["last_unit_extrap_mean"], "{:.3f}"),
+        "training set exact (of 6)": mean_std(runs["train_exact"], "{:.2f}"),
+        "first-bit-1 inputs: bits right": mean_std(runs["extrap_bitwise"], "{:.3f}"),
+        "first-bit-1 inputs: numbers right (of 6)": mean_std(runs["extrap_exact"], "{:.2f}"),
+        "mean last output bit": mean_std(runs["last_unit_extrap_mean"], "{:.3f}"),
     } for impl, runs in blog.groupby("impl")]
     variants = ok[ok["config"] != "blog"]
     verdict = generalisation.variants_verdict(variants) if len(variants) else ""

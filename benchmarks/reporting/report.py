@@ -10,9 +10,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from benchmarks.files import write_atomic  # noqa: E402
+from benchmarks.files import save_figure, write_atomic  # noqa: E402
 from benchmarks.harness.runner import read_rows  # noqa: E402
 from benchmarks.harness.schema import KEY, results_only  # noqa: E402
+from benchmarks.harness.tables import plus_minus  # noqa: E402
 from benchmarks.implementations import REFERENCE, recorded_packages  # noqa: E402
 
 METRICS = {  # column: (header, format)
@@ -41,7 +42,7 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     table = pd.DataFrame(index=stats.index)
     for col, (header, fmt) in METRICS.items():
         mean, std = stats[(col, "mean")], stats[(col, "std")].fillna(0)
-        table[header] = [_pm(m, s, fmt) for m, s in zip(mean, std, strict=True)]
+        table[header] = [plus_minus(m, s, fmt) for m, s in zip(mean, std, strict=True)]
     full = ok.groupby(GROUP)["trained_in_full"].agg(["sum", "size"])
     for col in ("accuracy", "final_loss"):  # a score of what a run not trained in full: none
         header = METRICS[col][0]
@@ -61,12 +62,6 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     runs = df.groupby(GROUP)["status"].agg(lambda s: ", ".join(f"{v} {k}" for k, v in
                                                                s.value_counts().items()))
     return table.join(runs.rename("runs"), how="outer").astype(object).fillna("").reset_index()
-
-
-def _pm(mean: float, std: float, fmt: str) -> str:
-    if pd.isna(mean):
-        return ""
-    return fmt.format(mean) + (f" ± {fmt.format(std)}" if std else "")
 
 
 def versions(context) -> str:
@@ -126,7 +121,7 @@ def plot(df: pd.DataFrame, out_dir: Path, experiment: str, stem: str,
             ax.set(title=f"{task}/{config}", xlabel="epoch", ylabel="training loss")
             ax.set_yscale("log")
             ax.legend(fontsize=7)
-        paths.append(_save(fig, out_dir / f"{experiment}_curves.png"))
+        paths.append(save_figure(fig, out_dir / f"{experiment}_curves.png"))
     ok = df[df["status"] == "ok"] if time_plots else df.iloc[:0]
     for col, label, name in (("epoch_time_s", "seconds per epoch (log)", "time"),
                              ("peak_rss_mib", "peak RSS during training, MiB", "memory")):
@@ -137,12 +132,7 @@ def plot(df: pd.DataFrame, out_dir: Path, experiment: str, stem: str,
         means.plot.bar(ax=ax, logy=name == "time", rot=0)
         ax.set(ylabel=label, xlabel="")
         ax.set_xticklabels([f"{t}/{c}" for t, c in means.index])
-        paths.append(_save(fig, out_dir / f"{experiment}_{name}.png"))
+        paths.append(save_figure(fig, out_dir / f"{experiment}_{name}.png"))
     return paths
 
 
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=110))
-    plt.close(fig)
-    return path
