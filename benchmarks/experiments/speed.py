@@ -76,13 +76,17 @@ def specs(profile: Profile, chosen: Selection) -> list[RunSpec]:
     # The smoke profile runs each path once: the peers' file-order training runs in compare
     # (jax's compiled tiny steps too), and their shuffled training in tests/test_peers.py.
     peers, step_peers = ((), STEP_PEERS[:1]) if smoke else (PEERS, STEP_PEERS)
+    to98 = PEERS[:1] if smoke else PEERS
+    named = [i for i in chosen.impls or () if i not in ("scratch-shortcut", *PEERS, *STEP_PEERS)]
+    if named:  # an implementation --impl names runs where the peers do
+        peers, step_peers, to98 = (*peers, *named), (*step_peers, *named), (*to98, *named)
     runs = [RunSpec("speed", "mnist", "b32", impl, 0, profile.name, 1 if smoke else 3, **mnist)
             for impl in ("scratch-shortcut", *peers)]
     runs += [RunSpec("speed", "mnist", "b128", impl, 0, profile.name, 1 if smoke else 3,
                      **mnist) for impl in ("scratch-shortcut", *peers)]
     runs += [RunSpec("speed", "mnist", "to98", impl, 0, profile.name, 1 if smoke else 15,
                      **mnist, stop_at_target=True)
-             for impl in ("scratch-shortcut", *(PEERS[:1] if smoke else PEERS))]
+             for impl in ("scratch-shortcut", *to98)]
     for task in ("xor", "reverse4"):
         epochs = 100 if smoke else get_config(task).epochs
         # Seed by seed, the two sides in turn: a slow spell of the shared machine then

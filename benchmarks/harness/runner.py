@@ -290,7 +290,9 @@ def run_group(experiment: Experiment, specs: list[RunSpec], log_dir: Path,
     yield [(spec, {**experiment.base_row(spec), "status": status, "error": error,
                    **implementation_columns(spec.impl), **environment.context(),
                    "timestamp": environment.utc_now()})]
-    yield from run_group(experiment, specs[done + 1:], log_dir, on_progress, memory_mib, worker)
+    if done + 1 < len(specs):
+        yield from run_group(experiment, specs[done + 1:], log_dir, on_progress, memory_mib,
+                             worker)
 
 
 def log_name(specs: list[RunSpec]) -> str:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
+import os
+
+from benchmarks.errors import UsageError
 from benchmarks.implementations.base import (
     Implementation,
     SeedBatched,
@@ -21,8 +25,34 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
                                  Keras(False, "torch"), Keras(True, "torch"), Jax(), Torch(),
                                  *(Keras(False, b, form="keras") for b in BACKENDS))
 }
+# Implementations defined elsewhere, registered by every process of a run (the workers
+# import this registry afresh): GROUNDUP_IMPLEMENTATIONS="package.module:NAME,...", each NAME
+# an Implementation. They run where --impl names them.
+PLUGINS = "GROUNDUP_IMPLEMENTATIONS"
+
+
+def register(impl: Implementation) -> None:
+    """Add ``impl`` to the registry under its name; a name already taken is refused."""
+    if impl.name in IMPLEMENTATIONS and IMPLEMENTATIONS[impl.name] is not impl:
+        raise ValueError(f"an implementation named {impl.name!r} is already registered")
+    IMPLEMENTATIONS[impl.name] = impl
+
+
+def _plugins(entries: str) -> list[Implementation]:
+    found = []
+    for entry in filter(None, (e.strip() for e in entries.split(","))):
+        module, _, attribute = entry.partition(":")
+        try:
+            found.append(getattr(importlib.import_module(module), attribute))
+        except (ImportError, AttributeError) as err:
+            raise UsageError(f"{PLUGINS}: cannot load {entry!r} ({err}).") from err
+    return found
+
+
 # The peers: what an experiment runs unless told; a finding runs only where named.
 PEERS = [name for name, impl in IMPLEMENTATIONS.items() if not impl.finding]
+for _impl in _plugins(os.environ.get(PLUGINS, "")):
+    register(_impl)
 # The from-scratch network every row is checked against, and the framework the ratios
 # divide by (the blog's).
 SCRATCH = "scratch-shortcut"
@@ -56,5 +86,6 @@ def missing_packages(name: str) -> str:
 
 
 __all__ = ["missing_packages", "IMPLEMENTATIONS", "PEERS", "REFERENCE", "SCRATCH",
-           "Implementation", "Monitor", "Predict", "SeedBatched", "Trained",
-           "implementation_columns", "installed_version", "recorded_packages", "scratch_model"]
+           "PLUGINS", "Implementation", "Monitor", "Predict", "SeedBatched", "Trained",
+           "implementation_columns", "installed_version", "recorded_packages", "register",
+           "scratch_model"]
