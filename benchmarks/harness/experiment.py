@@ -38,7 +38,8 @@ class Experiment:
     load: Callable[[RunSpec, TaskConfig], TaskData] = default_load
     columns: tuple[str, ...] = ()           # the experiment's own CSV columns
     report: Callable[[pd.DataFrame], list[str]] | None = None   # extra .md sections
-    plots: tuple[Callable, ...] = field(default_factory=tuple)  # (df, out_dir) -> path
+    # (df, out_dir, experiment name) -> the PNG written, or None
+    plots: tuple[Callable, ...] = field(default_factory=tuple)
     summary: Callable[[pd.DataFrame, Path], list[Path]] | None = None  # extra files
     runs_name: str = ""                     # the runs CSV's stem; default: the name
     # (spec, cfg, data, initial weights) -> a function run after every epoch, untimed, or None

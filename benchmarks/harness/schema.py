@@ -20,8 +20,7 @@ if TYPE_CHECKING:  # pandas is for the reports: a run's worker process never imp
 PREFIX_SCORES = ("final_loss", "accuracy", "bit_accuracy", "precision", "recall", "f1")
 # column: (unit, meaning); unit "" is text, "bool" true/false, "JSON" a JSON value
 COLUMNS = {
-    "experiment": ("", "experiment name (compare, generalisation, softmax-form, jacobian, "
-                       "speed, scaling, xor-atlas)"),
+    "experiment": ("", "experiment name (`groundup list` names them)"),
     "task": ("", "xor, reverse4 or mnist"),
     "config": ("", "reference configuration of the task (blog, tf-tutorial; an experiment's "
                    "own, e.g. h512-float32)"),
