@@ -21,11 +21,11 @@ TINY = os.environ.get("GROUNDUP_BENCH_TINY") == "1"
 MNIST_SUBSET = 256 if TINY else 6000     # samples in the "one MNIST epoch" benchmark
 MNIST_PREDICT = 256 if TINY else 10_000  # test images in the predict benchmark
 # Keras has one backend a process (KERAS_BACKEND, TensorFlow by default), so the suite
-# runs once per backend, each implementation in the one its ``bench_backend`` names.
+# runs once per backend, each implementation in the one its ``process_backend`` names.
 # Missing frameworks are left out.
 KERAS_BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
 IMPLS = [name for name, impl in IMPLEMENTATIONS.items()
-         if not impl.missing() and not impl.finding and impl.bench_backend == KERAS_BACKEND]
+         if not impl.missing() and not impl.finding and impl.process_backend == KERAS_BACKEND]
 # Tiny runs try every operation x implementation once; reverse4 takes xor's paths.
 TASKS = ["xor", "mnist"] if TINY else ["xor", "reverse4", "mnist"]
 SMALL_TASKS = [t for t in TASKS if t != "mnist"]

@@ -30,9 +30,9 @@ from benchmarks.files import naming, write_atomic
 from benchmarks.harness import cluster, environment
 from benchmarks.harness.experiment import Experiment
 from benchmarks.harness.schema import COLUMNS, KEY, NOT_NUMBERS
-from benchmarks.harness.specs import RunSpec
+from benchmarks.harness.specs import PROFILES, RunSpec
 from benchmarks.harness.worker import PARENT, PROGRESS
-from benchmarks.implementations import implementation_columns, missing_packages
+from benchmarks.implementations import IMPLEMENTATIONS, implementation_columns, missing_packages
 
 RETRIED = ("error", "killed", "timeout")  # what --retry-failed runs again
 
@@ -304,8 +304,11 @@ def log_name(specs: list[RunSpec]) -> str:
 def groups(experiment: Experiment, specs: list[RunSpec]) -> list[list[RunSpec]]:
     """One run a process for a timed experiment. An accuracy-only experiment's runs of one
     task, configuration and implementation share one, ``group_size`` at a time, in order;
-    so do the runs that the experiment's ``same_process`` keys alike."""
+    so do the runs that the experiment's ``same_process`` keys alike, and a profile with
+    ``shared_processes``' timed runs of one Keras backend."""
     key = experiment.same_process or (None if experiment.timed else lambda s: s.key[:4])
+    if key is None and specs and PROFILES[specs[0].profile].shared_processes:
+        key = lambda s: (IMPLEMENTATIONS[s.impl].process_backend,)  # noqa: E731
     if key is None:
         return [[s] for s in specs]
     by_kind: dict[tuple, list[RunSpec]] = {}

@@ -62,9 +62,11 @@ class Implementation(ABC):
     # Its seed-batched trainer (a SeedBatched), or None: S seeds of an accuracy-only
     # experiment trained at once as one network.
     seed_batched: type[SeedBatched] | None = None
-    # The Keras backend of the operation-benchmark process that runs it (Keras has one
-    # backend a process; bench_ops runs once per backend).
-    bench_backend = "tensorflow"
+    # The Keras backend of a process that runs it beside other implementations (Keras has one
+    # backend a process, and torch.compile cannot share one with TensorFlow): the operation
+    # benchmarks run once per backend, and the smoke profile's timed runs share a process
+    # per backend.
+    process_backend = "tensorflow"
 
     def missing(self) -> list[str]:
         """The required packages this environment lacks (none: the implementation runs)."""

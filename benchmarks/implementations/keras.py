@@ -59,7 +59,7 @@ class Keras(Implementation):
         self._warm: dict[int, tuple] = {}  # a model's warm-up, while its compilation stands
         self._calibrated: dict[tuple, dict] = {}  # each task's calibrated settings
         self.requires = (BACKEND_PACKAGES[backend], "keras")
-        self.bench_backend = backend
+        self.process_backend = backend
         self.why_fast = WHY_FAST[backend, tuned]
         if backend == "torch":
             self.install = "make torch"

@@ -202,7 +202,7 @@ class Torch(Implementation):
     why_fast = ("eager PyTorch: one small dispatch per operation into ATen's CPU kernels, and "
                 "torch.compile where the calibration found it faster")
     # torch.compile's import of triton aborts a process that has loaded TensorFlow
-    bench_backend = "torch"
+    process_backend = "torch"
 
     def build(self, cfg, weights, dtype, seed):
         return TorchModel(cfg, weights, dtype, seed)

@@ -39,14 +39,15 @@ def run_suite(storage: Path, tiny: bool = False) -> int:
     """Run benchmarks/bench_ops.py once per Keras backend, save each run's JSON under
     ``storage`` (named by the backend), then report them together.
 
-    ``tiny``: small inputs and short rounds (GROUNDUP_BENCH_TINY), to try the suite, not
-    to time it."""
+    ``tiny``: small inputs and short rounds (GROUNDUP_BENCH_TINY), and TensorFlow's process
+    alone, to try the suite (the smoke publish), not to time it: the other backends' runs
+    are the same code on other implementations."""
     options = ["--benchmark-max-time=0.05"] if tiny else []
     # Outside the tests' xdist (its addopts, and a worker's environment when a test runs
     # this): pytest-benchmark times nothing under xdist.
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
     env.update({"GROUNDUP_BENCH_TINY": "1"} if tiny else {})
-    for backend in backends():  # each run takes its backend's implementations (bench_ops)
+    for backend in backends()[:1] if tiny else backends():  # each its own implementations
         code = subprocess.call([
             sys.executable, "-m", "pytest", "benchmarks/bench_ops.py", "-q", "-p",
             "no:cacheprovider", "-o", "addopts=", "--benchmark-only",
