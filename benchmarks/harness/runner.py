@@ -30,7 +30,7 @@ from benchmarks.files import naming, write_atomic
 from benchmarks.harness import cluster, environment
 from benchmarks.harness.experiment import Experiment
 from benchmarks.harness.schema import COLUMNS, KEY, NOT_NUMBERS
-from benchmarks.harness.specs import PROFILES, RunSpec
+from benchmarks.harness.specs import RunSpec
 from benchmarks.harness.worker import PARENT, PROGRESS
 from benchmarks.implementations import IMPLEMENTATIONS, implementation_columns, missing_packages
 
@@ -301,13 +301,15 @@ def log_name(specs: list[RunSpec]) -> str:
     return "{}-{}-{}-{}-".format(*specs[0].key[:4]) + f"seed{seeds}.log"
 
 
-def groups(experiment: Experiment, specs: list[RunSpec]) -> list[list[RunSpec]]:
+def groups(experiment: Experiment, specs: list[RunSpec],
+           shared: bool = False) -> list[list[RunSpec]]:
     """One run a process for a timed experiment. An accuracy-only experiment's runs of one
     task, configuration and implementation share one, ``group_size`` at a time, in order;
-    so do the runs that the experiment's ``same_process`` keys alike, and a profile with
-    ``shared_processes``' timed runs of one Keras backend."""
+    so do the runs that the experiment's ``same_process`` keys alike. ``shared``: timed runs
+    share a process per Keras backend (Implementation.process_backend), for a smoke publish
+    whose times say nothing: it saves a framework import a run."""
     key = experiment.same_process or (None if experiment.timed else lambda s: s.key[:4])
-    if key is None and specs and PROFILES[specs[0].profile].shared_processes:
+    if key is None and shared:
         key = lambda s: (IMPLEMENTATIONS[s.impl].process_backend,)  # noqa: E731
     if key is None:
         return [[s] for s in specs]
@@ -375,7 +377,7 @@ def check_data(specs: list[RunSpec], console: Console) -> None:
 
 def run_experiments(experiments: list[Experiment], specs: list[RunSpec], out_dir: Path,
                     worker: str, console: Console, retry_failed: bool = False,
-                    client=None, resume: str = "") -> int:
+                    client=None, resume: str = "", shared: bool = False) -> int:
     """Every spec not yet in its experiment's CSV, in order, with progress bars: 0 when all
     ran, 130 when interrupted (the finished rows stay, and the command ``resume``, by
     default ``groundup run --resume``, completes the rest).
@@ -412,7 +414,7 @@ def run_experiments(experiments: list[Experiment], specs: list[RunSpec], out_dir
                     if len(group) > SUMMARY_LINES:
                         bars.console.print(group_line(group, results.path), soft_wrap=True)
 
-                chunks = groups(experiment, todo)
+                chunks = groups(experiment, todo, shared)
                 if client is not None:
                     futures = submit(client, experiment, chunks, worker)
                     source = _from_cluster(futures, chunks, out_dir)

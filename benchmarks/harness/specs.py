@@ -15,9 +15,6 @@ class Profile:
     all_configs: bool   # every configuration of a task, or only its first
     jacobian_mnist_samples: int  # scratch-jacobian trains MNIST on this many samples
     tasks: tuple[str, ...] = ("mnist", "reverse4", "xor")  # the tasks run when --task is not
-    # Timed runs share a process per Keras backend (Implementation.process_backend) instead
-    # of one each: for tests, whose times say nothing, it saves a framework import a run.
-    shared_processes: bool = False
 
 
 PROFILES = {
@@ -28,7 +25,7 @@ PROFILES = {
     # Tiny runs for the harness's own tests: every experiment x implementation path once.
     # reverse4 takes xor's paths (a full batch, sigmoid, MSE), so it is left out.
     "smoke": Profile("smoke", budget_s=3, timeout_s=120, seeds=1, all_configs=False,
-                     jacobian_mnist_samples=2, tasks=("mnist", "xor"), shared_processes=True),
+                     jacobian_mnist_samples=2, tasks=("mnist", "xor")),
 }
 
 

@@ -64,7 +64,7 @@ class Implementation(ABC):
     seed_batched: type[SeedBatched] | None = None
     # The Keras backend of a process that runs it beside other implementations (Keras has one
     # backend a process, and torch.compile cannot share one with TensorFlow): the operation
-    # benchmarks run once per backend, and the smoke profile's timed runs share a process
+    # benchmarks run once per backend, and a smoke publish's timed runs share a process
     # per backend.
     process_backend = "tensorflow"
 

@@ -70,7 +70,8 @@ def publish(out: Path = PUBLISHED, profile: str = "full",
             with (contextlib.nullcontext() if experiment.timed
                   else cluster.connect(ACCURACY_WORKERS, None)) as client:
                 code = run_experiments([experiment], specs, work, WORKER, console,
-                                       client=client, resume=_again(out, profile, readme_path))
+                                       client=client, resume=_again(out, profile, readme_path),
+                                       shared=profile == "smoke")  # its times say nothing
             if code:
                 return code
             phases[experiment.name] = time.perf_counter() - mark
