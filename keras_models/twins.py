@@ -121,13 +121,18 @@ def gradients(model: keras.Model, x: np.ndarray, y: np.ndarray, training: bool =
     if backend == "jax":
         import jax
 
-        fixed = [v.value for v in model.non_trainable_variables]
+        # jit-compiled once a model (kept in the model's own __dict__, outside Keras' tracking),
+        # where op by op JAX would compile every operation of every call
+        compiled = vars(model).setdefault("_groundup_value_and_grad", {})
+        if training not in compiled:
 
-        def value(trainable):
-            out, _ = model.stateless_call(trainable, fixed, x, training=training)
-            return jax.numpy.mean(loss_fn(y, out))
+            def value(trainable, fixed, x, y):
+                out, _ = model.stateless_call(trainable, fixed, x, training=training)
+                return jax.numpy.mean(loss_fn(y, out))
 
-        loss, grads = jax.value_and_grad(value)([v.value for v in model.trainable_variables])
+            compiled[training] = jax.jit(jax.value_and_grad(value))
+        loss, grads = compiled[training]([v.value for v in model.trainable_variables],
+                                         [v.value for v in model.non_trainable_variables], x, y)
         return float(loss), [np.asarray(g) for g in grads]
     if backend == "torch":
         import torch
