@@ -9,6 +9,7 @@ tiny, so they cannot rot. ``GROUNDUP_BENCH_TINY=1`` shrinks every size.
 
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
@@ -140,16 +141,10 @@ def test_mnist_predict(benchmark, tasks, impl):
 def test_mnist_epoch(benchmark, tasks, impl):
     """One epoch over a fixed subset, file order, the blog configuration's batches."""
     skip_unless_run(impl, "epoch", "mnist")
-    from benchmarks.implementations import Monitor
-
     cfg, data = tasks["mnist"]
     benchmark.group = f"mnist: one epoch of {len(data.x)} samples"
     implementation, model = build(impl, cfg, data)
-
-    def epoch():
-        implementation.train(model, data.x, data.y, cfg, 1, 0,
-                             Monitor(float("inf"), lambda predict: False, 1))
-
+    epoch = functools.partial(implementation.train_epoch, model, data.x, data.y, cfg)
     before = loss_of(cfg, implementation, model, data.x, data.y)
     benchmark.pedantic(epoch, rounds=1 if TINY else 3, iterations=1, warmup_rounds=0)
     after = loss_of(cfg, implementation, model, data.x, data.y)

@@ -61,10 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--memory-budget", type=positive_float, metavar="MIB",
                      help="refuse runs predicted to need more, such as the jacobian mode's "
                           "(default: half the available memory)")
+    added = set()
     for experiment in EXPERIMENTS.values():  # each experiment's own options, under its name
-        if experiment.options:
+        options = [o for o in experiment.options if o.name not in added]
+        added |= {o.name for o in options}
+        if options:
             group = run.add_argument_group(f"{experiment.name} options")
-            for option in experiment.options:
+            for option in options:
                 if option.type is bool:
                     group.add_argument(option.flag, dest=option.name, action="store_true",
                                        help=option.help)
@@ -141,7 +144,11 @@ def seed_count(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    try:  # the registry (GROUNDUP_IMPLEMENTATIONS) loads here
+        parser = build_parser()
+    except UsageError as err:
+        console.print(f"[bold red]groundup:[/] {err}", soft_wrap=True)
+        return 2
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

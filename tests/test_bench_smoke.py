@@ -1,11 +1,16 @@
 """The benchmark report: the ratio table from a saved run, and its failure exit.
 
-The suite itself runs tiny in tests/test_end_to_end.py, inside the smoke publish."""
+The suite itself runs tiny in tests/test_end_to_end.py, inside the smoke publish, in
+TensorFlow's process; the other Keras backends' processes run its step and epoch here."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from benchmarks.reporting import bench_report
 
@@ -36,3 +41,17 @@ def test_a_wrong_result_fails_the_report(tmp_path, capsys):
     assert bench_report.main([str(tmp_path)]) == 1
     assert "1 benchmarks failed their correctness check: test_train_step[xor-scratch-shortcut]" \
         in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("backend", [b for b in bench_report.backends() if b != "tensorflow"])
+def test_the_other_backends_step_and_epoch_benchmarks_run(backend):
+    """Each implementation's bench_step and bench_epoch in its backend's process, once."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "benchmarks/bench_ops.py", "-q", "-p",
+         "no:cacheprovider", "-o", "addopts=", "--benchmark-disable", "-k",
+         "train_step or epoch_small"], cwd=bench_report.ROOT, capture_output=True, text=True,
+        env={**env, "KERAS_BACKEND": backend, "GROUNDUP_BENCH_TINY": "1"}, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:]
+    summary = done.stdout.strip().splitlines()[-1]
+    assert " passed" in summary and "failed" not in summary and "error" not in summary

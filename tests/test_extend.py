@@ -2,8 +2,8 @@
 under a name of its own, runs through every experiment with no edit elsewhere.
 
 Every process of a run imports the registry afresh, so the test names this module in
-GROUNDUP_IMPLEMENTATIONS, as a user's own package would be named. This module imports
-only what an implementation needs: the registry loads it while it is being imported."""
+GROUNDUP_IMPLEMENTATIONS, as a user's own package would be named; the registry loads it
+last, so that it may import the registry's names."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from benchmarks.errors import UsageError
+from benchmarks.implementations import SCRATCH
 from benchmarks.implementations.base import Implementation, scratch_model
 
 
@@ -19,7 +20,7 @@ class PlainNumpy(Implementation):
     implementation the harness takes."""
 
     name = "plain-numpy"
-    description = "NumPy, scratch's step called batch by batch"
+    description = f"NumPy, {SCRATCH}'s step called batch by batch"
     framework = "numpy"
     why_fast = "a loop over scratch's own step"
 
@@ -97,3 +98,12 @@ def test_an_implementation_that_cannot_be_loaded_is_one_line(tmp_path, monkeypat
     assert row["status"] == "error" and "No module named 'tests.no_such_module'" in row["error"]
     with pytest.raises(UsageError, match="no attribute 'NOTHING'"):
         _plugins("tests.test_extend:NOTHING")
+    # Where the command itself loads the registry: one line, no traceback
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "benchmarks.cli", "list"], text=True,
+                          capture_output=True, env={**os.environ, PLUGINS: "nope:X"})
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "cannot load 'nope:X'" in done.stderr

@@ -528,7 +528,8 @@ def test_a_selection_is_saved_as_is_and_read_back_whole(tmp_path, capsys):
     folder.create(tmp_path, chosen, [])
     assert json.loads((tmp_path / "run.json").read_text())["variants"] is True
     assert folder.settings(tmp_path, OPTIONS) == chosen
-    assert chosen.option("variants") and chosen.option("other", 3) == 3
+    assert chosen.option(OPTIONS["variants"])
+    assert not Selection(["reverse4"]).option(OPTIONS["variants"])  # its default
     # An experiment's option is refused beside experiments that do not take it, and on
     # --resume, like every flag of the selection.
     assert main(["run", "compare", "--variants", "--out", str(tmp_path / "x")]) == 2

@@ -65,9 +65,9 @@ def cell_name(hidden: int, lr: float, init: str) -> str:
 def specs(profile: Profile, chosen: Selection) -> list[RunSpec]:
     """Every cell in scratch; the cross-checked cell in jax too (vmap over the same initial
     weights), and KERAS_CHECK's first KERAS_SEEDS in keras-tuned; --impl narrows or widens
-    that. Every seed stops once it converged, but jax's: its compiled vmap trains the whole
-    group to the end, so the cross-check also shows that seeds which reached convergence
-    keep it."""
+    that. Every seed stops once it converged, but those of jax's seed-batched group: its
+    compiled vmap trains the whole group to the end, so the cross-check also shows that
+    seeds which reached convergence keep it (a lone jax run stops like the rest)."""
     seeds = chosen.seeds or SEEDS[profile.name]
     runs = []
     for cell in cells(profile.name):

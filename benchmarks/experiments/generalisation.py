@@ -111,7 +111,7 @@ def specs(profile: Profile, chosen: Selection) -> list[RunSpec]:
               "timeout_s": profile.timeout_s}
     runs = [RunSpec("generalisation", "reverse4", "blog", impl, seed, **common)
             for impl in chosen.impls or (IMPLS if smoke else IMPLS + PEERS) for seed in seeds]
-    if chosen.option("variants"):
+    if chosen.option(VARIANTS_OPTION):
         runs += [RunSpec("generalisation", f"{v['problem']}{v['bits']}", name, "scratch-shortcut",
                          seed, **common, extra=v)
                  for name, v in variants.items() for seed in seeds]

@@ -93,8 +93,9 @@ class Selection:
                 object.__setattr__(self, name, tuple(value))
         object.__setattr__(self, "options", tuple(sorted(dict(self.options).items())))
 
-    def option(self, name: str, default: object = None) -> object:
-        return dict(self.options).get(name, default)
+    def option(self, option: Option) -> object:
+        """The value of an experiment's ``option``: the one asked for, or its default."""
+        return dict(self.options).get(option.name, option.default)
 
     def saved(self) -> dict:
         """run.json's fields: the selection's, then each option by its name."""
@@ -111,7 +112,8 @@ class Selection:
         types = {"tasks": (list,), "impls": (list, type(None)), "seeds": (int, type(None)),
                  "data_dir": (str, type(None)), "experiments": (list,), "profile": (str,),
                  "memory_budget_mib": (int, float, type(None)),
-                 **{name: (o.type,) for name, o in options.items()}}
+                 **{name: (int, float) if o.type is float else (o.type,)
+                    for name, o in options.items()}}
         for name, allowed in types.items():
             if name not in found and name not in options:
                 raise ValueError(f"has no {name!r} field")

@@ -1,7 +1,8 @@
 """Runs in a fresh process: ``python -m benchmarks.experiments SPECS.json RESULTS_DIR``.
 
-It trains each listed (experiment, task, config, impl, seed) in turn (one, unless the
-experiment is accuracy-only), measures it, and writes its result row as JSON. Progress
+It trains each listed (experiment, task, config, impl, seed) in turn (one run, or the
+group that ``runner.groups`` made: an accuracy-only experiment's seeds, a scaling
+implementation's cells), measures it, and writes its result row as JSON. Progress
 goes to stdout as ``@@progress DONE TOTAL`` lines.
 """
 

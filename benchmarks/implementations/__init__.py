@@ -25,6 +25,45 @@ IMPLEMENTATIONS: dict[str, Implementation] = {
                                  Keras(False, "torch"), Keras(True, "torch"), Jax(), Torch(),
                                  *(Keras(False, b, form="keras") for b in BACKENDS))
 }
+# The peers: what an experiment runs unless told; a finding runs only where named.
+PEERS = [name for name, impl in IMPLEMENTATIONS.items() if not impl.finding]
+
+# The from-scratch network every row is checked against, and the framework the ratios
+# divide by (the blog's).
+SCRATCH = "scratch-shortcut"
+REFERENCE = "keras"
+
+
+# The packages whose versions every row records, a column each: NumPy, and what the
+# registry's own implementations require, in its order (one registered from elsewhere adds
+# no column: a run folder's columns stay what they were).
+RECORDED = tuple(dict.fromkeys(package for impl in IMPLEMENTATIONS.values()
+                               for package in ("numpy", *impl.requires)))
+
+
+def recorded_packages() -> tuple[str, ...]:
+    return RECORDED
+
+
+def installed_version(package: str) -> str:
+    """``package``'s installed version (or its -cpu build's), or '' where it is missing."""
+    return package_version(package) or package_version(f"{package}-cpu")
+
+
+def implementation_columns(name: str) -> dict:
+    """What every row records of its implementation: framework, its version, the backend."""
+    impl = IMPLEMENTATIONS.get(name)
+    return {"framework": impl.framework, **impl.versions()} if impl else {}
+
+
+def missing_packages(name: str) -> str:
+    """Why ``name`` cannot run here and what installs it, or '' when it can."""
+    impl = IMPLEMENTATIONS[name]
+    missing = impl.missing()
+    return (f"{name}: {', '.join(missing)} not installed (install: {impl.install})"
+            if missing else "")
+
+
 # Implementations defined elsewhere, registered by every process of a run (the workers
 # import this registry afresh): GROUNDUP_IMPLEMENTATIONS="package.module:NAME,...", each NAME
 # an Implementation. They run where --impl names them.
@@ -49,40 +88,9 @@ def _plugins(entries: str) -> list[Implementation]:
     return found
 
 
-# The peers: what an experiment runs unless told; a finding runs only where named.
-PEERS = [name for name, impl in IMPLEMENTATIONS.items() if not impl.finding]
+# Last, so that a module it loads may import anything above.
 for _impl in _plugins(os.environ.get(PLUGINS, "")):
     register(_impl)
-# The from-scratch network every row is checked against, and the framework the ratios
-# divide by (the blog's).
-SCRATCH = "scratch-shortcut"
-REFERENCE = "keras"
-
-
-def recorded_packages() -> tuple[str, ...]:
-    """The packages whose versions every row records, a column each: NumPy, and what the
-    implementations require, in the registry's order."""
-    return tuple(dict.fromkeys(package for impl in IMPLEMENTATIONS.values()
-                               for package in ("numpy", *impl.requires)))
-
-
-def installed_version(package: str) -> str:
-    """``package``'s installed version (or its -cpu build's), or '' where it is missing."""
-    return package_version(package) or package_version(f"{package}-cpu")
-
-
-def implementation_columns(name: str) -> dict:
-    """What every row records of its implementation: framework, its version, the backend."""
-    impl = IMPLEMENTATIONS.get(name)
-    return {"framework": impl.framework, **impl.versions()} if impl else {}
-
-
-def missing_packages(name: str) -> str:
-    """Why ``name`` cannot run here and what installs it, or '' when it can."""
-    impl = IMPLEMENTATIONS[name]
-    missing = impl.missing()
-    return (f"{name}: {', '.join(missing)} not installed (install: {impl.install})"
-            if missing else "")
 
 
 __all__ = ["missing_packages", "IMPLEMENTATIONS", "PEERS", "REFERENCE", "SCRATCH",

@@ -147,8 +147,11 @@ class Implementation(ABC):
     def bench_epoch(self, model, x: np.ndarray, y: np.ndarray,
                     cfg: TaskConfig) -> Callable[[], object]:
         """One epoch over (x, y) in file order, as the implementation trains one."""
-        return functools.partial(self.train, model, x, y, cfg, 1, 0,
-                                 Monitor(float("inf"), lambda predict: False, 1))
+        return functools.partial(self.train_epoch, model, x, y, cfg)
+
+    def train_epoch(self, model, x: np.ndarray, y: np.ndarray, cfg: TaskConfig) -> None:
+        """One epoch as a run trains it (``train``, its own Monitor, no target, no budget)."""
+        self.train(model, x, y, cfg, 1, 0, Monitor(float("inf"), lambda predict: False, 1))
 
 
 class SeedBatched(ABC):

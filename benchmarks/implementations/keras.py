@@ -259,9 +259,9 @@ class Keras(Implementation):
         return model.train_on_batch  # Keras' own float32 path
 
     def bench_epoch(self, model, x, y, cfg):
-        """Plain Keras' epoch is one fit(epochs=1) call, the blog's way; a tuned one's is
-        one compiled step (the small tasks' epoch is one full batch)."""
-        if self.tuned:
+        """Plain Keras on TensorFlow's epoch is one fit(epochs=1) call, the blog's way; the
+        others' is one compiled step (the small tasks' epoch is one full batch)."""
+        if self.tuned or self.backend != "tensorflow":
             return lambda: model.train_on_batch(x, y)
         return lambda: model.fit(x, y, epochs=1, batch_size=cfg.batch_size, shuffle=False,
                                  verbose=0)

@@ -66,9 +66,12 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
 
 def versions(context) -> str:
     """The library versions a row or environment.json records, in words."""
-    return ", ".join([f"Python {context.get('python', '?')}", *(
-        f"{package} {context.get(package) or 'not installed'}"
-        for package in recorded_packages())])
+    def version(package: str) -> str:
+        found = context.get(package)
+        return found if isinstance(found, str) and found else "not installed"  # NaN: missing
+
+    return ", ".join([f"Python {context.get('python', '?')}",
+                      *(f"{package} {version(package)}" for package in recorded_packages())])
 
 
 def write_report(out_dir: Path, experiment: str) -> list[Path]:
