@@ -1,5 +1,6 @@
 """Sweeps on a real Dask cluster: a scheduler and two workers on 127.0.0.1."""
 
+import os
 import signal
 import socket
 import subprocess
@@ -110,6 +111,23 @@ def test_a_driver_killed_with_kill_9_takes_its_local_cluster_and_runs_with_it(tm
     while any(alive(p) for p in family) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not [p for p in family if alive(p)], "a Dask worker or a run outlived the driver"
+
+
+def test_a_sweep_interrupted_with_its_workers_ends_in_one_line(tmp_path):
+    """SIGTERM to the whole process group (the driver, its Dask nannies and workers, their
+    runs), as a terminal's Ctrl-C reaches them all: the driver says Interrupted, and Dask
+    adds no warning (a restarted worker, a cancelled task) and no traceback."""
+    sweep = subprocess.Popen([sys.executable, "-m", "benchmarks.cli", *SWEEP, "--workers", "2",
+                              "--out", str(tmp_path / "run")], start_new_session=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(
+            b"benchmarks.experiments" in _cmdline(d) for d in descendants(sweep.pid)):
+        time.sleep(0.05)
+    os.killpg(sweep.pid, signal.SIGTERM)
+    out, err = sweep.communicate(timeout=60)
+    assert sweep.returncode == 130 and "Interrupted." in out + err
+    assert "distributed" not in err and "Traceback" not in err, err
 
 
 @pytest.mark.parametrize("experiment", ["compare", "speed", "scaling"])

@@ -16,6 +16,7 @@ is refused for timed experiments; accuracy-only tasks fan out freely.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 from collections.abc import Iterator
@@ -79,9 +80,22 @@ def connect(workers: int | None, scheduler: str | None) -> Iterator:
     # One thread a worker: each task runs its runs one at a time, in subprocesses. The
     # scheduler's HTTP server starts whatever the flags: on a free local port and without
     # the dashboard, a second run does not fight the first for 8787.
+    # Dask's own warnings (a worker restarted, a task cancelled) are about the machinery:
+    # what happened to a run is in its row. Errors still show while the sweep runs, and
+    # nothing once it ends, interrupted or done (the workers' goodbyes).
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                       dashboard_address=None, resources={MACHINE: 1},
+                      silence_logs=logging.ERROR,
                       scheduler_kwargs={"dashboard": False,
                                         "dashboard_address": "127.0.0.1:0"}) as local, \
-            Client(local) as client:
+            Client(local) as client, _quiet_at_exit():
         yield client
+
+
+@contextlib.contextmanager
+def _quiet_at_exit() -> Iterator[None]:
+    """Silence Dask's loggers in this process as the cluster closes, however it closes."""
+    try:
+        yield
+    finally:
+        logging.getLogger("distributed").setLevel(logging.CRITICAL + 1)
