@@ -379,6 +379,12 @@ def test_a_run_at_other_versions_says_so(tmp_path, monkeypatch):
     assert "keras" not in line
     published.write_text(json.dumps({"numpy": numpy}))
     assert environment.version_differences(published) == ""
+    # A missing optional framework names its own install, not make's
+    monkeypatch.setitem(environment.context(), "torch", "")
+    published.write_text(json.dumps({"numpy": numpy, "torch": "2.15.0"}))
+    assert environment.version_differences(published).startswith(
+        "versions differ from the published run's: torch missing (published: 2.15.0; "
+        "`make torch` installs it); its numbers are comparable to these only with care.")
 
 
 @pytest.mark.parametrize("spe", [50, 4, 1])

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.implementations import installed_version, recorded_packages
+from benchmarks.implementations import IMPLEMENTATIONS, installed_version, recorded_packages
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,12 +71,18 @@ def version_differences(published: Path = PUBLISHED_ENVIRONMENT) -> str:
     except (OSError, ValueError):
         return ""
     ours = context()
-    changed = [f"{k} {ours[k] or 'missing'} (published: {theirs[k]})" for k in VERSIONED
-               if theirs.get(k) and ours.get(k) != theirs[k]]
-    if not changed:
+    differ = [k for k in VERSIONED if theirs.get(k) and ours.get(k) != theirs[k]]
+    if not differ:
         return ""
+    # A missing package: what installs it (an optional one, such as torch, has its own)
+    installs = {k: next((i.install for i in IMPLEMENTATIONS.values() if k in i.requires),
+                        "make") for k in differ if not ours.get(k)}
+    changed = [f"{k} {ours[k]} (published: {theirs[k]})" if k not in installs else
+               f"{k} missing (published: {theirs[k]}; `{installs[k]}` installs it)"
+               for k in differ]
     return (f"versions differ from the published run's: {', '.join(changed)}; its numbers are "
-            "comparable to these only with care (`make` installs the locked ones).")
+            "comparable to these only with care"
+            + (" (`make` installs the locked ones)." if len(installs) < len(differ) else "."))
 
 
 def _meminfo_mib(field: str) -> float:
