@@ -43,7 +43,7 @@ def test_the_hidden_layers_dz_dw_in_784_512_10():
     cost = backprop_cost((784, 512, 10), "float64")
     dzdw = next(j for j in cost.jacobians if j.layer == 1 and j.name == "dZ/dW")
     assert dzdw.shape == (512, 401408)
-    assert dzdw.bytes == 512 * 401408 * 8  # 1568 MiB, as ANCHORS.md section 3 measured
+    assert dzdw.bytes == 512 * 401408 * 8  # 1568 MiB, as measured on the development machine
     assert cost.shortcut_flops_per_sample() == 1_636_352  # "about 1.63 MFLOP per sample"
     assert backprop_cost((784, 512, 10), "float32").jacobian_sample_peak_bytes() * 2 == \
         cost.jacobian_sample_peak_bytes()

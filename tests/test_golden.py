@@ -1,4 +1,4 @@
-"""The softmax / cross-entropy golden example of ANCHORS.md section 1, number for number.
+"""The softmax / cross-entropy golden example of the blog series, number for number.
 
 The anchor prints its numbers to a fixed number of decimals, some of them truncated
 rather than rounded (-4.608649 is printed -4.60864), so each check allows one unit

@@ -33,7 +33,7 @@ from benchmarks.files import write_atomic
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 IDX_NAMES = {"x_train": "train-images-idx3-ubyte", "y_train": "train-labels-idx1-ubyte",
              "x_test": "t10k-images-idx3-ubyte", "y_test": "t10k-labels-idx1-ubyte"}
-MNIST_SHA256 = {  # of the raw bytes of Keras' uint8 arrays (ANCHORS.md section 4)
+MNIST_SHA256 = {  # of the raw bytes of the uint8 arrays Keras' mnist.npz holds
     "x_train": "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757",
     "y_train": "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13",
     "x_test": "6d87418db22cc8025d05968bec9bd5c3932904b23485740db143a061a2c9d161",

@@ -1,4 +1,4 @@
-"""The tasks and their reference configurations (ANCHORS.md sections 1 and 2).
+"""The tasks and their reference configurations (the blog series and TensorFlow's examples).
 
 One entry per (task, config): adding a configuration means adding one entry.
 """

@@ -1,4 +1,4 @@
-"""The generalisation failure (ANCHORS.md section 1), reproduced and explained.
+"""The generalisation failure (the blog series' reversal network), reproduced and explained.
 
 A 4-4-4 sigmoid net learns to reverse the bits of 4-bit numbers from six that
 start with 0, then meets numbers that start with 1. Why it fails: for the first

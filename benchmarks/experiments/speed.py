@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # pandas is for the reports: a run's worker process never imp
 EPOCHS = {"b32": 3, "b128": 5, "to98": 15}
 # Plain SGD crosses 98% with a margin on both sides for seed 0 (test accuracy by epoch:
 # 96.77 97.50 97.46 97.71 98.20), so float32 drift between the two sides cannot move the
-# crossing by an epoch. With momentum 0.9, lr 0.05, batch 64 (ANCHORS.md's) epoch 5
+# crossing by an epoch. With momentum 0.9, lr 0.05, batch 64 (the speed anchor's) epoch 5
 # ends at 97.98%, and the two sides crossed an epoch apart.
 TO98 = {"name": "sgd", "learning_rate": 0.2}
 TO98_BATCH = 32
