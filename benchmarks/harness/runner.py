@@ -442,7 +442,9 @@ def _refuse_unplanned(files: list[ResultsFile], planned: set[tuple]) -> None:
         if unplanned:
             raise UsageError(f"{results.path} holds a row that {results.path.parent}/run.json "
                              f"does not select ({', '.join(map(str, unplanned[0]))}): the "
-                             "results and the settings disagree, and nothing was run.")
+                             "results and the settings disagree (another selection's rows, or "
+                             "an older groundup's layout), and nothing was run. Start a new "
+                             "folder with --out.")
 
 
 def submit(client, experiment: Experiment, chunks: list[list[RunSpec]], worker: str) -> list:
