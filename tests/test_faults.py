@@ -8,6 +8,7 @@ import errno
 import fcntl
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,6 +29,20 @@ from scratch.model import TrainingDiverged
 # Four cheap runs: XOR and reversal, scratch-shortcut, two seeds each.
 RUN = ["run", "--profile", "smoke", "--task", "xor", "--task", "reverse4",
        "--impl", "scratch-shortcut", "--seeds", "2"]
+
+
+@pytest.fixture(scope="module")
+def one_seed(tmp_path_factory) -> Path:
+    """RUN with one seed, run once for the tests that read, damage or resume its folder."""
+    out = tmp_path_factory.mktemp("one-seed") / "run"
+    assert main([*RUN, "--seeds", "1", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture
+def finished(one_seed, tmp_path) -> Path:
+    """A copy of ``one_seed``'s folder for one test (modes kept: as groundup wrote them)."""
+    return Path(shutil.copytree(one_seed, tmp_path / "run"))
 
 
 def keys(out: Path) -> list[tuple]:
@@ -172,9 +187,8 @@ def test_a_torn_row_is_cut_off_kept_aside_and_run_again(tmp_path, capsys):
 
 # 2. One process per run folder.
 
-def test_a_second_process_on_the_folder_is_refused_with_the_holders_pid(tmp_path):
-    out = tmp_path / "run"
-    assert main([*RUN, "--seeds", "1", "--out", str(out)]) == 0
+def test_a_second_process_on_the_folder_is_refused_with_the_holders_pid(finished):
+    out = finished
     before = (out / "compare.csv").read_bytes()
     lock = folder.Lock(out)  # this process holds it, as a running groundup would
     try:
@@ -212,10 +226,8 @@ def test_a_refused_run_changes_nothing_in_the_owners_folder_which_still_resumes(
     ({"experiments": ["generalisation"]}, "holds compare.csv, but its run.json selects gen"),
     ({"tasks": ["xor"]}, "holds a row that"),
 ])
-def test_resume_refuses_results_that_run_json_does_not_select(tmp_path, capsys, select,
-                                                               message):
-    out = tmp_path / "run"
-    assert main([*RUN, "--seeds", "1", "--out", str(out)]) == 0
+def test_resume_refuses_results_that_run_json_does_not_select(finished, capsys, select, message):
+    out = finished
     before = (out / "compare.csv").read_bytes() + b"compare,xor,blog,scr"  # and a torn row
     (out / "compare.csv").write_bytes(before)  # that a refused resume must not cut either
     settings = json.loads((out / "run.json").read_text())
@@ -278,11 +290,10 @@ def test_an_unwritable_folder_is_one_line_with_the_path(tmp_path, monkeypatch, c
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
-def test_a_full_disk_while_plotting_leaves_no_empty_file(tmp_path, monkeypatch, capsys):
+def test_a_full_disk_while_plotting_leaves_no_empty_file(finished, monkeypatch, capsys):
     import matplotlib.figure
 
-    out = tmp_path / "run"
-    assert main([*RUN, "--seeds", "1", "--out", str(out)]) == 0
+    out = finished
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
 
     def full(self, *args, **kwargs):
@@ -405,7 +416,7 @@ def test_stale_temporary_folders_are_cleaned(tmp_path, monkeypatch):
 
 # 6. Honest statuses, and --retry-failed.
 
-def test_a_worker_killed_by_a_signal_is_killed_not_oom_and_retry_reruns_it(tmp_path):
+def test_a_worker_killed_by_a_signal_is_killed_not_oom_and_retry_reruns_it(finished, tmp_path):
     import threading
 
     from benchmarks.experiments import EXPERIMENTS, WORKER
@@ -424,8 +435,7 @@ def test_a_worker_killed_by_a_signal_is_killed_not_oom_and_retry_reruns_it(tmp_p
     killer.join()
     assert row["status"] == "killed" and row["error"] == "killed (signal 9)"
 
-    out = tmp_path / "run"
-    assert main([*RUN, "--seeds", "1", "--out", str(out)]) == 0
+    out = finished
     df = pd.read_csv(out / "compare.csv").astype({"error": object})
     df.loc[0, ["status", "error"]] = ["killed", "killed (signal 9)"]
     df.to_csv(out / "compare.csv", index=False)
@@ -456,10 +466,8 @@ def test_a_worker_killed_by_a_signal_is_killed_not_oom_and_retry_reruns_it(tmp_p
         df.to_csv(index=False).replace("\n", ",extra\n", 2).replace(",extra\n", "\n", 1)),
      "compare.csv, line 2: a malformed row"),
 ])
-def test_report_and_resume_on_a_broken_csv_say_what_is_wrong(tmp_path, capsys, damage,
-                                                             message):
-    out = tmp_path / "run"
-    assert main([*RUN, "--seeds", "1", "--out", str(out)]) == 0
+def test_report_and_resume_on_a_broken_csv_say_what_is_wrong(finished, capsys, damage, message):
+    out = finished
     damage(pd.read_csv(out / "compare.csv"), out)
     broken = (out / "compare.csv").read_bytes()
     for command in (["report", str(out)], ["run", "--resume", str(out)]):
@@ -469,9 +477,8 @@ def test_report_and_resume_on_a_broken_csv_say_what_is_wrong(tmp_path, capsys, d
         assert (out / "compare.csv").read_bytes() == broken  # refused, not cut
 
 
-def test_report_says_it_wrote_only_the_files_it_wrote(tmp_path, capsys):
-    out = tmp_path / "run"
-    assert main([*RUN, "--seeds", "1", "--out", str(out)]) == 0
+def test_report_says_it_wrote_only_the_files_it_wrote(finished, capsys):
+    out = finished
     capsys.readouterr()
     assert main(["report", str(out)]) == 0
     printed = capsys.readouterr().out
@@ -479,9 +486,8 @@ def test_report_says_it_wrote_only_the_files_it_wrote(tmp_path, capsys):
     assert f"wrote {out / 'compare.csv'}" not in printed and f"rows in {out}" in printed
 
 
-def test_report_with_an_empty_curves_file(tmp_path):
-    out = tmp_path / "run"
-    assert main([*RUN, "--seeds", "1", "--out", str(out)]) == 0
+def test_report_with_an_empty_curves_file(finished):
+    out = finished
     (out / "compare_curves.csv").write_text("")
     assert main(["report", str(out)]) == 0
 
@@ -510,9 +516,8 @@ def test_resume_with_a_broken_run_json(tmp_path, capsys, settings, message):
 
 # 8. The selection is the folder's; repeated names run once.
 
-def test_resume_refuses_another_selection(tmp_path, capsys):
-    out = tmp_path / "run"
-    assert main([*RUN, "--seeds", "1", "--out", str(out)]) == 0
+def test_resume_refuses_another_selection(finished, capsys):
+    out = finished
     assert main(["run", "speed", "--task", "xor", "--resume", str(out)]) == 2
     err = capsys.readouterr().err
     assert "EXPERIMENT, --task would change it" in err and "new folder with --out" in err
@@ -586,11 +591,10 @@ def test_weights_that_stop_being_finite_in_the_last_step_raise():
 
 # 10. Messages.
 
-def test_another_dataset_is_named_in_the_tables(tmp_path):
+def test_another_dataset_is_named_in_the_tables(finished):
     from benchmarks.reporting.report import summarize
 
-    out = tmp_path / "run"
-    assert main([*RUN, "--seeds", "1", "--out", str(out)]) == 0
+    out = finished
     df = pd.read_csv(out / "compare.csv")
     df.loc[df["task"] == "xor", ["task", "dataset"]] = ["mnist", "fashion"]
     assert "fashion" in set(summarize(df)["task"]) and "mnist" not in set(summarize(df)["task"])
@@ -646,9 +650,8 @@ def test_a_run_says_why_it_did_not_use_the_cache(tmp_path, monkeypatch, capsys):
         in printed
 
 
-def test_files_written_whole_are_readable_by_all(tmp_path):
+def test_files_written_whole_are_readable_by_all(finished):
     """Written through a temporary file, yet with a normal file's mode, not mkstemp's 0600."""
-    out = tmp_path / "run"
-    assert main([*RUN, "--seeds", "1", "--out", str(out)]) == 0
+    out = finished
     for name in ("run.json", "compare.md", "compare_time.png"):
         assert (out / name).stat().st_mode & 0o777 == 0o644, name
