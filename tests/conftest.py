@@ -27,6 +27,15 @@ def needs(name: str) -> None:
         pytest.skip(f"{name} needs {', '.join(impl.missing())}: {impl.install}")
 
 
+def runs_here(name: str) -> bool:
+    """Whether implementation ``name`` runs in this test process: its Keras backend is this
+    process's, TensorFlow's (native JAX's too). The others run in a process of their own:
+    Keras picks its backend once a process, and torch.compile cannot share a process with
+    TensorFlow."""
+    here = os.environ.get("KERAS_BACKEND", "tensorflow")
+    return here == "tensorflow" and IMPLEMENTATIONS[name].process_backend == here
+
+
 def in_own_process(*args: str, timeout: int = 600) -> str:
     """``python *args`` in a process of its own, its stdout: Keras picks its backend once a
     process (the implementation names it), and torch.compile cannot share a process with

@@ -3,16 +3,17 @@ initial weights, after 5 XOR steps and 4 MNIST steps of batch 32 (two epochs of 
 batches, in file order), their weights equal scratch's within float32's rounding. So
 ``groundup bench-peers`` times each peer against a loop that does the same work.
 
-JAX's loop runs here; the others in a process of their own (``python -m tests.minimal``):
-Keras picks its backend once a process, and PyTorch is kept out of a process that may have
-loaded TensorFlow, as in test_peers.py. A loop whose framework is not installed is skipped.
+JAX's loop and Keras-on-TensorFlow's run here; the others in a process of their own
+(``python -m tests.minimal``): Keras picks its backend once a process, and PyTorch is kept
+out of a process that may have loaded TensorFlow, as in test_peers.py. A loop whose
+framework is not installed is skipped.
 """
 
 import numpy as np
 import pytest
 
-from benchmarks.implementations import scratch_model
-from tests.conftest import in_own_process, needs
+from benchmarks.implementations import IMPLEMENTATIONS, scratch_model
+from tests.conftest import in_own_process, needs, runs_here
 from tests.minimal import CHECKS, TASKS, setup, trained
 from tests.test_keras_twins import FLOAT32_ATOL
 
@@ -37,8 +38,9 @@ def loop(request, tmp_path_factory):
     """(name, {task: weights after CHECKS})."""
     name = request.param
     needs(name)
-    if name == "jax":
-        return name, {task: trained("jax", task) for task in TASKS}
+    if runs_here(name):
+        IMPLEMENTATIONS[name].activate()
+        return name, {task: trained(IMPLEMENTATIONS[name].framework, task) for task in TASKS}
     out = tmp_path_factory.mktemp(name) / "weights.npz"
     in_own_process("-m", "tests.minimal", name, str(out), timeout=300)
     with np.load(out) as arrays:

@@ -19,9 +19,8 @@ framework is not installed is skipped, with the command that installs it.
 import numpy as np
 import pytest
 
-from benchmarks.implementations import IMPLEMENTATIONS
 from scratch import ARCHITECTURES
-from tests.conftest import in_own_process, needs
+from tests.conftest import in_own_process, needs, runs_here
 from tests.peers import DTYPES, OPTIMIZERS, ORDERS, probe
 from tests.test_keras_twins import FLOAT32_ADAM_ATOL, FLOAT32_ATOL, FLOAT64_ATOL
 
@@ -47,7 +46,7 @@ def expected():
 def peer(request, tmp_path_factory):
     name = request.param
     needs(name)
-    if IMPLEMENTATIONS[name].framework == "jax":  # the others in a process of their own
+    if runs_here(name):  # the others in a process of their own
         return name, probe(name)
     out = tmp_path_factory.mktemp(name) / "probe.npz"
     in_own_process("-m", "tests.peers", name, str(out))
