@@ -11,12 +11,13 @@ from benchmarks.implementations import IMPLEMENTATIONS, PEERS, Trained
 
 SMOKE_EPOCHS = {"xor": 50, "reverse4": 50, "mnist": 1}
 SMOKE_MNIST_SAMPLES = 500
-# The smoke profile runs each path once: Keras fit in file order runs on mnist/blog, and
-# the other backends' tuned (calibrated) fit on xor; their plain fit trains in
-# tests/test_peers.py.
-SMOKE_SKIP = {("xor", "keras"), ("xor", "keras-jax"), ("xor", "keras-torch"),
-              ("mnist", "keras-jax"), ("mnist", "keras-torch"),
-              ("mnist", "keras-jax-tuned"), ("mnist", "keras-torch-tuned")}
+# The smoke profile runs each of compare's paths once: Keras fit in file order on mnist/blog,
+# and Keras' calibrated fit (keras-tuned) on xor. The other backends' calibrated fit runs in
+# tests/test_bench_smoke.py, their plain fit in softmax-form's smoke (JAX) and
+# tests/test_peers.py: a process for each would import its framework again to repeat them.
+SMOKE_SKIP = {("xor", "keras"), ("mnist", "keras-tuned")} | {
+    (task, f"keras-{backend}{variant}") for task in ("xor", "mnist")
+    for backend in ("jax", "torch") for variant in ("", "-tuned")}
 # The full profile's seeds for scratch's shortcut; every framework, and the jacobian mode,
 # runs seed 0 alone. tests/test_peers.py, test_keras_twins.py and test_backprop.py prove
 # each the same network and gradients as the shortcut's, so their other seeds would
