@@ -1,0 +1,109 @@
+"""Interleaved rounds, and the ratios of their times with intervals and verdicts.
+
+A ratio of two times taken minutes apart divides two states of a shared machine: its
+speed drifts between them. Here each side runs the same unit of work once a round, one
+side after the other in a freshly shuffled order, so a round's ratio divides two times
+taken moments apart. The result is the median of the rounds' ratios, with a
+distribution-free interval for that median, and the rounds go on until every interval is
+narrow enough or the time limit is spent. Google Benchmark interleaves its repetitions in
+random order for the same reason (``--benchmark_enable_random_interleaving``), and
+Kalibera and Jones ("Rigorous benchmarking in reasonable time", ISMM 2013) give intervals
+for ratios of execution times.
+
+A verdict reads the interval against a target, an upper bound on the ratio: ``met``
+wholly within it, ``missed`` wholly beyond it, ``undecided`` across it. An interval wholly
+below a physical floor (an epoch cannot take less time than its own matrix products) is a
+``measurement fault``, never a result.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+CONFIDENCE = 0.95
+MIN_ROUNDS = 6  # the fewest whose extreme order statistics bound the median at 95%
+NARROW = 0.10   # an interval within +-10% of its median is narrow enough
+VERDICTS = ("met", "missed", "undecided", "measurement fault")
+
+
+def median_interval(values: Sequence[float],
+                    confidence: float = CONFIDENCE) -> tuple[float, float, float]:
+    """The median of ``values`` and an interval that holds the true median with at least
+    ``confidence``, whatever the distribution: the order statistics x(k) and x(n+1-k) for
+    the largest k with P(k <= B <= n-k) >= confidence, B ~ Binomial(n, 1/2) (the count of
+    values below the median). NaN bounds where there are too few values for any k."""
+    x = np.sort(np.asarray(values, dtype=float))
+    n = len(x)
+    if n == 0:
+        return math.nan, math.nan, math.nan
+    below = np.cumsum([math.comb(n, i) for i in range(n + 1)]) / 2.0 ** n  # P(B <= i)
+    k = 0
+    while k + 1 <= n - k - 1 and 1 - 2 * below[k] >= confidence:  # P(k+1 <= B <= n-k-1)
+        k += 1
+    median = float(np.median(x))
+    return (median, float(x[k - 1]), float(x[n - k])) if k else (median, math.nan, math.nan)
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """The median of per-round ratios, its interval (NaN: too few rounds) and the rounds."""
+
+    median: float
+    low: float
+    high: float
+    rounds: int
+
+    @classmethod
+    def of(cls, numerator: Sequence[float], denominator: Sequence[float]) -> Ratio:
+        """From two sides' times, round by round (the i-th of each taken in one round)."""
+        if len(numerator) != len(denominator):
+            raise ValueError(f"{len(numerator)} rounds against {len(denominator)}: a ratio "
+                             "pairs the two sides' times round by round")
+        ratios = np.asarray(numerator, dtype=float) / np.asarray(denominator, dtype=float)
+        return cls(*median_interval(ratios), rounds=len(ratios))
+
+    @property
+    def half_width(self) -> float:
+        """The interval's larger distance from the median, relative to it (inf: none)."""
+        if math.isnan(self.low):
+            return math.inf
+        return max(self.median - self.low, self.high - self.median) / self.median
+
+    def verdict(self, target: float, floor: float | None = None) -> str:
+        """``met``, ``missed`` or ``undecided`` against ``target`` (the most the ratio may
+        be); ``measurement fault`` where the whole interval lies below ``floor``."""
+        if math.isnan(self.low):
+            return "undecided"
+        if floor is not None and self.high < floor:
+            return "measurement fault"
+        if self.high <= target:
+            return "met"
+        return "missed" if self.low > target else "undecided"
+
+
+def interleave(units: Mapping[str, Callable[[], float]], pairs: Sequence[tuple[str, str]],
+               rng: np.random.Generator, *, min_rounds: int = MIN_ROUNDS,
+               max_rounds: int = 200, time_limit_s: float = math.inf,
+               narrow: float = NARROW,
+               clock: Callable[[], float] = time.monotonic) -> dict[str, list[float]]:
+    """Run every unit once a round, in a freshly shuffled order, nothing between them; a
+    unit returns the seconds its work took (measured where it ran). Stop after
+    ``min_rounds`` once every ratio of ``pairs`` (numerator, denominator) is within
+    ``narrow`` of its median, when ``time_limit_s`` is spent, or at ``max_rounds``.
+    Returns each unit's times, round by round."""
+    names = list(units)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    start = clock()
+    for done in range(1, max_rounds + 1):
+        for i in rng.permutation(len(names)):
+            times[names[i]].append(float(units[names[i]]()))
+        if done >= min_rounds and (
+                clock() - start >= time_limit_s
+                or all(Ratio.of(times[a], times[b]).half_width <= narrow for a, b in pairs)):
+            break
+    return times
