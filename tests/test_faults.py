@@ -57,8 +57,7 @@ def complete(out: Path) -> None:
 
 def start(out: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "benchmarks.cli", *RUN, "--out", str(out),
-                             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def wait_for_rows(out: Path, rows: int, timeout: float = 120) -> None:

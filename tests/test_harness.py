@@ -30,14 +30,18 @@ def read(out):
 
 def test_interrupted_run_keeps_its_rows_and_resume_completes_it(tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "benchmarks.cli", "run", "--profile", "smoke", "--task", "xor",
-           "--task", "reverse4", "--impl", "scratch-shortcut", "--impl", "scratch-jacobian",
-           "--seeds", "3", "--out", str(out)]
+    args = ["run", "--profile", "smoke", "--task", "xor", "--task", "reverse4", "--impl",
+            "scratch-shortcut", "--impl", "scratch-jacobian", "--seeds", "3", "--out", str(out)]
     # A shell's background jobs inherit SIGINT ignored, and Python then keeps it ignored:
-    # restore the default, so that Ctrl-C reaches the run however the tests were started.
+    # the run restores Python's handler first, so that Ctrl-C reaches it however the tests
+    # were started. (Not with preexec_fn: a fork of this process, which may run JAX's
+    # threads, can deadlock.)
+    cmd = [sys.executable, "-c", "import runpy, signal, sys; "
+           "signal.signal(signal.SIGINT, signal.default_int_handler); "
+           "sys.argv = ['groundup', *sys.argv[1:]]; "
+           "runpy.run_module('benchmarks.cli', run_name='__main__')", *args]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            start_new_session=True)
     csv = out / "compare.csv"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and (
