@@ -89,3 +89,35 @@ def test_an_older_folders_cells_read_as_a_row_each_and_the_winner_is_the_fastest
     best = scaling.winners(cells)
     assert best["fastest"].tolist() == ["scratch-shortcut", "jax"]
     assert best["scratch_over_fastest"].tolist() == pytest.approx([1.0, 2.0])
+
+
+def synthetic_cells(slow_cell: float = 1.0) -> pd.DataFrame:
+    """scratch: 50 µs + FLOPs / 20 GFLOP/s a step; jax: 5 µs + FLOPs / 50 GFLOP/s, so
+    faster everywhere, but its largest cell measured ``slow_cell`` times slower."""
+    rows = []
+    for hidden in (32, 512):
+        for batch in (1, 32):
+            flops = 6.0 * (784 * hidden + hidden * 10) * batch
+            for impl, overhead, rate in (("scratch-shortcut", 50e-6, 20e9), ("jax", 5e-6, 50e9)):
+                seconds = overhead + flops / rate
+                if impl == "jax" and (hidden, batch) == (512, 32):
+                    seconds *= slow_cell
+                rows.append({"impl": impl, "hidden": hidden, "batch": batch,
+                             "step_time_ms": seconds * 1e3, "gflops": flops / seconds / 1e9})
+    return pd.DataFrame(rows)
+
+
+def test_the_verdict_follows_the_grid_where_the_fit_does_not():
+    agreed = scaling.verdict(synthetic_cells())
+    assert ("jax is faster than scratch in all 4 cells: its overhead and its throughput both "
+            "say so") in agreed
+    assert "(0%)" in agreed  # each fit quoted with its median error
+    cells = synthetic_cells(slow_cell=3.0)  # one cell where scratch wins
+    fit = scaling.fits(cells).set_index("impl")
+    assert fit.loc["jax", "overhead_us"] < fit.loc["scratch-shortcut", "overhead_us"]
+    assert fit.loc["jax", "sustained_gflops"] > fit.loc["scratch-shortcut", "sustained_gflops"]
+    said = scaling.verdict(cells)  # the fit still has jax faster everywhere; the grid not
+    assert "both say so" not in said
+    assert ("jax is faster than scratch in 3 of 4 cells: the fit has jax faster at every "
+            "size, which the grid does not bear out") in said
+    assert "scratch-shortcut is the fastest in 1 of 4 cells" in said

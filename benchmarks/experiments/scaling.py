@@ -206,9 +206,20 @@ def winners(cells: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def head_to_head(cells: pd.DataFrame, impl: str) -> tuple[int, int]:
+    """In the cells both ran: how many ``impl`` is faster in than scratch-shortcut, of how
+    many."""
+    times = cells.pivot_table(index=["hidden", "batch"], columns="impl", values="step_time_ms")
+    both = times[["scratch-shortcut", impl]].dropna()
+    return int((both[impl] < both["scratch-shortcut"]).sum()), len(both)
+
+
 def verdict(cells: pd.DataFrame) -> str:
-    """In plain words, from the numbers: where scratch wins, where a framework does, and
-    why (the fitted overhead against the fitted throughput)."""
+    """In plain words, from the grid: where scratch wins, and against each framework in how
+    many cells. The fitted cost model (overhead + FLOPs / throughput) says why, quoted with
+    its median error, and only where it agrees with the grid: a fit that calls a framework
+    faster at every size while scratch wins a cell, or puts a crossing where the grid has
+    none, is said to miss the grid instead."""
     best, fit = winners(cells), fits(cells).set_index("impl")
     ours = best["fastest"] == "scratch-shortcut"
     lines = [f"scratch-shortcut is the fastest in {int(ours.sum())} of {len(best)} cells"]
@@ -220,24 +231,42 @@ def verdict(cells: pd.DataFrame) -> str:
         else:
             lines.append(f"H {hidden}: scratch wins at batch {', '.join(map(str, wins))}"
                          + (f"; elsewhere {', '.join(others)}" if others else ""))
-    if "scratch-shortcut" in fit.index:
-        lines.append("Why, fitted per step (overhead + FLOPs / throughput): " + "; ".join(
-            f"{impl} {row['overhead_us']:.0f} µs + FLOPs / {row['sustained_gflops']:.3g} "
-            "GFLOP/s" for impl, row in fit.iterrows()))
-        ours = fit.loc["scratch-shortcut"]
-        per_sample = backprop_cost((784, 512, 10), "float32").shortcut_flops_per_sample()
-        for impl, row in fit.drop(index="scratch-shortcut").iterrows():
-            more = row["overhead_us"] - ours["overhead_us"]  # µs a step
-            faster = row["sustained_gflops"] > ours["sustained_gflops"]
-            if (more > 0) != faster:
-                lines.append(f"{impl} is {'slower' if more > 0 else 'faster'} than scratch "
-                             "at every size: its overhead and its throughput both say so")
-                continue
-            # where the fitted lines cross: o_s + F / r_s = o_i + F / r_i
-            flops = more * 1e3 / (1 / ours["sustained_gflops"] - 1 / row["sustained_gflops"])
-            lines.append(f"{impl} pays {abs(more):.0f} µs {'more' if more > 0 else 'less'} a "
-                         f"step; {impl if faster else 'scratch'} is faster above "
-                         f"{flops:.3g} FLOPs a step (batch {flops / per_sample:.3g} at H 512)")
+    if "scratch-shortcut" not in fit.index:
+        return ". ".join(lines) + "."
+    lines.append("Why, fitted per step (overhead + FLOPs / throughput, and the fit's median "
+                 "error): " + "; ".join(
+                     f"{impl} {row['overhead_us']:.0f} µs + FLOPs / "
+                     f"{row['sustained_gflops']:.3g} GFLOP/s ({row['fit_median_error']:.0%})"
+                     for impl, row in fit.iterrows()))
+    ours = fit.loc["scratch-shortcut"]
+    per_sample = backprop_cost((784, 512, 10), "float32").shortcut_flops_per_sample()
+    for impl, row in fit.drop(index="scratch-shortcut").iterrows():
+        faster_in, shared = head_to_head(cells, impl)
+        if not shared:
+            continue
+        grid = (f"{impl} is faster than scratch in {faster_in} of {shared} cells"
+                if 0 < faster_in < shared else
+                f"{impl} is faster than scratch in all {shared} cells" if faster_in else
+                f"scratch is faster than {impl} in all {shared} cells")
+        more = row["overhead_us"] - ours["overhead_us"]  # µs a step
+        faster = row["sustained_gflops"] > ours["sustained_gflops"]
+        if (more > 0) != faster:  # the fit: one side faster at every size
+            agrees = faster_in == (shared if faster else 0)
+            why = ("its overhead and its throughput both say so" if agrees else
+                   f"the fit has {impl if faster else 'scratch'} faster at every size, which "
+                   "the grid does not bear out")
+            lines.append(f"{grid}: {why}")
+            continue
+        # where the fitted lines cross: o_s + F / r_s = o_i + F / r_i
+        flops = more * 1e3 / (1 / ours["sustained_gflops"] - 1 / row["sustained_gflops"])
+        if 0 < faster_in < shared:
+            lines.append(f"{grid}: it pays {abs(more):.0f} µs {'more' if more > 0 else 'less'}"
+                         f" a step, and the fit has {impl if faster else 'scratch'} faster "
+                         f"above {flops:.3g} FLOPs a step (batch {flops / per_sample:.3g} at "
+                         "H 512)")
+        else:
+            lines.append(f"{grid}: the fit's crossing at {flops:.3g} FLOPs a step is not in "
+                         "the grid")
     return ". ".join(lines) + "."
 
 
