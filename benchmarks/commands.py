@@ -17,6 +17,7 @@ from benchmarks.data.datasets import DataError, load_mnist
 from benchmarks.data.tasks import CONFIGS
 from benchmarks.errors import UsageError
 from benchmarks.harness import environment
+from benchmarks.implementations import REFERENCE
 from scratch import activations
 
 out = Console()
@@ -254,17 +255,26 @@ def _report(out_dir: Path, experiments: list) -> None:
             out.print(f"wrote {path}", soft_wrap=True)
 
 
-TERMINAL_COLUMNS = ["accuracy", "s/epoch", "peak MiB", "time / keras", "memory / keras",
-                    "extrapolated"]
+# The summary's key columns, and their headers in the terminal; the .md has them all.
+TERMINAL_COLUMNS = {"accuracy": "accuracy", "s/epoch": "s/epoch", "peak MiB": "peak MiB",
+                    f"time / {REFERENCE}": f"time/{REFERENCE}",
+                    f"memory / {REFERENCE}": f"mem/{REFERENCE}", "extrapolated": "extrap."}
 
 
 def _print_table(summary: pd.DataFrame, title: str) -> None:
-    """The key columns; the .md beside the CSV has them all."""
-    table = Table("task", "impl", *TERMINAL_COLUMNS, title=title)
-    for _, row in summary.iterrows():
-        table.add_row(f"{row['task']}/{row['config']}", row["impl"],
-                      *(str(row[c]) for c in TERMINAL_COLUMNS))
-    out.print(table)
+    """A table a task, its key columns, that fits 80 columns: each figure without its
+    spread (the .md beside the CSV has it, and every column)."""
+    from benchmarks.reporting.report import UNFINISHED
+
+    def cell(value) -> str:
+        text = str(value).split(" ± ")[0]
+        return "unfinished" if text == UNFINISHED else text
+
+    for (task, config), part in summary.groupby(["task", "config"], sort=False):
+        table = _table(f"{title}: {task}/{config}", "impl", *TERMINAL_COLUMNS.values())
+        for _, row in part.iterrows():
+            table.add_row(row["impl"], *(cell(row[c]) for c in TERMINAL_COLUMNS))
+        out.print(table)
 
 
 def report_command(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -360,6 +361,28 @@ def test_list_fits_80_columns_with_one_line_per_row(capsys, monkeypatch):
     assert lines[rule + 1 + len(CONFIGS)].startswith(f"{next(iter(CONFIGS))}: target")
     rows = {line.split()[0] for line in lines if line.strip()}
     assert set(EXPERIMENTS) <= rows and set(IMPLEMENTATIONS) <= rows
+
+
+def test_a_runs_summary_fits_80_columns_a_line_a_row(tmp_path, capsys, monkeypatch):
+    """The longest names and figures there are: the published compare, every task."""
+    from rich.console import Console
+
+    from benchmarks import commands
+
+    monkeypatch.setattr(commands, "out", Console(width=80))
+    published = Path(__file__).parents[1] / "results" / "published"
+    for name in ("compare.csv", "compare_curves.csv", "run.json"):
+        (tmp_path / name).write_bytes((published / name).read_bytes())
+    assert main(["report", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    tables = [i for i, line in enumerate(lines) if line.startswith("compare: ")]
+    rows = pd.read_csv(tmp_path / "compare.csv").drop_duplicates(["task", "config", "impl"])
+    assert len(tables) == len(rows.groupby(["task", "config"]))  # a table a task
+    body = [line for line in lines[tables[0]:] if line.split(" ")[0] in set(rows["impl"])]
+    assert len(body) == len(rows)  # a line a row: no cell wraps
+    printed = lines[tables[0]:next(i for i, line in enumerate(lines) if line.startswith("rows in"))]
+    assert max(map(len, printed)) <= 80 and not any("…" in line for line in printed)
+    assert any(line.split()[1] == "unfinished" for line in body)  # no score of a prefix
 
 
 def test_run_help_names_every_experiment_at_80_columns(capsys, monkeypatch):
