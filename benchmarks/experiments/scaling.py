@@ -55,7 +55,7 @@ IMPLS = ("scratch-shortcut", "keras", "keras-tuned", "keras-jax", "keras-jax-tun
 # backends, whose calibration is most of their time), within 2 minutes.
 QUICK_IMPLS = ("scratch-shortcut", "keras-tuned", "keras-jax-tuned", "keras-torch", "jax",
                "torch")
-SMOKE_IMPLS = ("scratch-shortcut",)  # the other implementations' paths run in compare
+SMOKE_IMPLS = ("scratch-shortcut",)  # the others' training: tests/test_peers.py
 TASKS = ("mnist",)
 COLUMNS = tuple(schema.SCALING_RUNS)  # described in benchmarks/harness/schema.py
 # What an older run (the whole map in one row) measured of itself, not of a cell: its cells
@@ -206,20 +206,29 @@ def winners(cells: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def head_to_head(cells: pd.DataFrame, impl: str) -> tuple[int, int]:
-    """In the cells both ran: how many ``impl`` is faster in than scratch-shortcut, of how
-    many."""
+def head_to_head(cells: pd.DataFrame, impl: str, fit: pd.DataFrame) -> tuple[int, int, int]:
+    """In the cells both ran: how many ``impl`` is faster in than scratch-shortcut (a tie
+    is not faster), of how many, and in how many the two fitted lines (``fit``, by impl)
+    pick the side the grid does."""
     times = cells.pivot_table(index=["hidden", "batch"], columns="impl", values="step_time_ms")
     both = times[["scratch-shortcut", impl]].dropna()
-    return int((both[impl] < both["scratch-shortcut"]).sum()), len(both)
+    ours = cells[cells["impl"] == "scratch-shortcut"].set_index(["hidden", "batch"])
+    flops = (ours["gflops"] * 1e6 * ours["step_time_ms"]).reindex(both.index)  # a step's
+
+    def fitted(name):  # µs a step
+        row = fit.loc[name]
+        return row["overhead_us"] + flops / (row["sustained_gflops"] * 1e3)
+
+    faster = both[impl] < both["scratch-shortcut"]
+    called = (fitted(impl) < fitted("scratch-shortcut")) == faster
+    return int(faster.sum()), len(both), int(called.sum())
 
 
 def verdict(cells: pd.DataFrame) -> str:
     """In plain words, from the grid: where scratch wins, and against each framework in how
     many cells. The fitted cost model (overhead + FLOPs / throughput) says why, quoted with
-    its median error, and only where it agrees with the grid: a fit that calls a framework
-    faster at every size while scratch wins a cell, or puts a crossing where the grid has
-    none, is said to miss the grid instead."""
+    its median error, and only where its two lines pick the grid's winner in every cell
+    both ran; elsewhere the sentence says in how many cells they do."""
     best, fit = winners(cells), fits(cells).set_index("impl")
     ours = best["fastest"] == "scratch-shortcut"
     lines = [f"scratch-shortcut is the fastest in {int(ours.sum())} of {len(best)} cells"]
@@ -241,32 +250,27 @@ def verdict(cells: pd.DataFrame) -> str:
     ours = fit.loc["scratch-shortcut"]
     per_sample = backprop_cost((784, 512, 10), "float32").shortcut_flops_per_sample()
     for impl, row in fit.drop(index="scratch-shortcut").iterrows():
-        faster_in, shared = head_to_head(cells, impl)
+        faster_in, shared, called = head_to_head(cells, impl, fit)
         if not shared:
             continue
         grid = (f"{impl} is faster than scratch in {faster_in} of {shared} cells"
                 if 0 < faster_in < shared else
                 f"{impl} is faster than scratch in all {shared} cells" if faster_in else
                 f"scratch is faster than {impl} in all {shared} cells")
+        if called < shared:
+            lines.append(f"{grid}; the two fitted lines pick the grid's winner in only {called} "
+                         f"of the {shared}, so they do not say why")
+            continue
         more = row["overhead_us"] - ours["overhead_us"]  # µs a step
         faster = row["sustained_gflops"] > ours["sustained_gflops"]
-        if (more > 0) != faster:  # the fit: one side faster at every size
-            agrees = faster_in == (shared if faster else 0)
-            why = ("its overhead and its throughput both say so" if agrees else
-                   f"the fit has {impl if faster else 'scratch'} faster at every size, which "
-                   "the grid does not bear out")
-            lines.append(f"{grid}: {why}")
+        if (more > 0) != faster or not 0 < faster_in < shared:
+            lines.append(f"{grid}: its overhead and its throughput both say so")
             continue
-        # where the fitted lines cross: o_s + F / r_s = o_i + F / r_i
+        # where the fitted lines cross, inside the grid: o_s + F / r_s = o_i + F / r_i
         flops = more * 1e3 / (1 / ours["sustained_gflops"] - 1 / row["sustained_gflops"])
-        if 0 < faster_in < shared:
-            lines.append(f"{grid}: it pays {abs(more):.0f} µs {'more' if more > 0 else 'less'}"
-                         f" a step, and the fit has {impl if faster else 'scratch'} faster "
-                         f"above {flops:.3g} FLOPs a step (batch {flops / per_sample:.3g} at "
-                         "H 512)")
-        else:
-            lines.append(f"{grid}: the fit's crossing at {flops:.3g} FLOPs a step is not in "
-                         "the grid")
+        lines.append(f"{grid}: it pays {abs(more):.0f} µs {'more' if more > 0 else 'less'} a "
+                     f"step, and is {'faster' if faster else 'slower'} above {flops:.3g} FLOPs "
+                     f"a step (batch {flops / per_sample:.3g} at H 512)")
     return ". ".join(lines) + "."
 
 
