@@ -28,6 +28,17 @@ def test_too_few_rounds_give_no_interval_and_no_verdict():
     assert MIN_ROUNDS == 6 and not math.isnan(median_interval(range(MIN_ROUNDS))[1])
 
 
+def test_a_thousand_rounds_and_more_have_their_interval():
+    median, low, high = median_interval(np.arange(1.0, 2001))
+    assert median == 1000.5 and 950 < low < 1000 < high < 1050
+
+
+def test_a_time_that_is_no_time_is_refused():
+    for bad in (0.0, -1.0, math.nan, math.inf):
+        with pytest.raises(ValueError, match="not a positive number of seconds"):
+            Ratio.of([1.0] * 5 + [bad], [1.0] * 6)
+
+
 def test_a_ratio_pairs_the_rounds():
     ratio = Ratio.of([2.0, 4, 6, 8, 10, 12], [1.0, 2, 3, 4, 5, 6])  # each round's ratio is 2
     assert (ratio.median, ratio.low, ratio.high, ratio.rounds) == (2, 2, 2, 6)
@@ -76,7 +87,7 @@ def test_interleaved_rounds_see_the_true_ratio_where_blocks_do_not():
     times = interleave({"a": machine.side(2.0), "b": machine.side(1.0)}, [("a", "b")],
                        np.random.default_rng(0), min_rounds=rounds, max_rounds=rounds)
     interleaved = Ratio.of(times["a"], times["b"])
-    assert interleaved.rounds == rounds  # the drift within a round only: within 2%
+    assert interleaved.rounds == rounds  # off by the drift within one round only: 2%
     assert interleaved.median == pytest.approx(2.0, rel=0.02)
 
 
