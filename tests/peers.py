@@ -89,12 +89,20 @@ def probe(name: str) -> dict[str, np.ndarray]:
                        "float64", 3)
     loss, grads = impl.gradients(model, *data(MNIST, "float64"))
     out.update({"saturated/loss": np.array(loss), "saturated/grad0": grads[0]})
+    # A Keras backend's tuned twin (its calibrated fit: steps per execution, a repeated
+    # batch) trains in this process too, on the same orders.
+    trainers = {"order": impl, "tuned": IMPLEMENTATIONS.get(f"{name}-tuned")}
     for order, (cfg, epochs) in ORDERS.items():
         x, y = order_data(order)
-        model = impl.build(cfg, scratch_model(cfg, "float32", 0).get_weights(), "float32", 0)
-        impl.warm_up(model, x, y, cfg, epochs)
-        impl.train(model, x, y, cfg, epochs, 0, Monitor(1e9, lambda p: False, epochs))
-        out.update({f"order/{order}/w{i}": w for i, w in enumerate(impl.get_weights(model))})
+        for prefix, trainer in trainers.items():
+            if trainer is None:
+                continue
+            model = trainer.build(cfg, scratch_model(cfg, "float32", 0).get_weights(),
+                                  "float32", 0)
+            trainer.warm_up(model, x, y, cfg, epochs)
+            trainer.train(model, x, y, cfg, epochs, 0, Monitor(1e9, lambda p: False, epochs))
+            out.update({f"{prefix}/{order}/w{i}": w
+                        for i, w in enumerate(trainer.get_weights(model))})
     return out
 
 

@@ -90,6 +90,17 @@ def test_training_sees_the_harness_batches_in_order(peer, expected, order):
     close(peer, expected, [f"order/{order}/w{i}" for i in range(4)], 1e-5)
 
 
+@pytest.mark.parametrize("order", ORDERS)
+def test_a_keras_backends_calibrated_fit_sees_the_same_batches(peer, expected, order):
+    """Its tuned twin (keras-jax-tuned, keras-torch-tuned) ends where scratch does too, as
+    keras-tuned does on TensorFlow in test_harness's identical-batches test."""
+    name, got = peer
+    if f"tuned/{order}/w0" not in got:
+        pytest.skip(f"{name} has no tuned twin")
+    want = {f"tuned/{order}/w{i}": expected[f"order/{order}/w{i}"] for i in range(4)}
+    close(peer, want, list(want), 1e-5)
+
+
 def test_where_the_softmax_saturates(peer, expected):
     """Every peer computes a softmax's cross-entropy from its logits, as scratch does: Keras
     on JAX and PyTorch too, whose default form would clip the probabilities at 1e-7 and lose

@@ -12,9 +12,9 @@ from benchmarks.implementations import IMPLEMENTATIONS, PEERS, Trained
 SMOKE_EPOCHS = {"xor": 50, "reverse4": 50, "mnist": 1}
 SMOKE_MNIST_SAMPLES = 500
 # The smoke profile runs each of compare's paths once: Keras fit in file order on mnist/blog,
-# and Keras' calibrated fit (keras-tuned) on xor. The other backends' calibrated fit runs in
-# tests/test_bench_smoke.py, their plain fit in softmax-form's smoke (JAX) and
-# tests/test_peers.py: a process for each would import its framework again to repeat them.
+# and Keras' calibrated fit (keras-tuned) on xor. The other backends' plain and calibrated
+# fit train in tests/test_peers.py (their calibration in tests/test_bench_smoke.py too):
+# a process for each here would import its framework again to repeat them.
 SMOKE_SKIP = {("xor", "keras"), ("mnist", "keras-tuned")} | {
     (task, f"keras-{backend}{variant}") for task in ("xor", "mnist")
     for backend in ("jax", "torch") for variant in ("", "-tuned")}
