@@ -18,27 +18,14 @@ from benchmarks.harness.worker import IDENTITY_RTOL, identity, unfinished
 from benchmarks.implementations import IMPLEMENTATIONS, Monitor, scratch_model
 from benchmarks.reporting import readme, report
 from tests.conftest import in_own_process, needs, runs_here
-
-BLOG = CONFIGS["mnist/blog"]  # U(-1, 1) weights: the softmax saturates from the first step
-
-
-def identity_rows(names: list[str]) -> dict:
-    """Each implementation's identity check on mnist/blog's first batches, in float32."""
-    out = {}
-    for name in names:
-        impl = IMPLEMENTATIONS[name]
-        impl.activate()
-        data = load_task(BLOG, "float32", 1000)
-        initial = scratch_model(BLOG, "float32", 0).get_weights()
-        out[name] = identity(impl, BLOG, "float32", 0, initial, data.x, data.y)
-    return out
+from tests.identity_rows import BLOG, identity_rows
 
 
 def check(*names: str) -> dict:
     needs(names[0])
     if runs_here(names[0]):
         return identity_rows(list(names))
-    code = ("import json, sys; from tests.test_identity import identity_rows; "
+    code = ("import json, sys; from tests.identity_rows import identity_rows; "
             "print(json.dumps(identity_rows(sys.argv[1:])))")
     return json.loads(in_own_process("-c", code, *names, timeout=300).splitlines()[-1])
 
