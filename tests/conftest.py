@@ -78,8 +78,9 @@ def relative_error(a: np.ndarray, b: np.ndarray) -> float:
 
 
 # The longest test files, longest first (--durations=0 on the 2-core machine): xdist hands
-# out whole files in this order, the end-to-end publish first, so the files left at the end
-# are short ones and neither worker waits long for the other.
+# out whole files in this order (pyproject's --dist loadfile --no-loadscope-reorder), the
+# end-to-end publish first, so the files left at the end are short ones and neither worker
+# waits long for the other.
 LONGEST = ("test_end_to_end.py", "test_harness.py", "test_faults.py", "test_peers.py",
            "test_cluster.py", "test_identity.py", "test_extend.py", "test_bench_smoke.py",
            "test_minimal_loops.py", "test_keras_twins.py")

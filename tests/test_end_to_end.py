@@ -58,7 +58,7 @@ def test_compare_runs_every_implementation(published):
     out, _ = published
     df = pd.read_csv(out / "compare.csv")
     assert list(df.columns) == list(COLUMNS)
-    # SMOKE_SKIP: a path that runs elsewhere in the smoke. Missing frameworks are skipped.
+    # SMOKE_SKIP: a path that runs elsewhere in the tests. Missing frameworks are skipped.
     available = [name for name in PEERS if not IMPLEMENTATIONS[name].missing()]
     expected = {(t, i) for t in ("xor", "mnist") for i in available} - SMOKE_SKIP
     assert sorted(zip(df["task"], df["impl"])) == sorted(expected)

@@ -43,7 +43,7 @@ ANCHOR = "75% of bits, 0 of 6 numbers, the last output bit always 0"
 IMPLS = ["scratch-shortcut", "scratch-jacobian", "keras-tuned"]
 # The failure in every framework: each Keras backend tuned (the same math as its fit,
 # faster), and native JAX and PyTorch; a peer whose framework is missing is skipped. The smoke
-# profile leaves them out: their paths run in compare's smoke.
+# profile leaves them out: each one's training is proven in tests/test_peers.py.
 PEERS = ["keras-jax-tuned", "keras-torch-tuned", "jax", "torch"]
 SEEDS = 20
 EPOCHS = 10_000

@@ -49,8 +49,8 @@ def impls() -> list[str]:
 
 def specs(profile: Profile, chosen: Selection) -> list[RunSpec]:
     """mnist/blog, seed 0, trained in full (no time budget): the quick and smoke profiles
-    train one epoch, the smoke profile on SMOKE_SAMPLES samples and on JAX alone (compare's
-    smoke runs the other backends' paths)."""
+    train one epoch, the smoke profile on SMOKE_SAMPLES samples and on JAX alone (the
+    other backends' forms are checked in tests/test_identity.py)."""
     smoke = profile.name == "smoke"
     epochs = 5 if profile.name == "full" else 1
     default = ["keras-jax", "keras-jax-softmax"] if smoke else impls()

@@ -73,8 +73,8 @@ def specs(profile: Profile, chosen: Selection) -> list[RunSpec]:
     smoke = profile.name == "smoke"
     mnist = {"timeout_s": profile.timeout_s, "budget_s": math.inf,
              "train_samples": SMOKE_SAMPLES if smoke else None, "data_dir": chosen.data_dir}
-    # The smoke profile runs each path once: the peers' file-order training runs in compare
-    # (jax's compiled tiny steps too), and their shuffled training in tests/test_peers.py.
+    # The smoke profile runs each of speed's paths once: the peers' file-order and shuffled
+    # training is proven in tests/test_peers.py (jax's compiled tiny steps run in compare).
     peers, step_peers = ((), STEP_PEERS[:1]) if smoke else (PEERS, STEP_PEERS)
     to98 = PEERS[:1] if smoke else PEERS
     named = [i for i in chosen.impls or () if i not in ("scratch-shortcut", *PEERS, *STEP_PEERS)]

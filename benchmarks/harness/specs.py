@@ -22,7 +22,7 @@ PROFILES = {
                      jacobian_mnist_samples=4),
     "full": Profile("full", budget_s=60, timeout_s=1800, seeds=3, all_configs=True,
                     jacobian_mnist_samples=50),
-    # Tiny runs for the harness's own tests: every experiment x implementation path once.
+    # Tiny runs for the harness's own tests: every experiment's paths once.
     # reverse4 takes xor's paths (a full batch, sigmoid, MSE), so it is left out.
     "smoke": Profile("smoke", budget_s=3, timeout_s=120, seeds=1, all_configs=False,
                      jacobian_mnist_samples=2, tasks=("mnist", "xor")),
