@@ -143,3 +143,23 @@ def test_a_calibrated_run_says_what_it_chose():
         "torch.compile"
     assert readme.chosen("torch", "{}") == readme.chosen("keras", float("nan")) == ""
     assert readme.chosen("an-unknown-impl", json.dumps(tuned)) == ""
+
+
+def test_the_bar_plots_colour_each_implementation_alike_and_hatch_extrapolated_bars():
+    import matplotlib.pyplot as plt
+
+    from benchmarks.implementations import IMPLEMENTATIONS
+    from benchmarks.reporting import report
+
+    every = report.colours(list(IMPLEMENTATIONS))
+    assert len(set(every.values())) == len(every)  # no two alike
+    assert report.colours(["jax", "plugin"])["jax"] == every["jax"]  # the same in every plot
+    means = pd.DataFrame({"keras": [1.0, 2.0], "scratch-jacobian": [3.0, 4.0]},
+                         index=pd.MultiIndex.from_tuples([("mnist", "blog"), ("xor", "blog")]))
+    guessed = pd.Series({("mnist", "blog", "scratch-jacobian"): True,
+                         ("mnist", "blog", "keras"): False})
+    fig, ax = plt.subplots()
+    report.bars(ax, means, guessed)
+    hatched = [(p.get_height(), p.get_hatch()) for p in ax.patches]
+    plt.close(fig)
+    assert hatched == [(1.0, None), (2.0, None), (3.0, "///"), (4.0, None)]

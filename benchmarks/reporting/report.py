@@ -14,7 +14,7 @@ from benchmarks.files import save_figure, write_atomic  # noqa: E402
 from benchmarks.harness.runner import read_rows  # noqa: E402
 from benchmarks.harness.schema import KEY, results_only  # noqa: E402
 from benchmarks.harness.tables import plus_minus  # noqa: E402
-from benchmarks.implementations import REFERENCE, recorded_packages  # noqa: E402
+from benchmarks.implementations import IMPLEMENTATIONS, REFERENCE, recorded_packages  # noqa: E402
 
 METRICS = {  # column: (header, format)
     "accuracy": ("accuracy", "{:.4f}"),
@@ -110,6 +110,16 @@ def write_report(out_dir: Path, experiment: str) -> list[Path]:
     return [md, *files, *standard, *(p for p in extra if p)]
 
 
+def colours(impls) -> dict[str, tuple]:
+    """A colour an implementation, the same in every plot: tab20's, by its place in the
+    registry (a Keras backend's plain fit and its tuned twin take a pair's dark and light
+    shades); an implementation the registry does not hold takes the next ones."""
+    order = list(IMPLEMENTATIONS)
+    extra = [i for i in impls if i not in order]
+    palette = plt.get_cmap("tab20")
+    return {impl: palette((order + extra).index(impl) % 20) for impl in impls}
+
+
 def plot(df: pd.DataFrame, out_dir: Path, experiment: str, stem: str,
          time_plots: bool = True) -> list[Path]:
     paths = []
@@ -117,25 +127,62 @@ def plot(df: pd.DataFrame, out_dir: Path, experiment: str, stem: str,
     if curves_path.exists() and curves_path.stat().st_size:
         curves = pd.read_csv(curves_path).drop_duplicates(KEY + ["epoch"], keep="last")
         groups = list(curves.groupby(["task", "config"]))
-        fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 4), squeeze=False)
-        for ax, ((task, config), part) in zip(axes[0], groups, strict=True):
+        colour = colours(sorted(curves["impl"].unique()))
+        cols = min(4, len(groups))  # panels in rows of four, not a strip
+        rows = -(-len(groups) // cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols + 2, 3.6 * rows),
+                                 squeeze=False, layout="constrained")
+        for ax in axes.flat[len(groups):]:
+            ax.set_visible(False)
+        for ax, ((task, config), part) in zip(axes.flat, groups):
             for (impl, seed), run in part.groupby(["impl", "seed"]):
-                ax.plot(run["epoch"], run["loss"], ".-", label=f"{impl} s{seed}", alpha=0.8)
+                ax.plot(run["epoch"], run["loss"], ["-", "--", ":", "-."][seed % 4],
+                        color=colour[impl], label=impl, alpha=0.85)
             ax.set(title=f"{task}/{config}", xlabel="epoch", ylabel="training loss")
             ax.set_yscale("log")
-            ax.legend(fontsize=7)
-        paths.append(save_figure(fig, out_dir / f"{experiment}_curves.png"))
+        handles = {}  # an entry an implementation, its first seed's line
+        for ax in axes.flat:
+            for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
+                handles.setdefault(label, h)
+        fig.suptitle(f"{experiment}: training loss by epoch (a colour an implementation, a "
+                     "line style a seed)")
+        fig.legend(handles.values(), handles.keys(), loc="outside right upper", fontsize=8)
+        paths.append(save_figure(fig, out_dir / f"{experiment}_curves.png", tight=False))
     ok = df[df["status"] == "ok"] if time_plots else df.iloc[:0]
-    for col, label, name in (("epoch_time_s", "seconds per epoch (log)", "time"),
+    for col, label, name in (("epoch_time_s", "seconds per epoch", "time"),
                              ("peak_rss_mib", "peak RSS during training, MiB", "memory")):
         if ok.empty:
             break
         means = ok.groupby(["task", "config", "impl"])[col].mean().unstack("impl")
-        fig, ax = plt.subplots(figsize=(8, 4))
-        means.plot.bar(ax=ax, logy=name == "time", rot=0)
-        ax.set(ylabel=label, xlabel="")
-        ax.set_xticklabels([f"{t}/{c}" for t, c in means.index])
-        paths.append(save_figure(fig, out_dir / f"{experiment}_{name}.png"))
+        guessed = (ok.groupby(["task", "config", "impl"])["extrapolated"].any()
+                   if name == "time" and "extrapolated" in ok else pd.Series(dtype=bool))
+        fig, ax = plt.subplots(figsize=(9, 4), layout="constrained")
+        bars(ax, means, guessed)
+        # log: a task's figures span decades; memory's 0 MiB (no growth) sits at the base
+        if name == "time":
+            ax.set_yscale("log")
+        else:
+            ax.set_yscale("symlog", linthresh=1)
+        ax.set(ylabel=f"{label} (log)", title=f"{experiment}: {label}" + (
+            "; hatched: extrapolated from a prefix" if guessed.any() else ""))
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+        paths.append(save_figure(fig, out_dir / f"{experiment}_{name}.png", tight=False))
     return paths
+
+
+def bars(ax, means: pd.DataFrame, guessed: pd.Series) -> None:
+    """Grouped bars, a group a task/config (``means``' rows), a bar an implementation
+    (its columns) in its colour; hatched where ``guessed`` (extrapolated) says so."""
+    import numpy as np
+
+    impls, colour = list(means.columns), colours(list(means.columns))
+    width = 0.8 / len(impls)
+    for j, impl in enumerate(impls):
+        x = np.arange(len(means)) + (j - (len(impls) - 1) / 2) * width
+        drawn = ax.bar(x, means[impl].to_numpy(), width, label=impl, color=colour[impl])
+        for bar, key in zip(drawn, means.index, strict=True):
+            if guessed.get((*key, impl), False):
+                bar.set_hatch("///")
+    ax.set_xticks(range(len(means)), [f"{t}/{c}" for t, c in means.index])
 
 
