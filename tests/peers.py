@@ -94,9 +94,7 @@ def probe(name: str) -> dict[str, np.ndarray]:
     trainers = {"order": impl, "tuned": IMPLEMENTATIONS.get(f"{name}-tuned")}
     for order, (cfg, epochs) in ORDERS.items():
         x, y = order_data(order)
-        for prefix, trainer in trainers.items():
-            if trainer is None:
-                continue
+        for prefix, trainer in ((p, t) for p, t in trainers.items() if t):
             model = trainer.build(cfg, scratch_model(cfg, "float32", 0).get_weights(),
                                   "float32", 0)
             trainer.warm_up(model, x, y, cfg, epochs)
