@@ -89,19 +89,37 @@ def probe(name: str) -> dict[str, np.ndarray]:
                        "float64", 3)
     loss, grads = impl.gradients(model, *data(MNIST, "float64"))
     out.update({"saturated/loss": np.array(loss), "saturated/grad0": grads[0]})
-    # A Keras backend's tuned twin (its calibrated fit: steps per execution, a repeated
-    # batch) trains in this process too, on the same orders.
-    trainers = {"order": impl, "tuned": IMPLEMENTATIONS.get(f"{name}-tuned")}
+    # A Keras backend's tuned twin trains in this process too, on the same orders, under
+    # each of its settings that batches otherwise than plain fit.
+    tuned = IMPLEMENTATIONS.get(f"{name}-tuned")
     for order, (cfg, epochs) in ORDERS.items():
         x, y = order_data(order)
-        for prefix, trainer in ((p, t) for p, t in trainers.items() if t):
-            model = trainer.build(cfg, scratch_model(cfg, "float32", 0).get_weights(),
-                                  "float32", 0)
-            trainer.warm_up(model, x, y, cfg, epochs)
-            trainer.train(model, x, y, cfg, epochs, 0, Monitor(1e9, lambda p: False, epochs))
-            out.update({f"{prefix}/{order}/w{i}": w
-                        for i, w in enumerate(trainer.get_weights(model))})
+        out.update({f"order/{order}/w{i}": w for i, w in enumerate(train(impl, cfg, x, y, epochs))})
+        for j, settings in enumerate(tuned_batchings(tuned, cfg, len(x)) if tuned else []):
+            out.update({f"tuned/{order}/{j}/w{i}": w
+                        for i, w in enumerate(train(tuned, cfg, x, y, epochs, settings))})
     return out
+
+
+def tuned_batchings(tuned, cfg, n: int) -> list[dict]:
+    """A tuned Keras twin's candidate settings (``candidates``) that feed the batches
+    otherwise than plain fit: one for each (steps per execution, repeated batch) it tries.
+    XLA on or off feeds the same batches."""
+    fed = {(1, False): None}  # plain fit's
+    for settings in tuned.candidates(cfg, n):
+        fed.setdefault((settings["steps_per_execution"], settings["repeat"]), settings)
+    return [settings for settings in fed.values() if settings]
+
+
+def train(impl, cfg, x, y, epochs: int, settings: dict | None = None, seed: int = 0):
+    """The weights after training from scratch's seed-0 weights as the harness does (warm
+    up, then train); a tuned Keras twin under ``settings``, uncalibrated."""
+    if settings:
+        impl.settle(cfg, x, epochs, settings)
+    model = impl.build(cfg, scratch_model(cfg, "float32", 0).get_weights(), "float32", 0)
+    impl.warm_up(model, x, y, cfg, epochs)
+    impl.train(model, x, y, cfg, epochs, seed, Monitor(1e9, lambda p: False, epochs))
+    return impl.get_weights(model)
 
 
 if __name__ == "__main__":

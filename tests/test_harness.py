@@ -22,7 +22,12 @@ from benchmarks.harness.schema import KEY
 from benchmarks.harness.specs import PROFILES, RunSpec, Selection
 from benchmarks.implementations import IMPLEMENTATIONS, PEERS, Monitor, scratch_model
 from tests.conftest import needs
-from tests.peers import SHUFFLED, XOR_IN_PAIRS  # the batch orders, shared with the peers
+from tests.peers import (  # the batch orders and the training, shared with the peers
+    SHUFFLED,
+    XOR_IN_PAIRS,
+    train,
+    tuned_batchings,
+)
 
 
 def read(out):
@@ -199,36 +204,34 @@ def test_jax_checks_within_its_calls_as_scratch_between_epochs():
 
 
 
-def train(impl_name, cfg, x, y, epochs, seed):
-    impl = IMPLEMENTATIONS[impl_name]
-    model = impl.build(cfg, scratch_model(cfg, "float32", 0).get_weights(), "float32", 0)
-    impl.warm_up(model, x, y, cfg, epochs)
-    impl.train(model, x, y, cfg, epochs, seed, Monitor(1e9, lambda p: False, epochs))
-    return impl.get_weights(model)
-
-
 @pytest.mark.parametrize("cfg, impl, epochs", [
     (SHUFFLED, "keras", 2),           # shuffled minibatches, fed epoch by epoch
-    (SHUFFLED, "keras-tuned", 2),
+    (SHUFFLED, "keras-tuned", 2),     # several steps per execution
     (get_config("xor"), "keras", 30),  # file order, one fit call
     (get_config("xor"), "keras-tuned", 30),  # a repeated full batch
     (XOR_IN_PAIRS, "keras", 30),        # file order, two batches an epoch
     (XOR_IN_PAIRS, "keras-tuned", 30),  # several steps per execution
 ])
 def test_scratch_and_keras_see_identical_batches(cfg, impl, epochs):
+    """keras-tuned under each candidate setting that feeds the batches otherwise than plain
+    fit (the calibration may choose any of them)."""
     if cfg.task == "xor":
         x, y = xor_data()
     else:
         data = load_task(cfg, train_samples=50)
         x, y = data.x, data.y
-    expected = train("scratch-shortcut", cfg, x, y, epochs, seed=0)
-    for w, e in zip(train(impl, cfg, x, y, epochs, seed=0), expected, strict=True):
-        np.testing.assert_allclose(w, e, atol=1e-5)
+    scratch, keras = IMPLEMENTATIONS["scratch-shortcut"], IMPLEMENTATIONS[impl]
+    expected = train(scratch, cfg, x, y, epochs)
+    tried = tuned_batchings(keras, cfg, len(x)) if keras.tuned else [None]
+    assert tried
+    for settings in tried:
+        for w, e in zip(train(keras, cfg, x, y, epochs, settings), expected, strict=True):
+            np.testing.assert_allclose(w, e, atol=1e-5, err_msg=str(settings))
     # The check can fail: other batches, or the same ones in another order, give other weights.
     if cfg.shuffle:
-        other = train("scratch-shortcut", cfg, x, y, epochs, seed=1)
+        other = train(scratch, cfg, x, y, epochs, seed=1)
     elif cfg.batch_size < len(x):
-        other = train("scratch-shortcut", cfg, x[::-1], y[::-1], epochs, seed=0)
+        other = train(scratch, cfg, x[::-1], y[::-1], epochs)
     else:
         return  # one full batch an epoch: there is no order to get wrong
     assert max(np.abs(a - b).max() for a, b in zip(other, expected, strict=True)) > 1e-3
@@ -238,10 +241,12 @@ def test_keras_gives_the_next_seed_of_a_group_its_model_back_as_new():
     """A process that trains seed after seed (an accuracy-only group: keras-tuned's, on
     each backend) compiles Keras' model once: the next seed's run gets it back with its
     weights and optimizer state reset, and ends where a model built afresh ends.
-    (Momentum: a state that must not carry.)"""
+    (Momentum: a state that must not carry.) Under settings that run several steps an
+    execution, where a state that carried would show."""
     impl = IMPLEMENTATIONS["keras-tuned"]
     cfg = replace(XOR_IN_PAIRS, optimizer={"name": "sgd", "learning_rate": 0.5, "momentum": 0.9})
     x, y = xor_data()
+    impl.settle(cfg, x, 20, tuned_batchings(impl, cfg, len(x))[0])
 
     def run(seed):
         model = impl.build(cfg, scratch_model(cfg, "float32", seed).get_weights(), "float32",
@@ -422,9 +427,8 @@ def test_keras_steps_are_counted_as_run_whatever_the_steps_per_execution(spe):
     impl = IMPLEMENTATIONS["keras-tuned"]
     x, y = np.zeros((8 * 32 + 16, 784), "float32"), np.eye(10, dtype="float32")[[0] * 272]
     model = impl.build(cfg, scratch_model(cfg, "float32", 0).get_weights(), "float32", 0)
-    settings = {"jit_compile": "auto", "steps_per_execution": spe, "repeat": False}
-    impl._settings[id(model)] = settings
-    impl._compile(model, settings, 3)
+    impl.settle(cfg, x, 3, {"jit_compile": "auto", "steps_per_execution": spe, "repeat": False})
+    impl.warm_up(model, x, y, cfg, 3)
     monitor = Monitor(1e9, lambda predict: False, 3)
     impl.train(model, x, y, cfg, 3, 0, monitor)
     assert monitor.steps_done == len(monitor.step_times) == 3 * 9

@@ -182,13 +182,23 @@ class Keras(Implementation):
         model.fit(xs, ys, batch_size=batch, epochs=fit_epochs, shuffle=False, verbose=0)
         return (time.perf_counter() - start) / (fit_epochs * -(-len(xs) // batch))
 
+    @staticmethod
+    def _calibration_key(cfg, x, epochs) -> tuple:
+        return (repr(cfg), len(x), x.dtype.str, epochs)
+
+    def settle(self, cfg, x, epochs: int, settings: dict) -> None:
+        """Take ``settings`` (one of ``candidates``) as this process's calibration for
+        training on ``x`` for ``epochs``: ``warm_up`` then uses them, untimed. A test tries
+        one candidate this way."""
+        self._calibrated[self._calibration_key(cfg, x, epochs)] = dict(settings)
+
     def warm_up(self, model, x, y, cfg, epochs):
         """keras-tuned: calibrate (the fastest of ``candidates``, each timed on a short fit;
         the times are recorded with the choice). Then compile the settings, trace the
         train step on the training shapes, and restore the weights and the optimizer."""
         weights = model.get_weights()
         candidates = self.candidates(cfg, len(x))
-        key = (cfg.key, cfg.batch_size, len(x), x.dtype.str, epochs)  # calibrated once a process
+        key = self._calibration_key(cfg, x, epochs)  # calibrated once a process
         if len(candidates) > 1 and key not in self._calibrated:
             timed = [(self._seconds_per_step(model, c, x, y, cfg, epochs), c) for c in candidates]
             best = min(timed, key=lambda t: t[0])[1]
