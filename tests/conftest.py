@@ -3,13 +3,35 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
 
 from benchmarks.implementations import IMPLEMENTATIONS
+
+
+def pytest_configure(config):
+    """One XLA compilation cache on disk for the whole run (JAX's persistent cache): the
+    xdist workers and every process they start inherit it, so that an XLA program that
+    one process compiled, another loads (JAX's and Keras-on-JAX's train steps recur across
+    the probes, the benchmarks' smoke and the smoke publish). Compiled code is the same;
+    only the warm-up is shorter. Set once, in the controller; gone when the run ends."""
+    if os.environ.get("PYTEST_XDIST_WORKER") or "JAX_COMPILATION_CACHE_DIR" in os.environ:
+        return
+    config._groundup_jax_cache = tempfile.mkdtemp(prefix="groundup-tests-xla-")
+    os.environ.update(JAX_COMPILATION_CACHE_DIR=config._groundup_jax_cache,
+                      JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                      JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+
+
+def pytest_unconfigure(config):
+    cache = getattr(config, "_groundup_jax_cache", None)
+    if cache:
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", autouse=True)
