@@ -65,16 +65,19 @@ def publish(out: Path = PUBLISHED, profile: str = "full",
     with folder.machine(timed=True, wait=wait), folder.own(work):
         if not resumed:
             folder.create(work, selection, [e.runs_stem for e in chosen])
-        for experiment in chosen:
-            mark = time.perf_counter()
-            with (contextlib.nullcontext() if experiment.timed
+        # The timed experiments first, each with the machine alone; then the accuracy-only
+        # ones, on one local Dask cluster started for them all.
+        for timed in (True, False):
+            with (contextlib.nullcontext() if timed
                   else cluster.connect(ACCURACY_WORKERS, None)) as client:
-                code = run_experiments([experiment], specs, work, WORKER, console,
-                                       client=client, resume=_again(out, profile, readme_path),
-                                       shared=profile == "smoke")  # its times say nothing
-            if code:
-                return code
-            phases[experiment.name] = time.perf_counter() - mark
+                for experiment in (e for e in chosen if e.timed == timed):
+                    mark = time.perf_counter()
+                    code = run_experiments([experiment], specs, work, WORKER, console,
+                                           client=client, resume=_again(out, profile, readme_path),
+                                           shared=profile == "smoke")  # its times say nothing
+                    if code:
+                        return code
+                    phases[experiment.name] = time.perf_counter() - mark
         for experiment in chosen:
             write_report(work, experiment.name)
         phases["experiments"] = time.perf_counter() - started
