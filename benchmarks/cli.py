@@ -91,14 +91,15 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("dir", metavar="DIR", nargs="?", default="results/published",
                         help="a run folder (default: results/published)")
     report.add_argument("--readme", action="store_true",
-                        help="also rewrite README.md's generated Results section from DIR")
+                        help="also rewrite README.md's headline and docs/results.md from DIR")
     publish = commands.add_parser("publish", help="every experiment's full profile and the "
-                                  "benchmarks into results/published, then the README's Results "
-                                  "section (make results; about an hour)")
+                                  "benchmarks into results/published, then the README's headline "
+                                  "and docs/results.md (make results; about 90 minutes)")
     publish.add_argument("--profile", choices=["full", "quick", "smoke"], default="full",
                          help="full (default: what is published), or quick/smoke to try it")
     publish.add_argument("--out", metavar="DIR", help="instead of results/published")
-    publish.add_argument("--readme", metavar="FILE", help="instead of the project's README.md")
+    publish.add_argument("--readme", metavar="FILE",
+                         help="instead of the project's README.md (docs/results.md beside it)")
     publish.add_argument("--wait", action="store_true",
                          help="wait for the groundup runs going on this machine to end "
                               "(default: refuse to start beside them)")

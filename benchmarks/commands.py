@@ -289,7 +289,7 @@ def report_command(args: argparse.Namespace) -> int:
         from benchmarks.reporting import readme
 
         readme.update(environment.ROOT / "README.md", out_dir)
-        out.print(f"rewrote the Results section of {environment.ROOT / 'README.md'}")
+        out.print(f"rewrote README.md's headline and {readme.RESULTS_PAGE} in {environment.ROOT}")
     return 0
 
 

@@ -26,8 +26,10 @@ def published(tmp_path_factory) -> tuple[Path, Path]:
 
     root = tmp_path_factory.mktemp("publish")
     page = root / "README.md"
-    page.write_text(
-        f"# title\n\nbefore\n\n{readme.BEGIN}\nthe stale block\n{readme.END}\n\nafter\n")
+    (root / "docs").mkdir()
+    for path in (page, root / readme.RESULTS_PAGE):
+        path.write_text(
+            f"# title\n\nbefore\n\n{readme.BEGIN}\nthe stale block\n{readme.END}\n\nafter\n")
     out = root / "published"
     assert publish.publish(out, "smoke", page) == 0
     return out, page
@@ -41,11 +43,16 @@ def test_publish_writes_every_file_and_the_readme_block(published):
     assert env["profile"] == "smoke" and env["wall_time_s"] > 0
     assert env["accuracy_only_workers"] == 2  # generalisation and the atlas on a Dask cluster
     assert {"generalisation", "xor-atlas", "compare"} <= set(env["phase_wall_time_s"])
-    text = page.read_text()
-    assert text.startswith("# title\n\nbefore\n\n") and text.endswith("\n\nafter\n")
-    assert "the stale block" not in text and "### The reversal failure" in text
+    results = page.with_name("docs") / "results.md"
+    for text in (page.read_text(), results.read_text()):
+        assert text.startswith("# title\n\nbefore\n\n") and text.endswith("\n\nafter\n")
+        assert "the stale block" not in text
+    text = results.read_text()
+    assert "### The reversal failure" in text
     assert "### How often XOR really converges" in text and "Cross-check, h2-lr0.01" in text
-    assert readme.section(out, "published") in text  # linked relative to the README
+    # linked relative to each page
+    assert readme.section(out, "../published") in text
+    assert readme.headline(out, "published", "docs/results.md") in page.read_text()
     csvs = sorted(out.rglob("*.csv"))
     assert {p.name for p in csvs} >= {"compare.csv", "generalisation.csv", "jacobian.csv",
                                       "speed_runs.csv", "speed.csv", "atlas_runs.csv",
@@ -99,7 +106,7 @@ def test_keras_softmax_form_differs_on_jax_and_the_readme_shows_it(published):
     assert df.loc["keras-jax", "backend"].split()[0] == "jax"  # a row records its backend
     assert df.loc["keras-jax-softmax", "status"] == "differs"
     assert "at step 0" in df.loc["keras-jax-softmax", "error"]
-    text = page.read_text()
+    text = (page.parent / readme.RESULTS_PAGE).read_text()
     assert "### Keras' softmax form: one model, three networks" in text
     assert "| JAX       | keras-jax-softmax" in text
 
@@ -190,4 +197,5 @@ def test_scaling_writes_the_map(published):
     assert np.allclose(cells["samples_per_s"], cells["batch"] / cells["step_time_ms"] * 1e3)
     for name in ("scaling.md", "scaling_throughput.png", "scaling_winners.png"):
         assert (out / name).exists(), name
-    assert "### Where each implementation wins: batch size x width" in page.read_text()
+    results = (page.parent / readme.RESULTS_PAGE).read_text()
+    assert "### Where each implementation wins: batch size x width" in results

@@ -98,10 +98,13 @@ def test_results_readme_documents_every_schema():
                            "markers are gone: run `groundup report --readme`")
 
 
-def test_the_readme_results_section_is_generated_from_the_published_folder():
-    text = (ROOT / "README.md").read_text()
-    assert readme.section(PUBLISHED, "results/published") in text, (
-        "README.md's Results section differs from what `groundup report --readme` generates")
+def test_the_readme_headline_and_the_results_page_are_generated_from_the_published_folder():
+    assert readme.headline(PUBLISHED, "results/published", "docs/results.md") in \
+        (ROOT / "README.md").read_text(), (
+        "README.md's headline differs from what `groundup report --readme` generates")
+    assert readme.section(PUBLISHED, "../results/published", "../") in \
+        (ROOT / readme.RESULTS_PAGE).read_text(), (
+        "docs/results.md differs from what `groundup report --readme` generates")
 
 
 def test_the_readme_block_needs_its_markers(tmp_path):
@@ -123,11 +126,13 @@ def test_the_winners_table_ranks_by_the_median_over_seeds():
                              "epoch_time_s": t} for impl, t in rows
                             for status in (["error"] if impl == "keras" else ["ok"])])
     table = readme.winners_table(compare, None).splitlines()
-    assert len(table) == 3
+    assert len(table) == 3  # no reason is invented for an implementation it does not know
     cells = [c.strip() for c in table[2].split("|")[1:-1]]
-    assert cells[:5] == ["mnist/blog, compare", "s per epoch", "a (1.1)", "jax (1.55, 1.41x)",
-                         "#3 of 3, 1.91x"]
-    assert cells[5] == ""  # no reason is invented for an implementation it does not know
+    assert cells == ["mnist/blog, compare", "s per epoch", "a (1.1)", "jax (1.55, 1.41x)",
+                     "#3 of 3, 1.91x"]
+    compare.loc[compare["impl"] == "a", "status"] = "error"
+    lines = readme.winners_table(compare, None).splitlines()
+    assert lines[3:] == ["", "Why the fastest win:", "", f"- **jax**: {readme.why_fast('jax')}"]
 
 
 def test_a_calibrated_run_says_what_it_chose():

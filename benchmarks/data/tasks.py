@@ -58,7 +58,10 @@ CONFIGS = {c.key: c for c in [
 
 
 def get_config(task: str, config: str | None = None) -> TaskConfig:
-    """The configuration of a task; the task's first one when ``config`` is None."""
+    """The configuration of a task; the task's first one when ``config`` is None.
+    ``get_config("mnist/blog")`` is ``get_config("mnist", "blog")``."""
+    if config is None and "/" in task:
+        task, config = task.split("/", 1)
     keys = [k for k in CONFIGS if k.split("/")[0] == task]
     if not keys:
         tasks = sorted({c.task for c in CONFIGS.values()})

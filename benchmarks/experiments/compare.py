@@ -39,7 +39,7 @@ QUICK_MNIST_BUDGET_S = 30
 # maths to 1e-15, so compare runs that configuration's jacobian row in float64.
 FLOAT64 = {("mnist/blog", "scratch-jacobian")}
 TASKS = (*sorted({c.task for c in CONFIGS.values()}), *CONFIGS)
-# Under the MNIST table in the README's Results section.
+# Under the MNIST table on the Results page (docs/results.md).
 MNIST_CAVEATS = (
     "scratch-jacobian trains on a small prefix of MNIST (a full epoch would take hours), "
     "and the time budget stops some runs: their time per epoch is extrapolated, and "

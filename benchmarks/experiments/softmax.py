@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pandas is for the reports: a run's worker process never imp
 
 TASKS = ("mnist/blog",)
 FORMS = {"": "logits (the peers' form)", "-softmax": "Dense(softmax), Keras' default"}
-# Under the table in the README's Results section: why the form is another network.
+# Under the table on the Results page (docs/results.md): why the form is another network.
 EXPLANATION = (
     "Every Keras peer above takes the softmax's logits (a linear last layer and "
     "`from_logits=True`). Keras' default form, `Dense(10, activation=\"softmax\")` with "

@@ -1,5 +1,7 @@
 """``groundup publish`` (``make results``): every experiment's full profile and the
-pytest-benchmark suite into ``results/published/``, then the README's Results section.
+pytest-benchmark suite into ``results/published/``, then the README's headline and
+docs/results.md.
+
 Timed experiments run one run at a time, with the machine to themselves; accuracy-only
 ones (generalisation, xor-atlas) run on a local Dask cluster of ``ACCURACY_WORKERS``.
 
@@ -105,5 +107,5 @@ def publish(out: Path = PUBLISHED, profile: str = "full",
         shutil.rmtree(out)
     work.rename(out)
     readme.update(readme_path, out)
-    print(f"published {out} in {wall / 60:.1f} min; README Results section rewritten")
+    print(f"published {out} in {wall / 60:.1f} min; README headline and Results page rewritten")
     return 0
