@@ -103,6 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--wait", action="store_true",
                          help="wait for the groundup runs going on this machine to end "
                               "(default: refuse to start beside them)")
+    versus = commands.add_parser("compare", help="one run folder against another: what "
+                                 "changed beyond the noise, and what differs in the machine")
+    versus.add_argument("a", metavar="A", help="the old run folder (results/published is one)")
+    versus.add_argument("b", metavar="B", help="the new run folder")
+    versus.add_argument("--fail-above", metavar="PCT", type=non_negative_float,
+                        help="exit 1 when a time grows by more than PCT%% beyond the noise")
+    versus.add_argument("--md", metavar="FILE",
+                        help="write the Markdown here (default: B/versus_<A's name>.md)")
     return parser
 
 
@@ -129,6 +137,16 @@ def _positive(convert, what: str):
             raise argparse.ArgumentTypeError(f"must be a positive {what}, got {text!r}")
         return value
     return parse
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number 0 or above, got {text!r}")
+    return value
 
 
 positive_int = _positive(int, "whole number")
@@ -167,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
                     "jacobian-model": run.jacobian_model_command,
                     "bench-seeds": run.bench_seeds_command,
                     "bench-peers": run.bench_peers_command,
-                    "publish": run.publish_command}
+                    "publish": run.publish_command, "compare": run.compare_command}
         return handlers[args.command](args)
     except UsageError as err:
         console.print(f"[bold red]groundup {args.command}:[/] {err}", soft_wrap=True)

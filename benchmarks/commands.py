@@ -293,6 +293,50 @@ def report_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def compare_command(args: argparse.Namespace) -> int:
+    """A against B: the environment's differences, then each experiment's changes."""
+    from benchmarks.files import write_atomic
+    from benchmarks.reporting import versus
+
+    a, b = Path(args.a), Path(args.b)
+    env_a, env_b, found = versus.compare(a, b)
+    differ = [k for k in versus.ENVIRONMENT if env_a.get(k, "") != env_b.get(k, "")]
+    table = _table(f"environment: A {a}, B {b}", "field", "A", "B")
+    for key in differ:
+        table.add_row(key, env_a.get(key, ""), env_b.get(key, ""))
+    out.print(table if differ else "The same CPU, cores, versions and commit.")
+    if env_a.get("cpu") != env_b.get("cpu"):
+        out.print("[yellow]The CPUs differ: times compare only as ratios.[/]")
+    for name, (changed, alone) in found.items():  # the terminal: what moved; the .md: all
+        counts = pd.Series([c.time_verdict for c in changed]).value_counts()
+        out.print(f"[bold]{name}[/]: {len(changed)} in both; time "
+                  + ", ".join(f"{n} {verdict}" for verdict, n in counts.items()), soft_wrap=True)
+        moved = [c for c in changed if c.time_verdict in ("slower", "faster")
+                 or c.accuracy_verdict in ("higher", "lower")]
+        if moved:
+            table = _table("", "task", "impl", "B/A time", "95% interval", "time", "accuracy")
+            for change in moved:
+                row = versus.row_of(change)
+                table.add_row(row["task"], row["impl"], row["B/A"], row["95% interval"],
+                              row["time change"], row["acc. change"])
+            out.print(table)
+        for side, group in alone:
+            out.print(f"  only in {side}: {'/'.join(group[1:3])} {group[3]}", soft_wrap=True)
+    md = Path(args.md) if args.md else b / f"versus_{a.resolve().name}.md"
+    text = versus.markdown(a, b, env_a, env_b, found)
+    write_atomic(md, lambda f: f.write(text.encode()))
+    out.print(f"noise: {versus.METHOD}", soft_wrap=True)
+    out.print(f"wrote {md}", soft_wrap=True)
+    if args.fail_above is not None:
+        grown = versus.regressions(found, args.fail_above)
+        for change in grown:
+            out.print(f"[bold red]slower beyond {args.fail_above:g}%:[/] {change.where[0]} "
+                      f"{'/'.join(change.where[1:3])} {change.where[3]}, B/A "
+                      f"{change.ratio:.2f} [{change.interval[0]:.2f}, {change.interval[1]:.2f}]")
+        return 1 if grown else 0
+    return 0
+
+
 def publish_command(args: argparse.Namespace) -> int:
     from benchmarks.reporting import publish
 
