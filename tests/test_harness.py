@@ -432,3 +432,15 @@ def test_keras_steps_are_counted_as_run_whatever_the_steps_per_execution(spe):
     monitor = Monitor(1e9, lambda predict: False, 3)
     impl.train(model, x, y, cfg, 3, 0, monitor)
     assert monitor.steps_done == len(monitor.step_times) == 3 * 9
+
+
+def test_a_run_not_trained_in_full_gets_its_own_mark_never_a_tick():
+    from benchmarks.harness.runner import summary_line
+
+    spec = RunSpec("compare", "mnist", "blog", "scratch-shortcut", 0, "smoke", 1, 1.0, 60)
+    row = {"status": "ok", "accuracy": None, "train_time_s": 6.3, "peak_rss_mib": 70.0,
+           "extrapolated": True, "trained_in_full": False}
+    line = summary_line(spec, row)
+    assert line.startswith("[yellow]~[/]") and "not trained in full" in line and "✓" not in line
+    assert summary_line(spec, {**row, "trained_in_full": True, "accuracy": 0.95,
+                               "extrapolated": False}).startswith("[green]✓[/]")

@@ -521,9 +521,14 @@ def available(specs: list[RunSpec], console: Console) -> list[RunSpec]:
 
 
 def summary_line(spec: RunSpec, row: dict) -> str:
+    """A run's line: ✓ trained in full, ~ stopped early or trained on a prefix (its
+    accuracy no result), ✗ failed."""
     if row["status"] != "ok":
         return f"[red]✗[/] {spec.label()}: {row['status']}: {row['error']}"
     flag = " (extrapolated)" if row.get("extrapolated") else ""
     accuracy = f"accuracy {row['accuracy']:.4f}, " if row.get("accuracy") is not None else ""
-    return (f"[green]✓[/] {spec.label()}: {accuracy}"
+    mark = "[green]✓[/]"
+    if not row.get("trained_in_full", True):
+        mark, accuracy = "[yellow]~[/]", "not trained in full, "
+    return (f"{mark} {spec.label()}: {accuracy}"
             f"train {row['train_time_s']:.3g} s{flag}, peak {row['peak_rss_mib']:.1f} MiB")
