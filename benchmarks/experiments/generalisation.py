@@ -271,16 +271,25 @@ def plot(df: pd.DataFrame, out_dir: Path, experiment: str) -> Path | None:
     if blog.empty:
         return None
     impls = sorted(blog["impl"].unique())
-    fig, axes = plt.subplots(1, len(impls), figsize=(4.5 * len(impls), 3.6), squeeze=False,
+    cols = min(4, len(impls))  # a grid of panels, four a row, that reads at 100%
+    rows = -(-len(impls) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.9 * rows + 0.9), squeeze=False,
                              sharey=True)
     labels = {"train": "training (first bit 0)", "heldout": "held out (first bit 0)",
               "extrap": "first bit 1"}
-    for ax, impl in zip(axes[0], impls, strict=True):
+    for ax, impl in zip(axes.flat, impls):
         runs = blog[blog["impl"] == impl]
         for i, name in enumerate(SETS):
             accuracy = _mean_list(runs[f"{name}_bit_accuracy"])
             ax.bar(np.arange(1, 5) + (i - 1) * 0.27, accuracy, width=0.27, label=labels[name])
-        ax.set(title=f"{impl} ({len(runs)} seeds)", xlabel="output bit", xticks=range(1, 5))
-    axes[0][0].set_ylabel("accuracy after rounding")
-    axes[0][0].legend(fontsize=7, loc="lower left")
-    return save_figure(fig, out_dir / f"{experiment}_bits.png")
+        ax.set(title=f"{impl} ({len(runs)} seeds)", xlabel="output bit", xticks=range(1, 5),
+               ylim=(0, 1.05))
+    for ax in axes.flat[len(impls):]:
+        ax.set_visible(False)
+    for row in axes:
+        row[0].set_ylabel("accuracy after rounding")
+    fig.suptitle("reverse4/blog: each output bit's accuracy, mean over seeds")
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center", ncol=3,
+               frameon=False)
+    fig.tight_layout(rect=(0, 0.08 / rows, 1, 1))
+    return save_figure(fig, out_dir / f"{experiment}_bits.png", tight=False)
