@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="output folder (default: results/runs/<UTC time>)")
     run.add_argument("--resume", metavar="DIR", help="complete an interrupted run in DIR, "
                      "with DIR's own selection")
+    run.add_argument("--wide", action="store_true",
+                     help="the summary's every column, however wide (default: what fits)")
     run.add_argument("--retry-failed", action="store_true",
                      help="with --resume: also run again the runs that ended in error, killed "
                           "or timeout (the new row supersedes the old)")
@@ -90,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="rebuild the tables and plots of a run folder")
     report.add_argument("dir", metavar="DIR", nargs="?", default="results/published",
                         help="a run folder (default: results/published)")
+    report.add_argument("--wide", action="store_true",
+                        help="the summary's every column, however wide (default: what fits)")
     report.add_argument("--readme", action="store_true",
                         help="also rewrite README.md's headline and docs/results.md from DIR")
     publish = commands.add_parser("publish", help="every experiment's full profile and the "

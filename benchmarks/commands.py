@@ -176,7 +176,7 @@ def run_command(args: argparse.Namespace) -> int:
             code = run_experiments(chosen, specs, out_dir, WORKER, out, args.retry_failed,
                                    client)
         if code == 0:
-            _report(out_dir, chosen)
+            _report(out_dir, chosen, args.wide)
     return code
 
 
@@ -237,7 +237,7 @@ def _tasks(wanted: list[str] | None, experiments: list, profile: str) -> list[st
     return list(dict.fromkeys(wanted))
 
 
-def _report(out_dir: Path, experiments: list) -> None:
+def _report(out_dir: Path, experiments: list, wide: bool = False) -> None:
     """Each experiment's tables and plots, its key columns in the terminal."""
     from benchmarks.harness.runner import read_rows
     from benchmarks.harness.schema import KEY
@@ -249,32 +249,49 @@ def _report(out_dir: Path, experiments: list) -> None:
             continue
         paths = write_report(out_dir, experiment.name)
         rows = read_rows(runs).drop_duplicates(KEY, keep="last")
-        _print_table(summarize(rows), experiment.name)
+        _print_table(summarize(rows), experiment.name, wide)
         out.print(f"rows in {runs}", soft_wrap=True)
         for path in paths:
             out.print(f"wrote {path}", soft_wrap=True)
 
 
-# The summary's key columns, and their headers in the terminal; the .md has them all.
+# The summary's columns in the terminal, most wanted first, with their headers there: as
+# many as the terminal's width holds, whole (the first six fit 80 columns); --wide prints
+# them all. The .md beside the CSV has every column, with its spread.
 TERMINAL_COLUMNS = {"accuracy": "accuracy", "s/epoch": "s/epoch", "peak MiB": "peak MiB",
                     f"time / {REFERENCE}": f"time/{REFERENCE}",
-                    f"memory / {REFERENCE}": f"mem/{REFERENCE}", "extrapolated": "extrap."}
+                    f"memory / {REFERENCE}": f"mem/{REFERENCE}", "extrapolated": "extrap.",
+                    "ms/step": "ms/step", "to target s": "to target s", "train s": "train s",
+                    "final loss": "final loss", "predict s": "predict s", "runs": "runs"}
 
 
-def _print_table(summary: pd.DataFrame, title: str) -> None:
-    """A table a task, its key columns, that fits 80 columns: each figure without its
-    spread (the .md beside the CSV has it, and every column)."""
+def _print_table(summary: pd.DataFrame, title: str, wide: bool = False) -> None:
+    """A table a task, each figure without its spread: the summary's columns in
+    TERMINAL_COLUMNS' order, as many as fit the terminal whole (all, with ``wide``)."""
+    from rich.measure import Measurement
+
     from benchmarks.reporting.report import UNFINISHED
 
     def cell(value) -> str:
         text = str(value).split(" ± ")[0]
         return "unfinished" if text == UNFINISHED else text
 
+    columns = [c for c in TERMINAL_COLUMNS if c in summary]
     for (task, config), part in summary.groupby(["task", "config"], sort=False):
-        table = _table(f"{title}: {task}/{config}", "impl", *TERMINAL_COLUMNS.values())
-        for _, row in part.iterrows():
-            table.add_row(row["impl"], *(cell(row[c]) for c in TERMINAL_COLUMNS))
-        out.print(table)
+        for k in range(len(columns), 0, -1):
+            table = _table(f"{title}: {task}/{config}", "impl",
+                           *(TERMINAL_COLUMNS[c] for c in columns[:k]))
+            for _, row in part.iterrows():
+                table.add_row(row["impl"], *(cell(row[c]) for c in columns[:k]))
+            needed = Measurement.get(out, out.options.update_width(10_000), table).maximum
+            if wide or needed <= out.width:
+                break
+        width = out.width
+        out.width = max(width, needed)  # --wide: as wide as the table, past the terminal
+        try:
+            out.print(table)
+        finally:
+            out.width = width
 
 
 def report_command(args: argparse.Namespace) -> int:
@@ -284,7 +301,7 @@ def report_command(args: argparse.Namespace) -> int:
     found = [e for e in EXPERIMENTS.values() if (out_dir / f"{e.runs_stem}.csv").exists()]
     if not found:
         raise UsageError(f"{out_dir} holds no results CSV; give a folder written by groundup run.")
-    _report(out_dir, found)
+    _report(out_dir, found, args.wide)
     if args.readme:
         from benchmarks.reporting import readme
 

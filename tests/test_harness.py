@@ -368,17 +368,20 @@ def test_list_fits_80_columns_with_one_line_per_row(capsys, monkeypatch):
     assert set(EXPERIMENTS) <= rows and set(IMPLEMENTATIONS) <= rows
 
 
-def test_a_runs_summary_fits_80_columns_a_line_a_row(tmp_path, capsys, monkeypatch):
-    """The longest names and figures there are: the published compare, every task."""
+@pytest.mark.parametrize("width, wide", [(80, False), (120, False), (80, True)])
+def test_a_runs_summary_fits_its_terminal_a_line_a_row_no_cell_cut(tmp_path, capsys,
+                                                                    monkeypatch, width, wide):
+    """The longest names and figures there are: the published compare, every task. At 80
+    columns the key figures, at 120 more of them, with --wide all; never a cut cell."""
     from rich.console import Console
 
     from benchmarks import commands
 
-    monkeypatch.setattr(commands, "out", Console(width=80))
+    monkeypatch.setattr(commands, "out", Console(width=width))
     published = Path(__file__).parents[1] / "results" / "published"
     for name in ("compare.csv", "compare_curves.csv", "run.json"):
         (tmp_path / name).write_bytes((published / name).read_bytes())
-    assert main(["report", str(tmp_path)]) == 0
+    assert main(["report", str(tmp_path), *(["--wide"] if wide else [])]) == 0
     lines = capsys.readouterr().out.splitlines()
     tables = [i for i, line in enumerate(lines) if line.startswith("compare: ")]
     rows = pd.read_csv(tmp_path / "compare.csv").drop_duplicates(["task", "config", "impl"])
@@ -386,8 +389,15 @@ def test_a_runs_summary_fits_80_columns_a_line_a_row(tmp_path, capsys, monkeypat
     body = [line for line in lines[tables[0]:] if line.split(" ")[0] in set(rows["impl"])]
     assert len(body) == len(rows)  # a line a row: no cell wraps
     printed = lines[tables[0]:next(i for i, line in enumerate(lines) if line.startswith("rows in"))]
-    assert max(map(len, printed)) <= 80 and not any("…" in line for line in printed)
+    assert not any("…" in line for line in printed)
     assert any(line.split()[1] == "unfinished" for line in body)  # no score of a prefix
+    header = lines[tables[0] + 1].split()
+    assert header[:7] == ["impl", "accuracy", "s/epoch", "peak", "MiB", "time/keras", "mem/keras"]
+    if wide:
+        assert header[-1] == "runs"
+    else:
+        assert max(map(len, printed)) <= width
+        assert ("ms/step" in header) == (width == 120) and "runs" not in header
 
 
 def test_run_help_names_every_experiment_at_80_columns(capsys, monkeypatch):
