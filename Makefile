@@ -47,7 +47,7 @@ bench: data
 	$(BIN)/python -m benchmarks.reporting.bench_report --run results/benchmarks
 
 # Every experiment's full profile and the benchmarks into results/published/ (budget: 90
-# minutes on the 2-core machine), then the README's Results section from them.
+# minutes on the 2-core machine), then the README's headline and docs/results.md from them.
 results: data
 	$(BIN)/groundup publish
 

@@ -256,8 +256,8 @@ def _report(out_dir: Path, experiments: list, wide: bool = False) -> None:
 
 
 # The summary's columns in the terminal, most wanted first, with their headers there: as
-# many as the terminal's width holds, whole (the first six fit 80 columns); --wide prints
-# them all. The .md beside the CSV has every column, with its spread.
+# many as the terminal's width holds in every task's table, whole (at 80 columns the first
+# six); --wide prints them all. The .md beside the CSV has every column, with its spread.
 TERMINAL_COLUMNS = {"accuracy": "accuracy", "s/epoch": "s/epoch", "peak MiB": "peak MiB",
                     f"time / {REFERENCE}": f"time/{REFERENCE}",
                     f"memory / {REFERENCE}": f"mem/{REFERENCE}", "extrapolated": "extrap.",
@@ -267,7 +267,8 @@ TERMINAL_COLUMNS = {"accuracy": "accuracy", "s/epoch": "s/epoch", "peak MiB": "p
 
 def _print_table(summary: pd.DataFrame, title: str, wide: bool = False) -> None:
     """A table a task, each figure without its spread: the summary's columns in
-    TERMINAL_COLUMNS' order, as many as fit the terminal whole (all, with ``wide``)."""
+    TERMINAL_COLUMNS' order, the same in every task's table, as many as fit the terminal
+    whole (all, with ``wide``, however wide)."""
     from rich.measure import Measurement
 
     from benchmarks.reporting.report import UNFINISHED
@@ -276,22 +277,29 @@ def _print_table(summary: pd.DataFrame, title: str, wide: bool = False) -> None:
         text = str(value).split(" ± ")[0]
         return "unfinished" if text == UNFINISHED else text
 
+    def table(task: str, config: str, part: pd.DataFrame, k: int) -> Table:
+        shown = columns[:k]
+        found = _table(f"{title}: {task}/{config}", "impl", *(TERMINAL_COLUMNS[c] for c in shown))
+        for _, row in part.iterrows():
+            found.add_row(row["impl"], *(cell(row[c]) for c in shown))
+        return found
+
+    def width(found: Table) -> int:
+        return Measurement.get(out, out.options.update_width(10_000), found).maximum
+
     columns = [c for c in TERMINAL_COLUMNS if c in summary]
-    for (task, config), part in summary.groupby(["task", "config"], sort=False):
-        for k in range(len(columns), 0, -1):
-            table = _table(f"{title}: {task}/{config}", "impl",
-                           *(TERMINAL_COLUMNS[c] for c in columns[:k]))
-            for _, row in part.iterrows():
-                table.add_row(row["impl"], *(cell(row[c]) for c in columns[:k]))
-            needed = Measurement.get(out, out.options.update_width(10_000), table).maximum
-            if wide or needed <= out.width:
-                break
-        width = out.width
-        out.width = max(width, needed)  # --wide: as wide as the table, past the terminal
-        try:
-            out.print(table)
-        finally:
-            out.width = width
+    parts = list(summary.groupby(["task", "config"], sort=False))
+    k = len(columns)
+    while not wide and k and any(width(table(*key, part, k)) > out.width
+                                 for key, part in parts):
+        k -= 1  # the least wanted column goes first
+    for key, part in parts:
+        found = table(*key, part, k)
+        if width(found) <= out.width:
+            out.print(found)
+        else:  # --wide, or not even the names fit: as wide as the table, never cut
+            Console(file=out.file, width=width(found), color_system=out.color_system,
+                    force_terminal=out.is_terminal).print(found)
 
 
 def report_command(args: argparse.Namespace) -> int:
@@ -322,8 +330,10 @@ def compare_command(args: argparse.Namespace) -> int:
     for key in differ:
         table.add_row(key, env_a.get(key, ""), env_b.get(key, ""))
     out.print(table if differ else "The same CPU, cores, versions and commit.")
-    if env_a.get("cpu") != env_b.get("cpu"):
-        out.print("[yellow]The CPUs differ: times compare only as ratios.[/]")
+    if env_a.get("cpu") != env_b.get("cpu") or env_a.get("cores") != env_b.get("cores"):
+        out.print("[yellow]The machines differ: times compare only as ratios.[/]")
+    if env_a.get("profile") != env_b.get("profile"):
+        out.print("[yellow]The profiles differ: the same rows trained for other budgets.[/]")
     for name, (changed, alone) in found.items():  # the terminal: what moved; the .md: all
         counts = pd.Series([c.time_verdict for c in changed]).value_counts()
         out.print(f"[bold]{name}[/]: {len(changed)} in both; time "
@@ -338,20 +348,30 @@ def compare_command(args: argparse.Namespace) -> int:
                               row["time change"], row["acc. change"])
             out.print(table)
         for side, group in alone:
-            out.print(f"  only in {side}: {'/'.join(group[1:3])} {group[3]}", soft_wrap=True)
+            out.print(f"  {'/'.join(group[1:3])} {group[3]}: {versus.ALONE[side]}",
+                      soft_wrap=True)
     md = Path(args.md) if args.md else b / f"versus_{a.resolve().name}.md"
     text = versus.markdown(a, b, env_a, env_b, found)
     write_atomic(md, lambda f: f.write(text.encode()))
     out.print(f"noise: {versus.METHOD}", soft_wrap=True)
     out.print(f"wrote {md}", soft_wrap=True)
-    if args.fail_above is not None:
-        grown = versus.regressions(found, args.fail_above)
-        for change in grown:
-            out.print(f"[bold red]slower beyond {args.fail_above:g}%:[/] {change.where[0]} "
-                      f"{'/'.join(change.where[1:3])} {change.where[3]}, B/A "
-                      f"{change.ratio:.2f} [{change.interval[0]:.2f}, {change.interval[1]:.2f}]")
-        return 1 if grown else 0
-    return 0
+    if args.fail_above is None:
+        return 0
+    grown, unsure = versus.regressions(found, args.fail_above)
+    for change in grown:
+        out.print(f"[bold red]slower beyond {args.fail_above:g}%:[/] {change.where[0]} "
+                  f"{'/'.join(change.where[1:3])} {change.where[3]}, B/A "
+                  f"{change.ratio:.2f} [{change.interval[0]:.2f}, {change.interval[1]:.2f}]")
+    for change in unsure:
+        out.print(f"[yellow]undecided, B/A {change.ratio:.2f}:[/] {change.where[0]} "
+                  f"{'/'.join(change.where[1:3])} {change.where[3]} (fewer than "
+                  f"{versus.MIN_SAMPLES} seeds a side: run both with --seeds "
+                  f"{versus.MIN_SAMPLES} to decide)")
+    failed = [g for _, alone in found.values() for side, g in alone if side == "failed"]
+    for group in failed:
+        out.print(f"[bold red]ok in A, failed in B:[/] {group[0]} {'/'.join(group[1:3])} "
+                  f"{group[3]}")
+    return 1 if grown or failed else 0
 
 
 def publish_command(args: argparse.Namespace) -> int:

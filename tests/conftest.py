@@ -31,6 +31,9 @@ def pytest_configure(config):
 def pytest_unconfigure(config):
     cache = getattr(config, "_groundup_jax_cache", None)
     if cache:
+        for name in ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
+                     "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"):
+            os.environ.pop(name, None)
         shutil.rmtree(cache, ignore_errors=True)
 
 

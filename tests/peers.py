@@ -116,8 +116,12 @@ def train(impl, cfg, x, y, epochs: int, settings: dict | None = None, seed: int 
     up, then train); a tuned Keras twin under ``settings``, uncalibrated."""
     if settings:
         impl.settle(cfg, x, epochs, settings)
-    model = impl.build(cfg, scratch_model(cfg, "float32", 0).get_weights(), "float32", 0)
-    impl.warm_up(model, x, y, cfg, epochs)
+    try:
+        model = impl.build(cfg, scratch_model(cfg, "float32", 0).get_weights(), "float32", 0)
+        impl.warm_up(model, x, y, cfg, epochs)
+    finally:  # pinned for this run alone: a later one in this process calibrates
+        if settings:
+            impl.settle(cfg, x, epochs, None)
     impl.train(model, x, y, cfg, epochs, seed, Monitor(1e9, lambda p: False, epochs))
     return impl.get_weights(model)
 

@@ -32,16 +32,19 @@ def test_every_link_stays_in_the_repository_and_resolves(page):
 
 
 def test_the_link_check_can_fail(tmp_path):
-    page = tmp_path / "page.md"
-    (tmp_path / "here.md").write_text("")
+    root = tmp_path / "repo"
+    root.mkdir()
+    page = root / "page.md"
+    (root / "here.md").write_text("")
+    (tmp_path / "outside.md").write_text("")  # exists, but not in the repository
     for text, message in (("[b](https://example.org)", "outside the repository"),
                           ("[a](gone.md)", "gone.md is missing"),
-                          ("[c](../../etc/passwd)", "is missing")):
+                          ("[c](../outside.md)", "outside.md is missing")):
         page.write_text(f"[ok](here.md) and {text}")
         with pytest.raises(AssertionError, match=message):
-            check_links(page, tmp_path)
+            check_links(page, root)
     page.write_text("[ok](here.md#a-section)")
-    check_links(page, tmp_path)
+    check_links(page, root)
 
 
 def test_the_readme_opens_with_the_commands_and_the_headline():

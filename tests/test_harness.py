@@ -255,16 +255,19 @@ def test_keras_gives_the_next_seed_of_a_group_its_model_back_as_new():
         impl.train(model, x, y, cfg, 20, seed, Monitor(1e9, lambda p: False, 20))
         return model, impl.get_weights(model)
 
-    impl._last = None
-    first, _ = run(0)
-    again, reused = run(1)
-    assert again is first  # one model, compiled once
-    impl._last = None
-    fresh_model, fresh = run(1)
-    assert fresh_model is not first
-    for w, v in zip(reused, fresh, strict=True):
-        np.testing.assert_allclose(w, v, rtol=0, atol=1e-6)
-    assert max(np.abs(w - v).max() for w, v in zip(fresh, run(0)[1], strict=True)) > 1e-3
+    try:
+        impl._last = None
+        first, _ = run(0)
+        again, reused = run(1)
+        assert again is first  # one model, compiled once
+        impl._last = None
+        fresh_model, fresh = run(1)
+        assert fresh_model is not first
+        for w, v in zip(reused, fresh, strict=True):
+            np.testing.assert_allclose(w, v, rtol=0, atol=1e-6)
+        assert max(np.abs(w - v).max() for w, v in zip(fresh, run(0)[1], strict=True)) > 1e-3
+    finally:
+        impl.settle(cfg, x, 20, None)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -438,7 +441,10 @@ def test_keras_steps_are_counted_as_run_whatever_the_steps_per_execution(spe):
     x, y = np.zeros((8 * 32 + 16, 784), "float32"), np.eye(10, dtype="float32")[[0] * 272]
     model = impl.build(cfg, scratch_model(cfg, "float32", 0).get_weights(), "float32", 0)
     impl.settle(cfg, x, 3, {"jit_compile": "auto", "steps_per_execution": spe, "repeat": False})
-    impl.warm_up(model, x, y, cfg, 3)
+    try:
+        impl.warm_up(model, x, y, cfg, 3)
+    finally:
+        impl.settle(cfg, x, 3, None)
     monitor = Monitor(1e9, lambda predict: False, 3)
     impl.train(model, x, y, cfg, 3, 0, monitor)
     assert monitor.steps_done == len(monitor.step_times) == 3 * 9

@@ -19,9 +19,10 @@ framework is not installed is skipped, with the command that installs it.
 import numpy as np
 import pytest
 
+from benchmarks.implementations import IMPLEMENTATIONS
 from scratch import ARCHITECTURES
 from tests.conftest import in_own_process, needs, runs_here
-from tests.peers import DTYPES, OPTIMIZERS, ORDERS, probe
+from tests.peers import DTYPES, OPTIMIZERS, ORDERS, order_data, probe, tuned_batchings
 from tests.test_keras_twins import FLOAT32_ADAM_ATOL, FLOAT32_ATOL, FLOAT64_ATOL
 
 PEERS = ["jax", "torch", "keras-jax", "keras-torch"]
@@ -97,9 +98,12 @@ def test_a_keras_backends_tuned_settings_see_the_same_batches(peer, expected, or
     execution, a repeated batch), as keras-tuned does on TensorFlow in test_harness's
     identical-batches test."""
     name, got = peer
+    tuned = IMPLEMENTATIONS.get(f"{name}-tuned")
+    if tuned is None:
+        pytest.skip(f"{name} has no tuned twin")
+    cfg, _ = ORDERS[order]
     tried = sorted({key.rsplit("/", 1)[0] for key in got if key.startswith(f"tuned/{order}/")})
-    if not tried:
-        pytest.skip(f"{name}: no tuned twin, or none that batches otherwise than fit here")
+    assert len(tried) == len(tuned_batchings(tuned, cfg, len(order_data(order)[0])))
     for prefix in tried:
         want = {f"{prefix}/w{i}": expected[f"order/{order}/w{i}"] for i in range(4)}
         close(peer, want, list(want), 1e-5)

@@ -1,5 +1,5 @@
 """The published results: every CSV parses and matches its documented schema, and the
-README's Results section and results/README.md's schema are generated, not typed."""
+README's headline, docs/results.md and results/README.md's schema are generated, not typed."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from benchmarks.cli import main
 from benchmarks.harness import schema
 from benchmarks.reporting import readme
 
@@ -116,6 +117,13 @@ def test_the_readme_block_needs_its_markers(tmp_path):
         readme._replace_block(page, readme.BEGIN, readme.END, "x")
     with pytest.raises(UsageError, match="make results"):
         readme.section(tmp_path, "x")
+    # publish asks before its runs: a README without its Results page beside it is refused
+    page.write_text(f"{readme.BEGIN}\n{readme.END}\n")
+    with pytest.raises(UsageError, match="results.md has no generated block"):
+        readme.pages(page)
+    assert main(["publish", "--profile", "smoke", "--out", str(tmp_path / "out"),
+                 "--readme", str(page)]) == 2
+    assert not (tmp_path / "out.partial").exists()
 
 
 def test_the_winners_table_ranks_by_the_median_over_seeds():

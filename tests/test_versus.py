@@ -64,6 +64,23 @@ def test_too_few_samples_are_undecided_and_lone_rows_are_listed(tmp_path):
     (changed, alone), = versus.compare(a, b)[2].values()
     assert [c.time_verdict for c in changed] == ["undecided"]
     assert alone == [("A", ("compare", "xor", "blog", "scratch-shortcut"))]
+    assert main(["compare", str(a), str(b), "--fail-above", "0"]) == 0  # missing: no failure
+
+
+def test_a_run_that_fails_in_b_fails_the_check_and_an_undecided_growth_is_named(tmp_path,
+                                                                                capsys):
+    a = folder(tmp_path / "a")
+    df = pd.read_csv(a / "compare.csv")
+    b = tmp_path / "b"
+    b.mkdir()
+    df.loc[df["impl"] == "scratch-shortcut", "status"] = "error"
+    one = (df["impl"] == "jax") & (df["seed"] == 0)
+    df.loc[one, "epoch_time_s"] *= 2  # one seed: too few to decide
+    df[(df["impl"] == "scratch-shortcut") | one].to_csv(b / "compare.csv", index=False)
+    assert main(["compare", str(a), str(b), "--fail-above", "10"]) == 1
+    printed = capsys.readouterr().out
+    assert "ok in A, failed in B: compare xor/blog scratch-shortcut" in printed
+    assert "undecided, B/A 2.00" in printed and "xor/blog jax" in printed
 
 
 def test_other_machines_and_versions_are_named_first(tmp_path, capsys):
@@ -72,7 +89,7 @@ def test_other_machines_and_versions_are_named_first(tmp_path, capsys):
     assert main(["compare", str(a), str(b), "--md", str(tmp_path / "x.md")]) == 0
     printed = capsys.readouterr().out
     assert "CPU X" in printed and "CPU Y" in printed and "2.5.0" in printed
-    assert "The CPUs differ: times compare only as ratios." in printed
+    assert "The machines differ: times compare only as ratios." in printed
 
 
 @pytest.mark.parametrize("make, message", [

@@ -186,11 +186,15 @@ class Keras(Implementation):
     def _calibration_key(cfg, x, epochs) -> tuple:
         return (repr(cfg), len(x), x.dtype.str, epochs)
 
-    def settle(self, cfg, x, epochs: int, settings: dict) -> None:
+    def settle(self, cfg, x, epochs: int, settings: dict | None) -> None:
         """Take ``settings`` (one of ``candidates``) as this process's calibration for
-        training on ``x`` for ``epochs``: ``warm_up`` then uses them, untimed. A test tries
-        one candidate this way."""
-        self._calibrated[self._calibration_key(cfg, x, epochs)] = dict(settings)
+        training on ``x`` for ``epochs``: ``warm_up`` then uses them, untimed (a test tries
+        one candidate this way). ``None`` forgets them: the next warm-up calibrates."""
+        key = self._calibration_key(cfg, x, epochs)
+        if settings is None:
+            self._calibrated.pop(key, None)
+        else:
+            self._calibrated[key] = dict(settings)
 
     def warm_up(self, model, x, y, cfg, epochs):
         """keras-tuned: calibrate (the fastest of ``candidates``, each timed on a short fit;

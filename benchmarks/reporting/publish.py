@@ -63,6 +63,7 @@ def publish(out: Path = PUBLISHED, profile: str = "full",
                          f"finish it with the command that started it, or remove {work}.")
     specs = plan(selection)
     check_data(specs, console)
+    readme.pages(readme_path)  # the pages it rewrites at the end, checked before the runs
     # held until the folder is finished, benchmarks included; the machine alone throughout
     with folder.machine(timed=True, wait=wait), folder.own(work):
         if not resumed:

@@ -46,7 +46,7 @@ SPEED_ANCHOR = ("a plain 25-line NumPy loop: 3.8-4.2 s per epoch at batch 32 aga
 def _read(folder: Path, name: str) -> pd.DataFrame:
     path = folder / name
     if not path.exists():
-        raise UsageError(f"{path} is missing: the Results section needs a complete published "
+        raise UsageError(f"{path} is missing: the Results page needs a complete published "
                          "folder. Run `make results` (groundup publish) first.")
     return schema.results_only(pd.read_csv(path))
 
@@ -300,27 +300,35 @@ def _replace_block(path: Path, begin: str, end: str, block: str) -> None:
 
 
 def _relative(path: Path, page: Path) -> str:
-    try:
-        return Path(os.path.relpath(path.resolve(), page.resolve().parent)).as_posix()
-    except ValueError:
+    """``path`` as ``page`` links to it: relative inside the page's repository, absolute
+    outside it (a run folder elsewhere)."""
+    repo = page.resolve().parent
+    repo = repo.parent if repo.name == RESULTS_PAGE.parent.name else repo
+    if not path.resolve().is_relative_to(repo):
         return path.resolve().as_posix()
+    return Path(os.path.relpath(path.resolve(), page.resolve().parent)).as_posix()
+
+
+def pages(readme: Path) -> list[Path]:
+    """The README and its Results page, each checked for its generated block's markers:
+    ``publish`` asks first, before its runs."""
+    found = [readme, readme.resolve().parent / RESULTS_PAGE]
+    for path in found:
+        text = path.read_text() if path.is_file() else ""
+        if BEGIN not in text or END not in text:
+            raise UsageError(f"{path} has no generated block; it needs the lines {BEGIN!r} "
+                             f"and {END!r}.")
+    return found
 
 
 def update(readme: Path, folder: Path) -> None:
     """Rewrite ``readme``'s headline and its Results page (docs/results.md beside it) from
     ``folder``, and the schema tables of results/README.md from benchmarks/harness/schema.py.
     Both blocks are built, and both pages checked, before either is written."""
-    page = readme.resolve().parent / RESULTS_PAGE
-    if not page.exists():
-        raise UsageError(f"{page} is missing: the Results page beside {readme.name}, with the "
-                         f"lines {BEGIN!r} and {END!r}.")
-    root = _relative(readme.resolve().parent, page)  # "..": the page sits in docs/
+    readme, page = pages(readme)
     blocks = {readme: headline(folder, _relative(folder, readme), RESULTS_PAGE.as_posix()),
-              page: section(folder, _relative(folder, page), f"{root}/")}
-    for path in blocks:
-        if BEGIN not in path.read_text() or END not in path.read_text():
-            raise UsageError(f"{path} has no generated block; it needs the lines {BEGIN!r} "
-                             f"and {END!r}.")
+              page: section(folder, _relative(folder, page),
+                            _relative(readme.resolve().parent, page) + "/")}
     for path, block in blocks.items():
         _replace_block(path, BEGIN, END, block)
     schema_doc = readme.resolve().parent / "results" / "README.md"

@@ -23,12 +23,13 @@ from benchmarks.errors import UsageError
 from benchmarks.experiments import EXPERIMENTS
 from benchmarks.harness.environment import VERSIONED
 from benchmarks.harness.runner import read_rows
-from benchmarks.harness.schema import KEY, NEWER_THAN_PUBLISHED
+from benchmarks.harness.schema import KEY, NEWER_THAN_PUBLISHED, results_only
 
-ENVIRONMENT = ("cpu", "cores", "blas", *VERSIONED, "commit")
+ENVIRONMENT = ("profile", "cpu", "cores", "blas", *VERSIONED, "commit")
 TIMES = {"epoch_time_s": "s per epoch", "step_time_ms": "ms per step",
          "train_time_s": "s of training"}  # the first that both sides measured
 GROUP = ["experiment", "task", "config", "impl"]
+ALONE = {"A": "in A only", "B": "in B only", "failed": "ok in A, failed in B"}
 MIN_SAMPLES = 3
 RESAMPLES = 2000
 METHOD = (f"bootstrap ({RESAMPLES} resamples a side, seeded) of the ratio of median times "
@@ -72,7 +73,8 @@ def load(folder: Path) -> dict[str, pd.DataFrame]:
     if not folder.is_dir():
         raise UsageError(f"{folder} is not a folder; give two run folders (groundup run's, or "
                          "results/published).")
-    found = {name: read_rows(folder / f"{e.runs_stem}.csv").drop_duplicates(KEY, keep="last")
+    found = {name: results_only(read_rows(folder / f"{e.runs_stem}.csv")
+                                .drop_duplicates(KEY, keep="last"))  # no prefix's score
              for name, e in EXPERIMENTS.items() if (folder / f"{e.runs_stem}.csv").exists()}
     if not found:
         raise UsageError(f"{folder} holds no results CSV: not a groundup run folder.")
@@ -103,8 +105,9 @@ def _difference(old, new):
 
 
 def changes(old: pd.DataFrame, new: pd.DataFrame, seed: int = 0) -> tuple[list[Change], list]:
-    """The changes of every group both frames hold, and the groups one side alone has
-    (as (side, group))."""
+    """The changes of every group both frames ran to the end, and the others as (side,
+    group): "A" or "B" for a group one side alone ran, "failed" for one ok in A whose run
+    in B did not end ok."""
     rng = np.random.default_rng(seed)
     ok = {side: df[df["status"] == "ok"] for side, df in (("A", old), ("B", new))}
     groups = {side: {g: rows for g, rows in df.groupby(GROUP)} for side, df in ok.items()}
@@ -122,7 +125,9 @@ def changes(old: pd.DataFrame, new: pd.DataFrame, seed: int = 0) -> tuple[list[C
             _interval(ta, tb, _ratio, rng),
             *(float(x.mean()) if len(x) else np.nan for x in acc),
             _interval(*acc, _difference, rng) if all(len(x) for x in acc) else None))
-    alone = [(side, g) for side, other in (("A", "B"), ("B", "A"))
+    ran = {g for g, _ in new.groupby(GROUP)}  # B's groups, whatever their status
+    alone = [("failed" if side == "A" and g in ran else side, g)
+             for side, other in (("A", "B"), ("B", "A"))
              for g in sorted(set(groups[side]) - set(groups[other]))]
     return found, alone
 
@@ -143,10 +148,6 @@ def check_schemas(a: Path, b: Path, old: dict, new: dict) -> list[str]:
                              f"{side}): written by different schemas of groundup; compare "
                              "folders of one schema.")
     return shared
-
-
-def _pct(x: float) -> str:
-    return f"{100 * (x - 1):+.0f}%"
 
 
 def row_of(change: Change) -> dict:
@@ -185,13 +186,16 @@ def markdown(a: Path, b: Path, env_a: dict, env_b: dict, found: dict) -> str:
         lines += ([pd.DataFrame([row_of(c) for c in changed]).to_markdown(index=False)]
                   if changed else ["No run in both folders."])
         if alone:
-            lines += ["", "In one folder only:", ""]
-            lines += [f"- {side}: {'/'.join(g[1:3])} {g[3]}" for side, g in alone]
+            lines += ["", "Not in both, or not ok in both:", ""]
+            lines += [f"- {'/'.join(g[1:3])} {g[3]}: {ALONE[side]}" for side, g in alone]
     return "\n".join(lines) + "\n"
 
 
-def regressions(found: dict, fail_above: float) -> list[Change]:
-    """The times that grew by more than ``fail_above`` percent beyond the noise: the
-    whole interval of their ratio above 1 + fail_above / 100."""
-    return [c for changed, _ in found.values() for c in changed
-            if c.interval is not None and c.interval[0] > 1 + fail_above / 100]
+def regressions(found: dict, fail_above: float) -> tuple[list[Change], list[Change]]:
+    """The times that grew by more than ``fail_above`` percent beyond the noise (the whole
+    interval of their ratio above 1 + fail_above / 100), and the undecided ones (too few
+    seeds to tell) whose ratio alone is above it."""
+    limit = 1 + fail_above / 100
+    changed = [c for found_changes, _ in found.values() for c in found_changes]
+    return ([c for c in changed if c.interval is not None and c.interval[0] > limit],
+            [c for c in changed if c.interval is None and c.ratio > limit])
