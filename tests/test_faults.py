@@ -238,13 +238,24 @@ def test_resume_refuses_results_that_run_json_does_not_select(finished, capsys, 
 
 
 
+def pages(root: Path) -> Path:
+    """A README and its Results page beside it, each with its generated block's markers
+    (publish checks them before its runs); the README's path."""
+    from benchmarks.reporting import readme
+
+    (root / "docs").mkdir(parents=True)
+    for path in (root / "README.md", root / readme.RESULTS_PAGE):
+        path.write_text(f"{readme.BEGIN}\n{readme.END}\n")
+    return root / "README.md"
+
+
 def test_timed_runs_and_publish_have_the_machine_alone(tmp_path, capsys):
     """Every groundup run holds the machine's lock: a timed one (and publish) alone, an
     accuracy-only one shared. A run refused for it leaves nothing behind."""
     untimed = ["run", "generalisation", "--profile", "smoke", "--task", "reverse4",
                "--impl", "scratch-shortcut", "--seeds", "1"]
     publish = ["publish", "--profile", "smoke", "--out", str(tmp_path / "published"),
-               "--readme", str(tmp_path / "README.md")]
+               "--readme", str(pages(tmp_path / "site"))]
 
     def held(how):  # another groundup process's hold, as its run takes it
         fd = os.open(os.environ["GROUNDUP_MACHINE_LOCK"], os.O_RDONLY | os.O_CREAT)
@@ -267,7 +278,7 @@ def test_timed_runs_and_publish_have_the_machine_alone(tmp_path, capsys):
         assert "has this machine alone" in capsys.readouterr().err
     finally:
         os.close(fd)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["shared"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shared", "site"]
     assert main([*RUN, "--out", str(tmp_path / "timed")]) == 0  # once it is free
 
 # 3. Disk and permission errors.
@@ -347,7 +358,7 @@ def test_an_interrupted_publish_says_how_to_resume_the_publish(tmp_path, monkeyp
         raise KeyboardInterrupt
 
     monkeypatch.setattr(runner, "_from_here", interrupted)
-    out, page = tmp_path / "published", tmp_path / "README.md"
+    out, page = tmp_path / "published", pages(tmp_path)
     assert publish.publish(out, "smoke", page) == 130
     printed = capsys.readouterr().out
     assert f"Run `groundup publish --profile smoke --out {out} --readme {page}`" in printed
