@@ -326,10 +326,12 @@ def compare_command(args: argparse.Namespace) -> int:
     a, b = Path(args.a), Path(args.b)
     env_a, env_b, found = versus.compare(a, b)
     differ = [k for k in versus.ENVIRONMENT if env_a.get(k, "") != env_b.get(k, "")]
-    table = _table(f"environment: A {a}, B {b}", "field", "A", "B")
-    for key in differ:
-        table.add_row(key, env_a.get(key, ""), env_b.get(key, ""))
-    out.print(table if differ else "The same CPU, cores, versions and commit.")
+    out.print(f"A: {a}; B: {b}", soft_wrap=True)
+    for key in differ:  # a line a field: a CPU's name or a commit is never cut
+        out.print(f"  {key}: {env_a.get(key) or '(none)'} → {env_b.get(key) or '(none)'}",
+                  soft_wrap=True)
+    if not differ:
+        out.print("The same CPU, cores, versions and commit.")
     if env_a.get("cpu") != env_b.get("cpu") or env_a.get("cores") != env_b.get("cores"):
         out.print("[yellow]The machines differ: times compare only as ratios.[/]")
     if env_a.get("profile") != env_b.get("profile"):
@@ -347,9 +349,12 @@ def compare_command(args: argparse.Namespace) -> int:
                 table.add_row(row["task"], row["impl"], row["B/A"], row["95% interval"],
                               row["time change"], row["acc. change"])
             out.print(table)
-        for side, group in alone:
-            out.print(f"  {'/'.join(group[1:3])} {group[3]}: {versus.ALONE[side]}",
-                      soft_wrap=True)
+        for side in versus.ALONE:  # how many; the .md names them all
+            groups = [g for s, g in alone if s == side]
+            named = ", ".join(f"{'/'.join(g[1:3])} {g[3]}" for g in groups[:3])
+            if groups:
+                out.print(f"  {len(groups)} {versus.ALONE[side]}: {named}"
+                          + (", ..." if len(groups) > 3 else ""), soft_wrap=True)
     md = Path(args.md) if args.md else b / f"versus_{a.resolve().name}.md"
     text = versus.markdown(a, b, env_a, env_b, found)
     write_atomic(md, lambda f: f.write(text.encode()))
