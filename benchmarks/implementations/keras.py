@@ -105,6 +105,7 @@ class Keras(Implementation):
             _zero_optimizer(model)
         else:
             model = keras_models.build(cfg.arch, cfg.optimizer, dtype, form=self.form)
+            self._warm.pop(id(model), None)  # a freed model's id, reused: not warmed up
             self._probabilities[id(model)] = keras_models.probabilities(model)
             self._last = (built_for, model)
         self._settings[id(model)] = dict(PLAIN)  # as built; warm_up calibrates (or recalls)
