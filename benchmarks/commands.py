@@ -351,7 +351,7 @@ def compare_command(args: argparse.Namespace) -> int:
             out.print(table)
         for side in versus.ALONE:  # how many; the .md names them all
             groups = [g for s, g in alone if s == side]
-            named = ", ".join(f"{'/'.join(g[1:3])} {g[3]}" for g in groups[:3])
+            named = ", ".join(versus.label(g) for g in groups[:3])
             if groups:
                 out.print(f"  {len(groups)} {versus.ALONE[side]}: {named}"
                           + (", ..." if len(groups) > 3 else ""), soft_wrap=True)
@@ -364,18 +364,17 @@ def compare_command(args: argparse.Namespace) -> int:
         return 0
     grown, unsure = versus.regressions(found, args.fail_above)
     for change in grown:
-        out.print(f"[bold red]slower beyond {args.fail_above:g}%:[/] {change.where[0]} "
-                  f"{'/'.join(change.where[1:3])} {change.where[3]}, B/A "
-                  f"{change.ratio:.2f} [{change.interval[0]:.2f}, {change.interval[1]:.2f}]")
+        out.print(f"[bold red]slower beyond {args.fail_above:g}%:[/] {versus.label(change.where)}"
+                  f", B/A {change.ratio:.2f} [{change.interval[0]:.2f}, "
+                  f"{change.interval[1]:.2f}]")
     for change in unsure:
-        out.print(f"[yellow]undecided, B/A {change.ratio:.2f}:[/] {change.where[0]} "
-                  f"{'/'.join(change.where[1:3])} {change.where[3]} (fewer than "
+        out.print(f"[yellow]undecided, B/A {change.ratio:.2f}:[/] {versus.label(change.where)}"
+                  " (fewer than "
                   f"{versus.MIN_SAMPLES} seeds a side: run both with --seeds "
                   f"{versus.MIN_SAMPLES} to decide)")
     failed = [g for _, alone in found.values() for side, g in alone if side == "failed"]
     for group in failed:
-        out.print(f"[bold red]ok in A, failed in B:[/] {group[0]} {'/'.join(group[1:3])} "
-                  f"{group[3]}")
+        out.print(f"[bold red]ok in A, failed in B:[/] {versus.label(group)}")
     return 1 if grown or failed else 0
 
 

@@ -299,12 +299,10 @@ def _replace_block(path: Path, begin: str, end: str, block: str) -> None:
     write_atomic(path, lambda f: f.write(text.encode()))
 
 
-def _relative(path: Path, page: Path) -> str:
-    """``path`` as ``page`` links to it: relative inside the page's repository, absolute
+def _relative(path: Path, page: Path, repo: Path) -> str:
+    """``path`` as ``page`` links to it: relative inside the repository ``repo``, absolute
     outside it (a run folder elsewhere)."""
-    repo = page.resolve().parent
-    repo = repo.parent if repo.name == RESULTS_PAGE.parent.name else repo
-    if not path.resolve().is_relative_to(repo):
+    if not path.resolve().is_relative_to(repo.resolve()):
         return path.resolve().as_posix()
     return Path(os.path.relpath(path.resolve(), page.resolve().parent)).as_posix()
 
@@ -326,9 +324,10 @@ def update(readme: Path, folder: Path) -> None:
     ``folder``, and the schema tables of results/README.md from benchmarks/harness/schema.py.
     Both blocks are built, and both pages checked, before either is written."""
     readme, page = pages(readme)
-    blocks = {readme: headline(folder, _relative(folder, readme), RESULTS_PAGE.as_posix()),
-              page: section(folder, _relative(folder, page),
-                            _relative(readme.resolve().parent, page) + "/")}
+    repo = readme.resolve().parent
+    blocks = {readme: headline(folder, _relative(folder, readme, repo), RESULTS_PAGE.as_posix()),
+              page: section(folder, _relative(folder, page, repo),
+                            _relative(repo, page, repo) + "/")}
     for path, block in blocks.items():
         _replace_block(path, BEGIN, END, block)
     schema_doc = readme.resolve().parent / "results" / "README.md"

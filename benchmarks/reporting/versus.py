@@ -68,6 +68,12 @@ class Change:
         return "higher" if low > 0 else "lower" if high < 0 else "within noise"
 
 
+def label(where: tuple) -> str:
+    """A group as the output names it: experiment task/config impl."""
+    experiment, task, config, impl = where
+    return f"{experiment} {task}/{config} {impl}"
+
+
 def load(folder: Path) -> dict[str, pd.DataFrame]:
     """Each experiment's rows in ``folder`` (its latest row a run), by experiment name."""
     if not folder.is_dir():
@@ -187,7 +193,7 @@ def markdown(a: Path, b: Path, env_a: dict, env_b: dict, found: dict) -> str:
                   if changed else ["No run in both folders."])
         if alone:
             lines += ["", "Not in both, or not ok in both:", ""]
-            lines += [f"- {'/'.join(g[1:3])} {g[3]}: {ALONE[side]}" for side, g in alone]
+            lines += [f"- {label(g)}: {ALONE[side]}" for side, g in alone]
     return "\n".join(lines) + "\n"
 
 
