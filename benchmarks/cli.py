@@ -9,7 +9,7 @@ from importlib.metadata import version
 
 from rich.console import Console
 
-from benchmarks.errors import UsageError
+from benchmarks.errors import Interrupted, UsageError
 
 console = Console(stderr=True)
 
@@ -180,7 +180,11 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="replace")
     # A polite kill (SIGTERM) stops a run as Ctrl-C does: finished rows stay, workers go.
-    signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C too, unless it is ignored (a shell's background job, nohup).
+    Interrupted.flag = False
+    signal.signal(signal.SIGTERM, Interrupted.handler)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, Interrupted.handler)
     try:
         from benchmarks import commands as run
 
@@ -202,10 +206,6 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[bold red]groundup {args.command}:[/] cannot write{where}: "
                       f"{err.strerror or err}", soft_wrap=True)
         return 1
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -63,6 +63,35 @@ def test_interrupted_run_keeps_its_rows_and_resume_completes_it(tmp_path):
     assert kept.equals(done.iloc[: len(kept)])  # earlier rows untouched
 
 
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the lost one
+def test_an_interrupt_that_lands_in_a_finalizer_still_stops_the_run(tmp_path, monkeypatch):
+    """CPython drops an exception raised inside a ``__del__`` (it prints "Exception
+    ignored"): a Ctrl-C whose KeyboardInterrupt lands in a finalizer that the garbage
+    collector runs at that moment must stop the run all the same, with its exit code."""
+    from benchmarks.errors import Interrupted
+    from benchmarks.harness import runner
+
+    class Finalized:
+        def __del__(self):
+            Interrupted.handler(signal.SIGINT, None)  # the handler, run inside a finalizer
+
+    polls = []
+
+    def check(*args):
+        polls.append(Finalized())
+        polls.pop()  # collected here: the KeyboardInterrupt is lost
+        return original(*args)
+
+    original = runner._check
+    monkeypatch.setattr(runner, "_check", check)
+    monkeypatch.setattr(Interrupted, "flag", False)  # restored after the test
+    out = tmp_path / "run"
+    code = main(["run", "--profile", "smoke", "--task", "xor", "--impl", "scratch-shortcut",
+                 "--seeds", "3", "--out", str(out)])
+    assert code == 130
+    assert not (out / "compare.csv").exists() or len(read(out)) < 3
+
 def test_failures_become_rows(tmp_path):
     spec = RunSpec("compare", "xor", "blog", "scratch-shortcut", 0, "quick", epochs=100_000,
                    budget_s=600, timeout_s=0.5)

@@ -25,7 +25,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from benchmarks.data.datasets import DataError, load_mnist
-from benchmarks.errors import UsageError
+from benchmarks.errors import Interrupted, UsageError
 from benchmarks.files import naming, write_atomic
 from benchmarks.harness import cluster, environment
 from benchmarks.harness.experiment import Experiment
@@ -274,6 +274,7 @@ def run_group(experiment: Experiment, specs: list[RunSpec], log_dir: Path,
                     if status and not results[done].exists():
                         break
                     time.sleep(0.1)
+                    Interrupted.check()
             finally:  # Ctrl-C, or the caller stopped early: take the child down with us
                 _kill(proc)
             reader.join(timeout=5)
@@ -422,6 +423,7 @@ def run_experiments(experiments: list[Experiment], specs: list[RunSpec], out_dir
                     source = _from_here(experiment, chunks, out_dir, bars, memory, worker)
                 for group, batches in source:
                     record(group, batches)
+                    Interrupted.check()
         except KeyboardInterrupt:
             if futures:
                 client.cancel(futures)
