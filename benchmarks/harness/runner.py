@@ -306,12 +306,16 @@ def groups(experiment: Experiment, specs: list[RunSpec],
            shared: bool = False) -> list[list[RunSpec]]:
     """One run a process for a timed experiment. An accuracy-only experiment's runs of one
     task, configuration and implementation share one, ``group_size`` at a time, in order;
-    so do the runs that the experiment's ``same_process`` keys alike. ``shared``: timed runs
+    so do the runs that the experiment's ``same_process`` keys alike. ``shared``: the runs
     share a process per Keras backend (Implementation.process_backend), for a smoke publish
-    whose times say nothing: it saves a framework import a run."""
+    whose times say nothing: it saves a framework import a run. Those of an implementation
+    with a seed-batched trainer stay in their groups, which it trains at once."""
     key = experiment.same_process or (None if experiment.timed else lambda s: s.key[:4])
-    if key is None and shared:
-        key = lambda s: (IMPLEMENTATIONS[s.impl].process_backend,)  # noqa: E731
+    if shared and not experiment.same_process:
+        batched = not experiment.timed  # an accuracy-only experiment's seeds train at once
+        key = lambda s: (IMPLEMENTATIONS[s.impl].process_backend,  # noqa: E731
+                         *(s.key[:4] if batched and IMPLEMENTATIONS[s.impl].seed_batched
+                           else ()))
     if key is None:
         return [[s] for s in specs]
     by_kind: dict[tuple, list[RunSpec]] = {}

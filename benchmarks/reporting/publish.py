@@ -3,7 +3,10 @@ pytest-benchmark suite into ``results/published/``, then the README's headline a
 docs/results.md.
 
 Timed experiments run one run at a time, with the machine to themselves; accuracy-only
-ones (generalisation, xor-atlas) run on a local Dask cluster of ``ACCURACY_WORKERS``.
+ones (generalisation, xor-atlas) run on a local Dask cluster of ``ACCURACY_WORKERS``. A
+smoke publish tries every path once, and its times say nothing: its runs share a process
+per Keras backend, and its few accuracy-only runs, which a cluster would cost more to
+start than to run, run here.
 
 It works in ``results/published.partial/`` and moves that into place only when every
 part has finished, so the published results are never half replaced. Run again
@@ -61,6 +64,8 @@ def publish(out: Path = PUBLISHED, profile: str = "full",
                   if saved.get(k) != v]
         raise UsageError(f"{work} holds a publish of another selection ({'; '.join(differ)}): "
                          f"finish it with the command that started it, or remove {work}.")
+    smoke = profile == "smoke"
+    workers = 0 if smoke else ACCURACY_WORKERS
     specs = plan(selection)
     check_data(specs, console)
     readme.pages(readme_path)  # the pages it rewrites at the end, checked before the runs
@@ -71,13 +76,13 @@ def publish(out: Path = PUBLISHED, profile: str = "full",
         # The timed experiments first, each with the machine alone; then the accuracy-only
         # ones, on one local Dask cluster started for them all.
         for timed in (True, False):
-            with (contextlib.nullcontext() if timed
-                  else cluster.connect(ACCURACY_WORKERS, None)) as client:
+            with (contextlib.nullcontext() if timed or not workers
+                  else cluster.connect(workers, None)) as client:
                 for experiment in (e for e in chosen if e.timed == timed):
                     mark = time.perf_counter()
                     code = run_experiments([experiment], specs, work, WORKER, console,
                                            client=client, resume=_again(out, profile, readme_path),
-                                           shared=profile == "smoke")  # its times say nothing
+                                           shared=smoke)
                     if code:
                         return code
                     phases[experiment.name] = time.perf_counter() - mark
@@ -97,7 +102,7 @@ def publish(out: Path = PUBLISHED, profile: str = "full",
             "memory_gib": round(environment.total_mib() / 1024, 1),
             "finished": environment.utc_now(), "profile": profile,
             "experiments": list(EXPERIMENTS), "generalisation_variants": True,
-            "accuracy_only_workers": ACCURACY_WORKERS,
+            "accuracy_only_workers": workers,
             "resumed": resumed, "wall_time_s": round(wall, 1),
             "phase_wall_time_s": {k: round(v, 1) for k, v in phases.items()},
             "command": "make results (groundup publish)",
