@@ -120,3 +120,29 @@ def test_rounds_stop_when_narrow_or_at_the_limits():
                        np.random.default_rng(0), time_limit_s=10,
                        clock=lambda: clock[0])
     assert len(times["a"]) == 10  # the time limit, though never narrow enough
+
+
+def test_a_failed_unit_ends_the_rounds_with_the_last_whole_one():
+    """A unit that returns None (its worker died) ends the rounds for all: every side keeps
+    the same whole rounds, so that their times still pair round by round."""
+    calls = {"n": 0}
+
+    def dies_in_round_four() -> float | None:
+        calls["n"] += 1
+        return None if calls["n"] == 4 else 1.0
+
+    seen = []
+    times = interleave({"a": lambda: 2.0, "b": dies_in_round_four, "c": lambda: 3.0},
+                       [("a", "b")], np.random.default_rng(0), min_rounds=8, max_rounds=8,
+                       on_round=seen.append)
+    assert {len(t) for t in times.values()} == {3} and seen == [1, 2, 3]
+
+
+def test_done_says_when_the_rounds_end():
+    """Runs that stop at their target end the rounds once every one has reached it, not
+    when the ratios are narrow."""
+    rounds = []
+    times = interleave({"a": lambda: 2.0, "b": lambda: 1.0}, [("a", "b")],
+                       np.random.default_rng(0), min_rounds=2, max_rounds=20,
+                       done=lambda: len(rounds) >= 5, on_round=rounds.append)
+    assert len(times["a"]) == 5 and rounds == [1, 2, 3, 4, 5]

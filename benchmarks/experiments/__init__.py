@@ -38,7 +38,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                speed.specs, speed.measure, speed.configure,
                columns=speed.COLUMNS, report=speed.report, summary=speed.write_summary,
                runs_name="speed_runs", between_epochs=speed.between_epochs,
-               tasks=speed.TASKS),
+               tasks=speed.TASKS, rounds=speed.rounds),
     Experiment("xor-atlas", "how often a 2-H-1 XOR net converges: 1000 seeds a cell",
                atlas.specs, atlas.measure, atlas.configure, columns=atlas.COLUMNS,
                report=atlas.report, plots=(atlas.plot,), summary=atlas.write_summary,

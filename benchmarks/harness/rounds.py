@@ -92,16 +92,19 @@ class Ratio:
         return "missed" if self.low > target else "undecided"
 
 
-def interleave(units: Mapping[str, Callable[[], float]], pairs: Sequence[tuple[str, str]],
+def interleave(units: Mapping[str, Callable[[], float | None]], pairs: Sequence[tuple[str, str]],
                rng: np.random.Generator, *, min_rounds: int = MIN_ROUNDS,
                max_rounds: int = 200, time_limit_s: float = math.inf,
-               narrow: float = NARROW,
+               narrow: float = NARROW, done: Callable[[], bool] | None = None,
+               on_round: Callable[[int], None] = lambda rounds: None,
                clock: Callable[[], float] = time.monotonic) -> dict[str, list[float]]:
     """Run every unit once a round, in a freshly shuffled order, nothing between them; a
-    unit returns the seconds its work took (measured where it ran). Once ``min_rounds``
-    have run, stop as soon as every ratio of ``pairs`` (numerator, denominator) is within
-    ``narrow`` of its median or ``time_limit_s`` is spent; or at ``max_rounds``. Returns
-    each unit's times, round by round.
+    unit returns the seconds its work took (measured where it ran), or None where it
+    failed: the rounds then end with the last whole one. Once ``min_rounds`` have run,
+    stop as soon as ``done()`` says so (by default: every ratio of ``pairs`` (numerator,
+    denominator) is within ``narrow`` of its median) or ``time_limit_s`` is spent; or at
+    ``max_rounds``. ``on_round`` is told each round's number as it ends. Returns each
+    unit's times, round by round.
 
     Within a round the order still matters where the machine drifts: each round's ratio
     leans with the side that ran first, so the median of many is within the drift of one
@@ -109,11 +112,17 @@ def interleave(units: Mapping[str, Callable[[], float]], pairs: Sequence[tuple[s
     names = list(units)
     times: dict[str, list[float]] = {name: [] for name in names}
     start = clock()
-    for done in range(1, max_rounds + 1):
+    def narrow_enough() -> bool:
+        return all(Ratio.of(times[a], times[b]).half_width <= narrow for a, b in pairs)
+
+    for rounds in range(1, max_rounds + 1):
         for i in rng.permutation(len(names)):
-            times[names[i]].append(float(units[names[i]]()))
-        if done >= min_rounds and (
-                clock() - start >= time_limit_s
-                or all(Ratio.of(times[a], times[b]).half_width <= narrow for a, b in pairs)):
+            seconds = units[names[i]]()
+            if seconds is None:
+                return {name: t[:rounds - 1] for name, t in times.items()}
+            times[names[i]].append(float(seconds))
+        on_round(rounds)
+        if rounds >= min_rounds and (clock() - start >= time_limit_s
+                                     or (done or narrow_enough)()):
             break
     return times

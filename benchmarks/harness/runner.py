@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import closing
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
 
@@ -29,10 +29,11 @@ from benchmarks.errors import Interrupted, UsageError
 from benchmarks.files import naming, write_atomic
 from benchmarks.harness import cluster, environment
 from benchmarks.harness.experiment import Experiment
+from benchmarks.harness.interleaved import run_rounds
 from benchmarks.harness.schema import COLUMNS, KEY, NOT_NUMBERS
 from benchmarks.harness.specs import RunSpec
-from benchmarks.harness.worker import PARENT, PROGRESS
-from benchmarks.implementations import IMPLEMENTATIONS, implementation_columns, missing_packages
+from benchmarks.harness.worker import PARENT, PROGRESS, failure
+from benchmarks.implementations import IMPLEMENTATIONS, missing_packages
 
 RETRIED = ("error", "killed", "timeout")  # what --retry-failed runs again
 
@@ -243,7 +244,11 @@ def run_group(experiment: Experiment, specs: list[RunSpec], log_dir: Path,
     """Run ``specs`` in a child process (``python -m worker``), yielding [(spec, row), ...]
     for the runs that ended since the last, in order, whatever happens to the process: a
     run that kills it gets its status row, and the runs after it go on in a fresh one.
-    Each run's time limit counts from the end of the run before it."""
+    Each run's time limit counts from the end of the run before it. A group that the
+    experiment trains in interleaved rounds runs there (``interleaved.run_rounds``)."""
+    if experiment.rounds and experiment.rounds(specs[0]) is not None:
+        yield from run_rounds(experiment, specs, log_dir, on_progress, worker)
+        return
     with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-") as tmp:
         specs_path = Path(tmp) / "specs.json"
         specs_path.write_text(json.dumps([asdict(s) for s in specs]))
@@ -288,9 +293,7 @@ def run_group(experiment: Experiment, specs: list[RunSpec], log_dir: Path,
                            f"{tail[0] if tail else 'no output'}")
     if status == "error" and proc.returncode < 0:  # not by us: we say timeout or oom
         status, error = "killed", f"killed (signal {-proc.returncode})"
-    yield [(spec, {**experiment.base_row(spec), "status": status, "error": error,
-                   **implementation_columns(spec.impl), **environment.context(),
-                   "timestamp": environment.utc_now()})]
+    yield [(spec, failure(experiment, spec, status, error))]
     if done + 1 < len(specs):
         yield from run_group(experiment, specs[done + 1:], log_dir, on_progress, memory_mib,
                              worker)
@@ -310,6 +313,14 @@ def groups(experiment: Experiment, specs: list[RunSpec],
     share a process per Keras backend (Implementation.process_backend), for a smoke publish
     whose times say nothing: it saves a framework import a run. Those of an implementation
     with a seed-batched trainer stay in their groups, which it trains at once."""
+    if experiment.rounds:  # each group of rounds whole, the others as the rules say
+        together = [s for s in specs if experiment.rounds(s) is not None]
+        alone = replace(experiment, rounds=None)
+        by_rounds: dict[tuple, list[RunSpec]] = {}
+        for spec in together:
+            by_rounds.setdefault(experiment.rounds(spec), []).append(spec)
+        return [*by_rounds.values(),
+                *groups(alone, [s for s in specs if s not in together], shared)]
     key = experiment.same_process or (None if experiment.timed else lambda s: s.key[:4])
     if shared and not experiment.same_process:
         batched = not experiment.timed  # an accuracy-only experiment's seeds train at once

@@ -103,7 +103,8 @@ KEY = ["experiment", "task", "config", "impl", "seed"]
 # Columns newer than results/published: its CSVs lack them, the next `make results` writes them.
 NEWER_THAN_PUBLISHED = frozenset({"framework", "framework_version", "backend", "settings",
                                   "identity_steps", "identity_rel_diff",
-                                  "trained_in_full",
+                                  "trained_in_full", "round_times_s", "ratio_low",
+                                  "ratio_high", "rounds", "verdict",
                                   *(f"measured_{c}" for c in PREFIX_SCORES)})
 NOT_NUMBERS = {"", "JSON", "bool", "s or ms"}  # the units of columns that hold no number
 
@@ -154,6 +155,10 @@ SPEED_RUNS = {
                             "shapes and calls (the matmul limit); the median of passes run "
                             "between the training epochs"),
     "matmul_gflops": ("GFLOP/s", "the rate of those products"),
+    "round_times_s": ("JSON", "MNIST: the interleaved rounds the run trained in, with the "
+                              "others of its task and configuration: the group's id, each "
+                              "round's epoch time (s), the matmul limit's (batch 128's "
+                              "scratch), and the epoch that reached the target"),
 }
 SPEED = {
     "metric": ("", "what is divided by what"),
@@ -162,6 +167,13 @@ SPEED = {
     "ratio": ("1", "scratch / reference (lower is better)"),
     "target": ("1", "the largest ratio that meets the target; empty: reported only"),
     "met": ("bool", "ratio <= target; empty where there is no target"),
+    "ratio_low": ("1", "the 95% interval of the ratio, its low end: the median of the "
+                       "per-round ratios' order-statistic interval; empty: not interleaved"),
+    "ratio_high": ("1", "its high end"),
+    "rounds": ("count", "the interleaved rounds the ratio pairs"),
+    "verdict": ("", "met: the interval within the target; missed: wholly beyond it; "
+                    "undecided: across it, or no interval; measurement fault: wholly below "
+                    "the ratio's physical floor"),
     "cpu": COLUMNS["cpu"],
     "commit": COLUMNS["commit"],
     "timestamp": ("", "UTC time the last of its runs finished"),

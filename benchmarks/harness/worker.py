@@ -17,7 +17,7 @@ import statistics
 import sys
 import time
 import traceback
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -126,34 +126,57 @@ def progress(done: int, total: int) -> None:
     print(f"{PROGRESS} {done} {total}", flush=True)
 
 
-def execute(experiment: Experiment, spec: RunSpec) -> dict:
+@dataclass
+class Prepared:
+    """A run up to its training: checked against scratch, built and warmed up."""
+
+    experiment: Experiment
+    spec: RunSpec
+    cfg: object
+    impl: object
+    data: object
+    initial: list[np.ndarray]
+    same: dict      # the identity check's columns
+    model: object
+    warmup_s: float
+
+    def target(self, predict) -> bool:  # a configuration without a target has none to reach
+        cfg, data = self.cfg, self.data
+        return bool(cfg.target) and target_reached(cfg, data.y_test, predict(data.x_test))
+
+    def between(self):
+        """The experiment's work between epochs (the matmul limit), or None."""
+        e = self.experiment
+        return e.between_epochs and e.between_epochs(self.spec, self.cfg, self.data, self.initial)
+
+
+def prepare(experiment: Experiment, spec: RunSpec) -> Prepared:
     cfg = experiment.configure(spec)
     impl = IMPLEMENTATIONS[spec.impl]
     check_refused(impl, spec, cfg)
     impl.activate()
     data = experiment.load(spec, cfg)
-    x, y, epochs = data.x, data.y, spec.epochs
     initial = scratch_model(cfg, spec.dtype, spec.seed).get_weights()
-    same = identity(impl, cfg, spec.dtype, spec.seed, initial, x, y)
+    same = identity(impl, cfg, spec.dtype, spec.seed, initial, data.x, data.y)
     model = impl.build(cfg, initial, spec.dtype, spec.seed)
-
     started = time.perf_counter()
-    impl.warm_up(model, x, y, cfg, epochs)
-    warmup_s = time.perf_counter() - started
+    impl.warm_up(model, data.x, data.y, cfg, spec.epochs)
+    return Prepared(experiment, spec, cfg, impl, data, initial, same, model,
+                    time.perf_counter() - started)
 
-    def target(predict) -> bool:  # a configuration without a target has none to reach
-        return bool(cfg.target) and target_reached(cfg, data.y_test, predict(data.x_test))
 
-    between = experiment.between_epochs and experiment.between_epochs(spec, cfg, data, initial)
-    monitor = Monitor(spec.budget_s, target, epochs, check_interval(epochs), progress,
-                      stop_at_target=spec.stop_at_target, between_epochs=between)
+def execute(experiment: Experiment, spec: RunSpec) -> dict:
+    run = prepare(experiment, spec)
+    cfg, impl, model, data, epochs = run.cfg, run.impl, run.model, run.data, spec.epochs
+    monitor = Monitor(spec.budget_s, run.target, epochs, check_interval(epochs), progress,
+                      stop_at_target=spec.stop_at_target, between_epochs=run.between())
     before = reset_peak_rss()
-    impl.train(model, x, y, cfg, epochs, spec.seed, monitor)
+    impl.train(model, data.x, data.y, cfg, epochs, spec.seed, monitor)
     peak = environment.rss_mib(field="VmHWM") - before
-    timed = times(monitor, data, epochs, min(cfg.batch_size, len(x)))
-    trained = Trained(spec, cfg, impl, model, data, monitor, initial)
-    return assemble(experiment, trained, same, timed, warmup_s, json.dumps(impl.settings(model)),
-                    peak, monitor.time_to_target)
+    timed = times(monitor, data, epochs, min(cfg.batch_size, len(data.x)))
+    trained = Trained(spec, cfg, impl, model, data, monitor, run.initial)
+    return assemble(experiment, trained, run.same, timed, run.warmup_s,
+                    json.dumps(impl.settings(model)), peak, monitor.time_to_target)
 
 
 def assemble(experiment: Experiment, trained: Trained, same: dict, timed: dict, warmup_s: float,
@@ -334,6 +357,97 @@ def execute_seeds(experiment: Experiment, specs: list[RunSpec]) -> list[dict]:
     return rows
 
 
+READY, UNIT = "@@ready", "@@unit"  # a served run's replies to the runner
+
+
+class Served:
+    """A run trained in interleaved rounds (``runner.run_rounds``): one unit at a time, at
+    the runner's command, each timed alone. A unit is the next epoch, in its own order
+    (reordered here, outside the timer) and trained by the implementation's own loop, or
+    the experiment's work between epochs (the matmul limit). The target is checked after
+    each epoch, untimed; the time to it is the sum of the epochs up to it."""
+
+    def __init__(self, run: Prepared):
+        self.run, self.limit = run, run.between()
+        self.monitor = Monitor(math.inf, run.target, run.spec.epochs)  # the run's record
+        self.monitor.between_epochs = self.limit
+        self.epochs: list[float] = []
+        self.before = reset_peak_rss()
+
+    def epoch(self) -> str:
+        run, k, monitor = self.run, len(self.epochs), self.monitor
+        x, y = run.data.x, run.data.y
+        if run.cfg.shuffle:
+            order = epoch_order(len(x), k, run.spec.seed)
+            x, y = x[order], y[order]
+        unit = Monitor(math.inf, lambda predict: False, 1)
+        run.impl.train(run.model, x, y, replace(run.cfg, shuffle=False), 1, run.spec.seed, unit)
+        seconds = unit.elapsed()
+        self.epochs.append(seconds)
+        monitor.epoch_times.append(seconds)
+        monitor.step_times.extend(unit.step_times)
+        monitor.epochs_done, monitor.steps_done = k + 1, monitor.steps_done + unit.steps_done
+        monitor.curve.append((k + 1, unit.curve[-1][1]))
+        if monitor.time_to_target is None and run.target(
+                lambda inputs: run.impl.predict(run.model, inputs)):
+            monitor.time_to_target, monitor.epochs_to_target = sum(self.epochs), k + 1
+        return f"{seconds!r}" + (" target" if monitor.time_to_target is not None else "")
+
+    def between(self) -> str:
+        self.limit()
+        return f"{self.limit.times[-1]!r}"
+
+    def finish(self, group: str) -> dict:
+        run, monitor, spec = self.run, self.monitor, self.run.spec
+        data, n = run.data, len(self.epochs)
+        peak = environment.rss_mib(field="VmHWM") - self.before
+        scale = data.n_full / len(data.x)  # a prefix of the data: the full epoch, per sample
+        epoch = statistics.median(self.epochs)
+        steps = -(-len(data.x) // min(run.cfg.batch_size, len(data.x)))
+        monitor.over_budget = n < spec.epochs  # the rounds ended before the configuration
+        timed = {"train_time_s": epoch * scale * spec.epochs, "epoch_time_s": epoch * scale,
+                 "step_time_ms": 1e3 * epoch / steps, "measured_train_time_s": sum(self.epochs),
+                 "measured_epochs": n, "extrapolated": scale != 1 or n != spec.epochs}
+        rounds = {"group": group, "epoch": self.epochs,
+                  **({"limit": self.limit.times} if self.limit and self.limit.times else {}),
+                  **({"target_epoch": monitor.epochs_to_target}
+                     if monitor.epochs_to_target else {})}
+        trained = Trained(spec, run.cfg, run.impl, run.model, data, monitor, run.initial)
+        return assemble(run.experiment, trained, run.same, timed, run.warmup_s,
+                        json.dumps(run.impl.settings(run.model)), peak, monitor.time_to_target,
+                        round_times_s=json.dumps(rounds))
+
+
+def serve(experiments: dict[str, Experiment], spec_path: str, result_path: str) -> int:
+    """The worker of one run in interleaved rounds: ``@@ready`` once it is prepared (with
+    `` limit`` where it has the experiment's work between epochs), then one line a command
+    read from stdin: ``epoch`` and ``limit`` run a unit and reply ``@@unit SECONDS`` (with
+    `` target`` once the target is reached); ``end GROUP`` writes its row and exits."""
+    die_with_parent()
+    spec = RunSpec(**json.loads(Path(spec_path).read_text()))
+    write_row(Path(result_path), guarded(spec, lambda: _serve(experiments[spec.experiment],
+                                                               spec)))
+    return 0
+
+
+def _serve(experiment: Experiment, spec: RunSpec) -> dict:
+    served = Served(prepare(experiment, spec))
+    print(READY + (" limit" if served.limit else ""), flush=True)
+    for line in sys.stdin:
+        command, *rest = line.split()
+        if command == "end":
+            return served.finish(rest[0] if rest else "")
+        print(f"{UNIT} {served.epoch() if command == 'epoch' else served.between()}",
+              flush=True)
+    raise RuntimeError("the runner closed the rounds without ending them")
+
+
+def write_row(path: Path, row: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(row))
+    os.replace(tmp, path)
+
+
 def main(experiments: dict[str, Experiment], specs_path: str, results_dir: str) -> int:
     """Run the specs listed in ``specs_path``, each with its experiment from
     ``experiments``: one after another, or as one seed-batched network where
@@ -347,11 +461,15 @@ def main(experiments: dict[str, Experiment], specs_path: str, results_dir: str) 
         rows = (guarded(spec, lambda s=spec: execute(experiments[s.experiment], s))
                 for spec in specs)
     for i, row in enumerate(rows):
-        path = Path(results_dir) / f"result-{i}.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(row))
-        os.replace(tmp, path)
+        write_row(Path(results_dir) / f"result-{i}.json", row)
     return 0
+
+
+def failure(experiment: Experiment, spec: RunSpec, status: str, error: str) -> dict:
+    """The row of a run whose worker did not write one (killed, timed out, crashed)."""
+    return {**experiment.base_row(spec), "status": status, "error": error,
+            **implementation_columns(spec.impl), **environment.context(),
+            "timestamp": environment.utc_now()}
 
 
 def guarded(spec: RunSpec, work, many: int = 0):

@@ -119,9 +119,18 @@ def reversal_table(gen: pd.DataFrame) -> tuple[str, str, str]:
 
 
 def speed_table(speed: pd.DataFrame) -> str:
+    """The targets: each ratio with its 95% interval and verdict where the runs were
+    interleaved (a speed.csv from before the rounds says whether the ratio met it)."""
     table = speed[["metric", "scratch", "reference", "ratio", "target", "met"]].copy()
     table["target"] = [("" if pd.isna(t) else f"<= {t:.3g}") for t in table["target"]]
     table["met"] = table["met"].fillna("").astype(str)
+    if "verdict" in speed:
+        table["95% interval"] = ["" if pd.isna(lo) else f"{lo:.3g}-{hi:.3g} ({n:.0f} rounds)"
+                                 for lo, hi, n in zip(speed["ratio_low"], speed["ratio_high"],
+                                                      speed["rounds"], strict=True)]
+        table["met"] = speed["verdict"].fillna("").astype(str)
+        table = table.rename(columns={"met": "verdict"})[
+            ["metric", "scratch", "reference", "ratio", "95% interval", "target", "verdict"]]
     return table.to_markdown(index=False, floatfmt=".4g")
 
 

@@ -1,0 +1,161 @@
+"""Runs trained side by side in interleaved rounds, each in a long-lived process of its own.
+
+Each run's worker (``python -m WORKER --serve``) is started and prepared (its identity
+check, build and warm-up) one after another, so that no warm-up, and no calibration that
+times itself, shares the machine with another. Then, round after round, every run trains
+one unit (an epoch; the reference's matmul limit too, where it has one) in a freshly
+shuffled order, while the others wait idle (``rounds.interleave``). Each process keeps its
+framework's default threads. At the end each worker writes its row, whose
+``round_times_s`` holds its units' times, round by round, and the group's id: the
+reports pair two rows' times round by round only within one group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.errors import Interrupted
+from benchmarks.harness.experiment import Experiment
+from benchmarks.harness.rounds import MIN_ROUNDS, interleave
+from benchmarks.harness.specs import RunSpec
+from benchmarks.harness.worker import PARENT, READY, UNIT, failure
+
+LIMIT = " limit"  # the unit name of a run's work between epochs (the matmul limit)
+
+
+class Server:
+    """One run's worker process, and its replies read as they come."""
+
+    def __init__(self, spec: RunSpec, folder: Path, log, worker: str, i: int):
+        self.spec, self.result = spec, folder / f"result-{i}.json"
+        path = folder / f"spec-{i}.json"
+        path.write_text(json.dumps(asdict(spec)))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", worker, "--serve", str(path), str(self.result)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
+            start_new_session=True,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", PARENT: str(os.getpid())})
+        self.replies: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        self.failed = ""  # why it stopped answering: timeout, or the worker's exit
+        self.reached = False
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            if line.startswith("@@"):
+                self.replies.put(line.split())
+        self.replies.put(None)  # the process ended
+
+    def reply(self, timeout_s: float) -> list[str] | None:
+        """The next reply; None where the worker ended or ran past ``timeout_s`` (killed)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            Interrupted.check()
+            try:
+                line = self.replies.get(timeout=min(0.1, max(deadline - time.monotonic(), 0)))
+            except queue.Empty:
+                if time.monotonic() < deadline:
+                    continue
+                self.kill()
+                self.failed = f"killed after {timeout_s:.0f} s (--profile sets the limit)"
+                return None
+            if line is None:
+                self.failed = self.failed or "exited"
+            return line
+
+    def ready(self) -> None:
+        """Wait until the worker is prepared (or failed): its reply says whether it has a
+        limit unit."""
+        line = self.reply(self.spec.timeout_s)
+        self.limit = bool(line) and line[0] == READY and line[1:] == ["limit"]
+
+    def unit(self, command: str) -> float | None:
+        """Run one unit: its seconds, or None where the worker failed."""
+        if self.failed:
+            return None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        line = self.reply(self.spec.timeout_s)
+        if not line or line[0] != UNIT:
+            return None
+        self.reached = self.reached or line[2:] == ["target"]
+        return float(line[1])
+
+    def end(self, group: str, experiment: Experiment, log: Path) -> dict:
+        """Its row: the worker's own, or why there is none."""
+        if not self.failed:
+            with contextlib.suppress(BrokenPipeError):
+                self.proc.stdin.write(f"end {group}\n")
+                self.proc.stdin.flush()
+            try:
+                self.proc.wait(timeout=self.spec.timeout_s)
+            except subprocess.TimeoutExpired:
+                self.failed = f"killed after {self.spec.timeout_s:.0f} s (--profile sets the limit)"
+        self.kill()
+        if self.result.exists():
+            return {**experiment.base_row(self.spec), **json.loads(self.result.read_text())}
+        if self.failed.startswith("killed"):
+            return failure(experiment, self.spec, "timeout", self.failed)
+        tail = log.read_text().strip().splitlines()[-1:] if log.exists() else []
+        status = "killed" if self.proc.returncode < 0 else "error"
+        return failure(experiment, self.spec, status,
+                       f"worker exited with code {self.proc.returncode}: "
+                       f"{tail[0] if tail else 'no output'}")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, 9)
+        self.proc.wait()
+
+
+def run_rounds(experiment: Experiment, specs: list[RunSpec], log_dir: Path,
+               on_progress: Callable[[int, int], None], worker: str
+               ) -> Iterator[list[tuple[RunSpec, dict]]]:
+    """Train ``specs`` side by side in interleaved rounds; yield their rows, in order, once.
+    The first spec is the reference: the rounds end once every ratio to it is narrow
+    enough (or, where the runs stop at their target, once every run has reached it), at
+    MIN_ROUNDS at the least, at the specs' epochs at the most, or when the first spec's
+    budget_s is spent. A run whose worker fails ends the rounds for all, which keep the
+    whole rounds before it."""
+    group, first = uuid.uuid4().hex[:12], specs[0]
+    logs = [log_dir / "logs" / f"{'-'.join(map(str, s.key[:4]))}-seed{s.seed}.log"
+            for s in specs]
+    logs[0].parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"groundup-run-{os.getpid()}-") as tmp, \
+            contextlib.ExitStack() as stack:
+        servers = []
+        for i, (spec, log) in enumerate(zip(specs, logs)):  # prepared one at a time
+            server = Server(spec, Path(tmp), stack.enter_context(open(log, "w")), worker, i)
+            stack.callback(server.kill)
+            servers.append(server)
+            server.ready()
+        live = [s for s in servers if not s.failed]
+        units = {s.spec.impl: (lambda s=s: s.unit("epoch")) for s in live}
+        units.update({s.spec.impl + LIMIT: (lambda s=s: s.unit("limit"))
+                      for s in live[:1] if s.limit})  # the reference's alone
+        names = list(units)
+        done = (lambda: all(s.reached for s in live)) if first.stop_at_target else None
+        if live:
+            interleave(units, [(names[0], other) for other in names[1:]],
+                       np.random.default_rng(first.seed),
+                       min_rounds=min(MIN_ROUNDS, first.epochs), max_rounds=first.epochs,
+                       time_limit_s=first.budget_s, done=done,
+                       on_round=lambda rounds: on_progress(rounds, first.epochs))
+        rows = [s.end(group, experiment, log) for s, log in zip(servers, logs)]
+    yield list(zip(specs, rows))
+

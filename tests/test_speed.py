@@ -1,0 +1,107 @@
+"""The speed targets' table from interleaved rounds (benchmarks/experiments/speed.py): each
+ratio paired round by round within one group, its interval and its verdict."""
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from benchmarks.experiments import speed
+
+B32 = "MNIST batch 32: s per epoch, scratch / keras fit"
+LIMIT = "MNIST batch 128, file order: s per epoch, scratch / its matmuls alone"
+TO98 = "MNIST s to 98% test accuracy (SGD lr 0.2, batch 32, shuffled), scratch / keras"
+
+
+def run(config, impl, epochs, group="g1", **more):
+    rounds = {"group": group, "epoch": epochs,
+              **{k: v for k, v in more.items() if k in ("limit", "target_epoch")}}
+    return {"status": "ok", "task": "mnist", "config": config, "impl": impl, "seed": 0,
+            "epoch_time_s": sorted(epochs)[len(epochs) // 2], "step_time_ms": math.nan,
+            "matmul_epoch_s": sorted(more.get("limit", [math.nan]))[0],
+            "time_to_target_s": more.get("to_target", math.nan),
+            "round_times_s": json.dumps(rounds), "cpu": "cpu", "commit": "c",
+            "timestamp": "t"}
+
+
+def table(*rows) -> pd.DataFrame:
+    return speed.summarize(pd.DataFrame(rows)).set_index("metric")
+
+
+def wobble(value, n=8):
+    """n times near ``value``, a round's noise each (+-2%)."""
+    return [value * (1 + 0.02 * ((i % 3) - 1)) for i in range(n)]
+
+
+def test_an_interval_below_the_matmul_floor_is_a_measurement_fault():
+    """An epoch contains its own matrix products: scratch at half its matmul limit, in
+    every round, is a broken measurement, never a result."""
+    got = table(run("b128", "scratch-shortcut", wobble(1.0), limit=wobble(2.0)))
+    row = got.loc[LIMIT]
+    assert row["ratio_high"] < 1.0 and row["rounds"] == 8
+    assert row["verdict"] == "measurement fault"
+    fine = table(run("b128", "scratch-shortcut", wobble(1.3), limit=wobble(1.0))).loc[LIMIT]
+    assert fine["verdict"] == "met" and fine["ratio_low"] > 1.0
+
+
+@pytest.mark.parametrize("keras, verdict", [
+    (wobble(4.0), "met"),          # 0.25, wholly within 0.4
+    (wobble(2.0), "missed"),       # 0.5, wholly beyond
+    ([2.0, 3.0] * 4, "undecided"),  # 0.33 and 0.5 in turn: the interval straddles 0.4
+])
+def test_the_verdict_reads_the_rounds_interval(keras, verdict):
+    got = table(run("b32", "scratch-shortcut", [1.0] * 8), run("b32", "keras", keras))
+    row = got.loc[B32]
+    assert row["verdict"] == verdict and row["rounds"] == 8
+    assert row["ratio_low"] <= row["ratio"] <= row["ratio_high"]
+
+
+def test_rows_of_two_groups_of_rounds_do_not_pair():
+    """A resumed run's rows trained in other rounds than the reference's: no interval."""
+    got = table(run("b32", "scratch-shortcut", [1.0] * 8, group="g1"),
+                run("b32", "keras", wobble(4.0), group="g2"))
+    row = got.loc[B32]
+    assert math.isnan(row["ratio_low"]) and row["verdict"] == "undecided"
+    assert row["ratio"] == pytest.approx(0.25, rel=0.03)  # the figures still divide
+
+
+def test_time_to_target_pairs_the_crossing_epochs_and_the_clock():
+    """scratch crosses at epoch 4, keras at 5, each epoch of scratch's a quarter of
+    keras': the ratio is 4/5 x 1/4 = 0.2, whatever the rounds' order."""
+    got = table(run("to98", "scratch-shortcut", [1.0] * 6, target_epoch=4, to_target=4.0),
+                run("to98", "keras", [4.0] * 6, target_epoch=5, to_target=20.0))
+    row = got.loc[TO98]
+    assert row["ratio"] == pytest.approx(0.2)
+    assert row["ratio_low"] == pytest.approx(0.2) and row["ratio_high"] == pytest.approx(0.2)
+    assert row["verdict"] == "met"
+
+
+def test_mnist_runs_train_in_interleaved_rounds_each_in_its_own_process(tmp_path):
+    """scratch and jax side by side on MNIST batch 128: the rows of one group, each with
+    its epochs round by round, and scratch's matmul limit as a unit of the same rounds."""
+    from dataclasses import replace
+
+    from benchmarks.experiments import EXPERIMENTS, WORKER
+    from benchmarks.harness.runner import groups, run_group
+    from benchmarks.harness.specs import PROFILES, Selection
+    from tests.conftest import needs
+
+    needs("jax")
+    planned = speed.specs(PROFILES["quick"], Selection(["mnist/b128"], ["scratch-shortcut",
+                                                                         "jax"], None))
+    specs = [replace(s, epochs=3, train_samples=256) for s in planned]
+    experiment = EXPERIMENTS["speed"]
+    assert groups(experiment, specs) == [specs]  # one group of rounds
+    progress = []
+    rows = [row for batch in run_group(experiment, specs, tmp_path,
+                                       lambda d, t: progress.append(d), 1e9, WORKER)
+            for _, row in batch]
+    assert [r["impl"] for r in rows] == ["scratch-shortcut", "jax"]
+    assert all(r["status"] == "ok" for r in rows), [r["error"] for r in rows]
+    scratch, jax = (json.loads(r["round_times_s"]) for r in rows)
+    assert scratch["group"] == jax["group"] and progress == [1, 2, 3]
+    assert len(scratch["epoch"]) == len(jax["epoch"]) == len(scratch["limit"]) == 3
+    assert "limit" not in jax  # the reference's alone
+    assert all(r["measured_epochs"] == 3 and r["epoch_time_s"] > 0 for r in rows)
+    assert rows[0]["matmul_epoch_s"] > 0
