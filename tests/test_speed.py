@@ -105,3 +105,38 @@ def test_mnist_runs_train_in_interleaved_rounds_each_in_its_own_process(tmp_path
     assert "limit" not in jax  # the reference's alone
     assert all(r["measured_epochs"] == 3 and r["epoch_time_s"] > 0 for r in rows)
     assert rows[0]["matmul_epoch_s"] > 0
+
+
+def test_a_worker_killed_mid_rounds_ends_them_and_the_others_keep_their_rows(tmp_path):
+    """kill -9 of jax's worker after the first round: the rounds end with that whole
+    round, scratch's row keeps it, and jax's row says it was killed."""
+    import os
+    import signal
+    from dataclasses import replace
+
+    from benchmarks.experiments import EXPERIMENTS, WORKER
+    from benchmarks.harness.runner import run_group
+    from benchmarks.harness.specs import PROFILES, Selection
+    from tests.conftest import needs
+
+    needs("jax")
+    planned = speed.specs(PROFILES["quick"], Selection(["mnist/b32"], ["scratch-shortcut",
+                                                                        "jax"], None))
+    specs = [replace(s, epochs=4, train_samples=256) for s in planned]
+
+    def kill_jax(done, total):
+        if done == 1:
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    cmd = open(f"/proc/{pid}/cmdline").read().split("\0")
+                except OSError:
+                    continue
+                if "--serve" in cmd and any(c.endswith("result-1.json") for c in cmd):
+                    os.kill(int(pid), signal.SIGKILL)
+
+    rows = [row for batch in run_group(EXPERIMENTS["speed"], specs, tmp_path, kill_jax, 1e9,
+                                       WORKER) for _, row in batch]
+    scratch, jax = rows
+    assert scratch["status"] == "ok" and scratch["measured_epochs"] in (1, 2)
+    assert len(json.loads(scratch["round_times_s"])["epoch"]) == scratch["measured_epochs"]
+    assert jax["status"] == "killed" and "-9" in jax["error"]

@@ -87,8 +87,12 @@ class Server:
         """Run one unit: its seconds, or None where the worker failed."""
         if self.failed:
             return None
-        self.proc.stdin.write(command + "\n")
-        self.proc.stdin.flush()
+        try:
+            self.proc.stdin.write(command + "\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:  # it has ended: its row says why
+            self.failed = "exited"
+            return None
         line = self.reply(self.spec.timeout_s)
         if not line or line[0] != UNIT:
             return None
@@ -145,8 +149,8 @@ def run_rounds(experiment: Experiment, specs: list[RunSpec], log_dir: Path,
             servers.append(server)
             server.ready()
         live = [s for s in servers if not s.failed]
-        units = {s.spec.impl: (lambda s=s: s.unit("epoch")) for s in live}
-        units.update({s.spec.impl + LIMIT: (lambda s=s: s.unit("limit"))
+        units = {s.spec.label(): (lambda s=s: s.unit("epoch")) for s in live}
+        units.update({s.spec.label() + LIMIT: (lambda s=s: s.unit("limit"))
                       for s in live[:1] if s.limit})  # the reference's alone
         names = list(units)
         done = (lambda: all(s.reached for s in live)) if first.stop_at_target else None
