@@ -56,7 +56,7 @@ class Experiment:
     # timed or not; None: the rule above
     same_process: Callable[[RunSpec], tuple] | None = None
     # spec -> key, or None: the runs with the same key train side by side in interleaved
-    # rounds (runner.run_rounds), each in a process of its own; the first the reference
+    # rounds (interleaved.run_rounds), each in a process of its own; the first the reference
     rounds: Callable[[RunSpec], tuple | None] | None = None
     curves: bool = True                     # write each run's loss curve to *_curves.csv
     time_plots: bool = True                 # plot time and memory per task and config

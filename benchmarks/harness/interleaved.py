@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.errors import Interrupted
+from benchmarks.harness import environment
 from benchmarks.harness.experiment import Experiment
 from benchmarks.harness.rounds import MIN_ROUNDS, interleave
 from benchmarks.harness.specs import RunSpec
@@ -40,8 +41,9 @@ LIMIT = " limit"  # the unit name of a run's work between epochs (the matmul lim
 class Server:
     """One run's worker process, and its replies read as they come."""
 
-    def __init__(self, spec: RunSpec, folder: Path, log, worker: str, i: int):
-        self.spec, self.result = spec, folder / f"result-{i}.json"
+    def __init__(self, spec: RunSpec, folder: Path, log, worker: str, i: int,
+                 memory_mib: float):
+        self.spec, self.result, self.memory_mib = spec, folder / f"result-{i}.json", memory_mib
         path = folder / f"spec-{i}.json"
         path.write_text(json.dumps(asdict(spec)))
         self.proc = subprocess.Popen(
@@ -68,6 +70,10 @@ class Server:
             try:
                 line = self.replies.get(timeout=min(0.1, max(deadline - time.monotonic(), 0)))
             except queue.Empty:
+                if environment.rss_mib(self.proc.pid) > self.memory_mib:  # NaN: gone
+                    self.kill()
+                    self.failed = f"oom: killed above {self.memory_mib:.0f} MiB of resident memory"
+                    return None
                 if time.monotonic() < deadline:
                     continue
                 self.kill()
@@ -99,21 +105,28 @@ class Server:
         self.reached = self.reached or line[2:] == ["target"]
         return float(line[1])
 
-    def end(self, group: str, experiment: Experiment, log: Path) -> dict:
-        """Its row: the worker's own, or why there is none."""
+    def end(self, group: str, rounds: int, experiment: Experiment, log: Path) -> dict:
+        """Its row, of the group's ``rounds`` whole rounds: the worker's own, or why there is
+        none."""
         if not self.failed:
             with contextlib.suppress(BrokenPipeError):
-                self.proc.stdin.write(f"end {group}\n")
+                self.proc.stdin.write(f"end {group} {rounds}\n")
                 self.proc.stdin.flush()
-            try:
-                self.proc.wait(timeout=self.spec.timeout_s)
-            except subprocess.TimeoutExpired:
-                self.failed = f"killed after {self.spec.timeout_s:.0f} s (--profile sets the limit)"
+            deadline = time.monotonic() + self.spec.timeout_s
+            while self.proc.poll() is None:
+                Interrupted.check()
+                if time.monotonic() > deadline:
+                    self.failed = (f"killed after {self.spec.timeout_s:.0f} s (--profile sets "
+                                   "the limit)")
+                    break
+                time.sleep(0.05)
         self.kill()
         if self.result.exists():
             return {**experiment.base_row(self.spec), **json.loads(self.result.read_text())}
-        if self.failed.startswith("killed"):
-            return failure(experiment, self.spec, "timeout", self.failed)
+        if self.failed.startswith(("killed", "oom")):
+            status, _, error = self.failed.partition(": ") if self.failed.startswith("oom") \
+                else ("timeout", "", self.failed)
+            return failure(experiment, self.spec, status, error)
         tail = log.read_text().strip().splitlines()[-1:] if log.exists() else []
         status = "killed" if self.proc.returncode < 0 else "error"
         return failure(experiment, self.spec, status,
@@ -128,7 +141,7 @@ class Server:
 
 
 def run_rounds(experiment: Experiment, specs: list[RunSpec], log_dir: Path,
-               on_progress: Callable[[int, int], None], worker: str
+               on_progress: Callable[[int, int], None], memory_mib: float, worker: str
                ) -> Iterator[list[tuple[RunSpec, dict]]]:
     """Train ``specs`` side by side in interleaved rounds; yield their rows, in order, once.
     The first spec is the reference: the rounds end once every ratio to it is narrow
@@ -144,22 +157,25 @@ def run_rounds(experiment: Experiment, specs: list[RunSpec], log_dir: Path,
             contextlib.ExitStack() as stack:
         servers = []
         for i, (spec, log) in enumerate(zip(specs, logs)):  # prepared one at a time
-            server = Server(spec, Path(tmp), stack.enter_context(open(log, "w")), worker, i)
+            server = Server(spec, Path(tmp), stack.enter_context(open(log, "w")), worker, i,
+                            memory_mib)
             stack.callback(server.kill)
             servers.append(server)
             server.ready()
         live = [s for s in servers if not s.failed]
         units = {s.spec.label(): (lambda s=s: s.unit("epoch")) for s in live}
         units.update({s.spec.label() + LIMIT: (lambda s=s: s.unit("limit"))
-                      for s in live[:1] if s.limit})  # the reference's alone
+                      for s in servers[:1] if s in live and s.limit})  # the reference's
         names = list(units)
         done = (lambda: all(s.reached for s in live)) if first.stop_at_target else None
+        rounds = 0
         if live:
-            interleave(units, [(names[0], other) for other in names[1:]],
+            times = interleave(units, [(names[0], other) for other in names[1:]],
                        np.random.default_rng(first.seed),
                        min_rounds=min(MIN_ROUNDS, first.epochs), max_rounds=first.epochs,
                        time_limit_s=first.budget_s, done=done,
-                       on_round=lambda rounds: on_progress(rounds, first.epochs))
-        rows = [s.end(group, experiment, log) for s, log in zip(servers, logs)]
+                       on_round=lambda done: on_progress(done, first.epochs))
+            rounds = len(next(iter(times.values())))
+        rows = [s.end(group, rounds, experiment, log) for s, log in zip(servers, logs)]
     yield list(zip(specs, rows))
 

@@ -247,7 +247,7 @@ def run_group(experiment: Experiment, specs: list[RunSpec], log_dir: Path,
     Each run's time limit counts from the end of the run before it. A group that the
     experiment trains in interleaved rounds runs there (``interleaved.run_rounds``)."""
     if experiment.rounds and experiment.rounds(specs[0]) is not None:
-        yield from run_rounds(experiment, specs, log_dir, on_progress, worker)
+        yield from run_rounds(experiment, specs, log_dir, on_progress, memory_mib, worker)
         return
     with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-") as tmp:
         specs_path = Path(tmp) / "specs.json"

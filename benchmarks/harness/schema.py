@@ -164,7 +164,8 @@ SPEED = {
     "metric": ("", "what is divided by what"),
     "scratch": ("s or ms", "the scratch figure (unit as the metric says)"),
     "reference": ("s or ms", "Keras' figure, or the matmul limit"),
-    "ratio": ("1", "scratch / reference (lower is better)"),
+    "ratio": ("1", "scratch / reference (lower is better): the median of the rounds' ratios "
+                   "where they pair, the figures' quotient where not"),
     "target": ("1", "the largest ratio that meets the target; empty: reported only"),
     "met": ("bool", "ratio <= target; empty where there is no target"),
     "ratio_low": ("1", "the 95% interval of the ratio, its low end: the median of the "

@@ -361,7 +361,7 @@ READY, UNIT = "@@ready", "@@unit"  # a served run's replies to the runner
 
 
 class Served:
-    """A run trained in interleaved rounds (``runner.run_rounds``): one unit at a time, at
+    """A run trained in interleaved rounds (``interleaved.run_rounds``): one unit at a time, at
     the runner's command, each timed alone. A unit is the next epoch, in its own order
     (reordered here, outside the timer) and trained by the implementation's own loop, or
     the experiment's work between epochs (the matmul limit). The target is checked after
@@ -397,32 +397,43 @@ class Served:
         self.limit()
         return f"{self.limit.times[-1]!r}"
 
-    def finish(self, group: str) -> dict:
-        run, monitor, spec = self.run, self.monitor, self.run.spec
+    def finish(self, group: str, rounds: int) -> dict:
+        """The row, of the ``rounds`` whole rounds the group trained (a unit of a round that
+        a failure cut short is left out). Its times are the rounds' median epoch; the
+        configuration's epochs (cfg.epochs) scale the training time."""
+        run, monitor, spec, cfg = self.run, self.monitor, self.run.spec, self.run.cfg
+        del self.epochs[rounds:], monitor.epoch_times[rounds:], monitor.curve[rounds:]
+        if self.limit:
+            del self.limit.times[rounds:]
+        if (monitor.epochs_to_target or 0) > rounds:
+            monitor.time_to_target = monitor.epochs_to_target = None
         data, n = run.data, len(self.epochs)
         peak = environment.rss_mib(field="VmHWM") - self.before
         scale = data.n_full / len(data.x)  # a prefix of the data: the full epoch, per sample
         epoch = statistics.median(self.epochs)
-        steps = -(-len(data.x) // min(run.cfg.batch_size, len(data.x)))
-        monitor.over_budget = n < spec.epochs  # the rounds ended before the configuration
-        timed = {"train_time_s": epoch * scale * spec.epochs, "epoch_time_s": epoch * scale,
+        steps = -(-len(data.x) // min(cfg.batch_size, len(data.x)))
+        reached = spec.stop_at_target and monitor.time_to_target is not None
+        monitor.over_budget = n < cfg.epochs and not reached  # ended before the configuration
+        timed = {"train_time_s": epoch * scale * cfg.epochs, "epoch_time_s": epoch * scale,
                  "step_time_ms": 1e3 * epoch / steps, "measured_train_time_s": sum(self.epochs),
-                 "measured_epochs": n, "extrapolated": scale != 1 or n != spec.epochs}
-        rounds = {"group": group, "epoch": self.epochs,
-                  **({"limit": self.limit.times} if self.limit and self.limit.times else {}),
-                  **({"target_epoch": monitor.epochs_to_target}
-                     if monitor.epochs_to_target else {})}
+                 "measured_epochs": n,
+                 "extrapolated": scale != 1 or (n < cfg.epochs and not reached)}
+        rounds_s = {"group": group, "epoch": self.epochs,
+                    **({"limit": self.limit.times} if self.limit and self.limit.times else {}),
+                    **({"target_epoch": monitor.epochs_to_target}
+                       if monitor.epochs_to_target else {})}
         trained = Trained(spec, run.cfg, run.impl, run.model, data, monitor, run.initial)
         return assemble(run.experiment, trained, run.same, timed, run.warmup_s,
                         json.dumps(run.impl.settings(run.model)), peak, monitor.time_to_target,
-                        round_times_s=json.dumps(rounds))
+                        round_times_s=json.dumps(rounds_s))
 
 
 def serve(experiments: dict[str, Experiment], spec_path: str, result_path: str) -> int:
     """The worker of one run in interleaved rounds: ``@@ready`` once it is prepared (with
     `` limit`` where it has the experiment's work between epochs), then one line a command
     read from stdin: ``epoch`` and ``limit`` run a unit and reply ``@@unit SECONDS`` (with
-    `` target`` once the target is reached); ``end GROUP`` writes its row and exits."""
+    `` target`` once the target is reached); ``end GROUP ROUNDS`` writes its row, of the
+    group's ROUNDS whole rounds, and exits."""
     die_with_parent()
     spec = RunSpec(**json.loads(Path(spec_path).read_text()))
     write_row(Path(result_path), guarded(spec, lambda: _serve(experiments[spec.experiment],
@@ -436,7 +447,7 @@ def _serve(experiment: Experiment, spec: RunSpec) -> dict:
     for line in sys.stdin:
         command, *rest = line.split()
         if command == "end":
-            return served.finish(rest[0] if rest else "")
+            return served.finish(rest[0], int(rest[1]))
         print(f"{UNIT} {served.epoch() if command == 'epoch' else served.between()}",
               flush=True)
     raise RuntimeError("the runner closed the rounds without ending them")
