@@ -23,6 +23,7 @@ import pytest
 from benchmarks.cli import main
 from benchmarks.harness import folder, runner
 from benchmarks.harness.schema import KEY
+from benchmarks.harness.worker import PARENT
 from scratch import MLP
 from scratch.model import TrainingDiverged
 
@@ -396,7 +397,7 @@ def test_a_silent_worker_dies_with_its_runner_on_kill_9(tmp_path):
     worker = ("import time; from benchmarks.harness.worker import die_with_parent; "
               "die_with_parent(); time.sleep(60)")
     runner_code = ("import os, subprocess, sys, time; "
-                   f"env = {{**os.environ, {runner.PARENT!r}: str(os.getpid())}}; "
+                   f"env = {{**os.environ, {PARENT!r}: str(os.getpid())}}; "
                    f"p = subprocess.Popen([sys.executable, '-c', {worker!r}], env=env); "
                    "print(p.pid, flush=True); time.sleep(60)")
     parent = subprocess.Popen([sys.executable, "-c", runner_code], stdout=subprocess.PIPE,

@@ -70,7 +70,7 @@ def test_an_interrupt_that_lands_in_a_finalizer_still_stops_the_run(tmp_path, mo
     ignored"): a Ctrl-C whose KeyboardInterrupt lands in a finalizer that the garbage
     collector runs at that moment must stop the run all the same, with its exit code."""
     from benchmarks.errors import Interrupted
-    from benchmarks.harness import runner
+    from benchmarks.harness import processes
 
     class Finalized:
         def __del__(self):
@@ -83,8 +83,8 @@ def test_an_interrupt_that_lands_in_a_finalizer_still_stops_the_run(tmp_path, mo
         polls.pop()  # collected here: the KeyboardInterrupt is lost
         return original(*args)
 
-    original = runner._check
-    monkeypatch.setattr(runner, "_check", check)
+    original = processes.check
+    monkeypatch.setattr(processes, "check", check)
     monkeypatch.setattr(Interrupted, "flag", False)  # restored after the test
     out = tmp_path / "run"
     code = main(["run", "--profile", "smoke", "--task", "xor", "--impl", "scratch-shortcut",

@@ -17,7 +17,6 @@ import json
 import os
 import queue
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -29,11 +28,11 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.errors import Interrupted
-from benchmarks.harness import environment
+from benchmarks.harness import processes
 from benchmarks.harness.experiment import Experiment
 from benchmarks.harness.rounds import MIN_ROUNDS, interleave
 from benchmarks.harness.specs import RunSpec
-from benchmarks.harness.worker import PARENT, READY, UNIT, failure
+from benchmarks.harness.worker import READY, UNIT
 
 LIMIT = " limit"  # the unit name of a run's work between epochs (the matmul limit)
 
@@ -41,19 +40,17 @@ LIMIT = " limit"  # the unit name of a run's work between epochs (the matmul lim
 class Server:
     """One run's worker process, and its replies read as they come."""
 
-    def __init__(self, spec: RunSpec, folder: Path, log, worker: str, i: int,
+    def __init__(self, spec: RunSpec, folder: Path, log: Path, stderr, worker: str, i: int,
                  memory_mib: float):
-        self.spec, self.result, self.memory_mib = spec, folder / f"result-{i}.json", memory_mib
+        self.spec, self.log, self.memory_mib = spec, log, memory_mib
+        self.result = folder / f"result-{i}.json"
         path = folder / f"spec-{i}.json"
         path.write_text(json.dumps(asdict(spec)))
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", worker, "--serve", str(path), str(self.result)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
-            start_new_session=True,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", PARENT: str(os.getpid())})
+        self.proc = processes.start(worker, ["--serve", str(path), str(self.result)], stderr,
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.replies: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
-        self.failed = ""  # why it stopped answering: timeout, or the worker's exit
+        self.failed = ""  # why it stopped answering: timeout or oom (killed by us), or error
         self.reached = False
 
     def _read(self) -> None:
@@ -62,31 +59,28 @@ class Server:
                 self.replies.put(line.split())
         self.replies.put(None)  # the process ended
 
-    def reply(self, timeout_s: float) -> list[str] | None:
-        """The next reply; None where the worker ended or ran past ``timeout_s`` (killed)."""
-        deadline = time.monotonic() + timeout_s
+    def reply(self) -> list[str] | None:
+        """The next reply; None where the worker ended, or ran past its time or memory
+        limit (killed)."""
+        start = time.monotonic()
         while True:
             Interrupted.check()
             try:
-                line = self.replies.get(timeout=min(0.1, max(deadline - time.monotonic(), 0)))
+                line = self.replies.get(timeout=0.1)
             except queue.Empty:
-                if environment.rss_mib(self.proc.pid) > self.memory_mib:  # NaN: gone
-                    self.kill()
-                    self.failed = f"oom: killed above {self.memory_mib:.0f} MiB of resident memory"
+                status = processes.check(self.proc, start, self.spec.timeout_s, self.memory_mib)
+                if status in ("timeout", "oom"):
+                    self.failed = status
                     return None
-                if time.monotonic() < deadline:
-                    continue
-                self.kill()
-                self.failed = f"killed after {timeout_s:.0f} s (--profile sets the limit)"
-                return None
+                continue
             if line is None:
-                self.failed = self.failed or "exited"
+                self.failed = self.failed or "error"
             return line
 
     def ready(self) -> None:
         """Wait until the worker is prepared (or failed): its reply says whether it has a
         limit unit."""
-        line = self.reply(self.spec.timeout_s)
+        line = self.reply()
         self.limit = bool(line) and line[0] == READY and line[1:] == ["limit"]
 
     def unit(self, command: str) -> float | None:
@@ -97,47 +91,32 @@ class Server:
             self.proc.stdin.write(command + "\n")
             self.proc.stdin.flush()
         except BrokenPipeError:  # it has ended: its row says why
-            self.failed = "exited"
+            self.failed = "error"
             return None
-        line = self.reply(self.spec.timeout_s)
+        line = self.reply()
         if not line or line[0] != UNIT:
             return None
         self.reached = self.reached or line[2:] == ["target"]
         return float(line[1])
 
-    def end(self, group: str, rounds: int, experiment: Experiment, log: Path) -> dict:
+    def end(self, group: str, rounds: int, experiment: Experiment) -> dict:
         """Its row, of the group's ``rounds`` whole rounds: the worker's own, or why there is
         none."""
         if not self.failed:
             with contextlib.suppress(BrokenPipeError):
                 self.proc.stdin.write(f"end {group} {rounds}\n")
                 self.proc.stdin.flush()
-            deadline = time.monotonic() + self.spec.timeout_s
-            while self.proc.poll() is None:
+            status, start = "", time.monotonic()
+            while not status:  # its row written, or a limit passed
                 Interrupted.check()
-                if time.monotonic() > deadline:
-                    self.failed = (f"killed after {self.spec.timeout_s:.0f} s (--profile sets "
-                                   "the limit)")
-                    break
+                status = processes.check(self.proc, start, self.spec.timeout_s, self.memory_mib)
                 time.sleep(0.05)
-        self.kill()
+            self.failed = status
+        processes.kill(self.proc)
         if self.result.exists():
             return {**experiment.base_row(self.spec), **json.loads(self.result.read_text())}
-        if self.failed.startswith(("killed", "oom")):
-            status, _, error = self.failed.partition(": ") if self.failed.startswith("oom") \
-                else ("timeout", "", self.failed)
-            return failure(experiment, self.spec, status, error)
-        tail = log.read_text().strip().splitlines()[-1:] if log.exists() else []
-        status = "killed" if self.proc.returncode < 0 else "error"
-        return failure(experiment, self.spec, status,
-                       f"worker exited with code {self.proc.returncode}: "
-                       f"{tail[0] if tail else 'no output'}")
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, 9)
-        self.proc.wait()
+        return processes.stopped(experiment, self.spec, self.failed, self.proc, self.log,
+                                 self.memory_mib)
 
 
 def run_rounds(experiment: Experiment, specs: list[RunSpec], log_dir: Path,
@@ -157,9 +136,9 @@ def run_rounds(experiment: Experiment, specs: list[RunSpec], log_dir: Path,
             contextlib.ExitStack() as stack:
         servers = []
         for i, (spec, log) in enumerate(zip(specs, logs)):  # prepared one at a time
-            server = Server(spec, Path(tmp), stack.enter_context(open(log, "w")), worker, i,
-                            memory_mib)
-            stack.callback(server.kill)
+            server = Server(spec, Path(tmp), log, stack.enter_context(open(log, "w")), worker,
+                            i, memory_mib)
+            stack.callback(processes.kill, server.proc)
             servers.append(server)
             server.ready()
         live = [s for s in servers if not s.failed]
@@ -176,6 +155,6 @@ def run_rounds(experiment: Experiment, specs: list[RunSpec], log_dir: Path,
                        time_limit_s=first.budget_s, done=done,
                        on_round=lambda done: on_progress(done, first.epochs))
             rounds = len(next(iter(times.values())))
-        rows = [s.end(group, rounds, experiment, log) for s, log in zip(servers, logs)]
+        rows = [s.end(group, rounds, experiment) for s in servers]
     yield list(zip(specs, rows))
 

@@ -7,9 +7,7 @@ import io
 import json
 import os
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -27,12 +25,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from benchmarks.data.datasets import DataError, load_mnist
 from benchmarks.errors import Interrupted, UsageError
 from benchmarks.files import naming, write_atomic
-from benchmarks.harness import cluster, environment
+from benchmarks.harness import cluster, environment, processes
 from benchmarks.harness.experiment import Experiment
 from benchmarks.harness.interleaved import run_rounds
 from benchmarks.harness.schema import COLUMNS, KEY, NOT_NUMBERS
 from benchmarks.harness.specs import RunSpec
-from benchmarks.harness.worker import PARENT, PROGRESS, failure
+from benchmarks.harness.worker import PROGRESS
 from benchmarks.implementations import IMPLEMENTATIONS, missing_packages
 
 RETRIED = ("error", "killed", "timeout")  # what --retry-failed runs again
@@ -257,10 +255,8 @@ def run_group(experiment: Experiment, specs: list[RunSpec], log_dir: Path,
         log.parent.mkdir(parents=True, exist_ok=True)
         done = 0
         with open(log, "w") as stderr:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", worker, str(specs_path), tmp],
-                stdout=subprocess.PIPE, stderr=stderr, text=True, start_new_session=True,
-                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", PARENT: str(os.getpid())})
+            proc = processes.start(worker, [str(specs_path), tmp], stderr,
+                                   stdout=subprocess.PIPE)
             reader = threading.Thread(target=_read_progress, args=(proc, on_progress), daemon=True)
             reader.start()
             try:
@@ -275,25 +271,19 @@ def run_group(experiment: Experiment, specs: list[RunSpec], log_dir: Path,
                         yield ready
                         start = time.monotonic()
                         continue
-                    status = _check(proc, start, specs[done].timeout_s, memory_mib)
+                    status = processes.check(proc, start, specs[done].timeout_s,
+                                             memory_mib)
                     if status and not results[done].exists():
                         break
                     time.sleep(0.1)
                     Interrupted.check()
             finally:  # Ctrl-C, or the caller stopped early: take the child down with us
-                _kill(proc)
+                processes.kill(proc)
             reader.join(timeout=5)
         if done == len(specs):
             return
-        tail = log.read_text().strip().splitlines()[-1:] if log.exists() else []
-    spec = specs[done]
-    error = {"timeout": f"killed after {spec.timeout_s:.0f} s (--profile sets the limit)",
-             "oom": f"killed above {memory_mib:.0f} MiB of resident memory",
-             }.get(status, f"worker exited with code {proc.returncode}: "
-                           f"{tail[0] if tail else 'no output'}")
-    if status == "error" and proc.returncode < 0:  # not by us: we say timeout or oom
-        status, error = "killed", f"killed (signal {-proc.returncode})"
-    yield [(spec, failure(experiment, spec, status, error))]
+        row = processes.stopped(experiment, specs[done], status, proc, log, memory_mib)
+    yield [(specs[done], row)]
     if done + 1 < len(specs):
         yield from run_group(experiment, specs[done + 1:], log_dir, on_progress, memory_mib,
                              worker)
@@ -345,28 +335,6 @@ def clean_stale_temp() -> None:
         pid = folder.name[len(TEMP_PREFIX):].split("-")[0]
         if pid.isdigit() and not Path(f"/proc/{pid}").exists():
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _check(proc: subprocess.Popen, start: float, timeout_s: float, memory_mib: float) -> str:
-    """"" while the child runs within its limits; else why it stopped (killed if by us)."""
-    if proc.poll() is not None:
-        return "ok" if proc.returncode == 0 else "error"
-    if time.monotonic() - start > timeout_s:
-        _kill(proc)
-        return "timeout"
-    if environment.rss_mib(proc.pid) > memory_mib:  # NaN (gone) is not above
-        _kill(proc)
-        return "oom"
-    return ""
-
-
-def _kill(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:  # its group is already gone
-            pass
-    proc.wait()
 
 
 def _read_progress(proc: subprocess.Popen, on_progress: Callable[[int, int], None]) -> None:
