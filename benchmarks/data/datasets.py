@@ -68,11 +68,12 @@ class Dataset:
             return self.arrays[key]
         raise AttributeError(key)
 
-    def scaled(self, split: str = "train", dtype: str = "float32") -> tuple[np.ndarray, np.ndarray]:
-        """(x, y) of a split with x flattened to (n, 784) and scaled to [0, 1]."""
-        x = self.arrays[f"x_{split}"]
-        return (x.reshape(len(x), -1).astype(dtype) / np.asarray(255, dtype),
-                self.arrays[f"y_{split}"])
+    def scaled(self, split: str = "train", dtype: str = "float32", n: int | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """(x, y) of a split's first ``n`` samples (default: all), x flattened to (n, 784)
+        and scaled to [0, 1]."""
+        x, y = self.arrays[f"x_{split}"][:n], self.arrays[f"y_{split}"][:n]
+        return x.reshape(len(x), -1).astype(dtype) / np.asarray(255, dtype), y
 
     def label_counts(self, split: str) -> list[int]:
         return np.bincount(self.arrays[f"y_{split}"], minlength=10).tolist()

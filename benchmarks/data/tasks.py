@@ -129,10 +129,10 @@ def load_task(cfg: TaskConfig, dtype: str = "float32", train_samples: int | None
     from scratch.losses import one_hot
 
     ds = load_mnist(data_dir, download=False)
-    x, labels = ds.scaled("train", dtype)
+    x, labels = ds.scaled("train", dtype, train_samples)  # a prefix: only it is scaled
     x_test, test_labels = ds.scaled("test", dtype)
-    n = len(x) if train_samples is None else min(train_samples, len(x))
-    return TaskData(ds.name, x[:n], one_hot(labels[:n], 10, dtype), x_test, test_labels, len(x))
+    return TaskData(ds.name, x, one_hot(labels, 10, dtype), x_test, test_labels,
+                    len(ds.y_train))
 
 
 def score(task: str, y_true: np.ndarray, y_pred: np.ndarray) -> dict:
