@@ -60,6 +60,10 @@ def test_publish_writes_every_file_and_the_readme_block(published):
                                       "atlas.csv"}
     for path in csvs:
         check_csv(path, out)
+    from keras_models import LOAD_NOISE  # what TensorFlow logs as it loads, without a GPU
+
+    logs = [p.read_text() for p in (out / "logs").glob("*.log")]
+    assert not [text for text in logs if LOAD_NOISE.search(text)]
 
 
 def test_compare_runs_every_implementation(published):

@@ -173,3 +173,21 @@ def test_the_keras_verbs_default_as_keras_does(twins):
                 and verb == "fit" else expected
             assert ours[name].default == expected, (verb, name)
     assert inspect.signature(MLP.fit).parameters["verbose"].default == 0
+
+
+def test_loading_tensorflow_logs_no_cuda_lines_and_passes_the_rest_on(twins, capfd):
+    """TensorFlow's CPU wheel logs "Could not find cuda drivers" and "failed call to cuInit"
+    through absl as it loads, whatever TF_CPP_MIN_LOG_LEVEL says. Importing keras_models
+    drops those lines (test_end_to_end.py checks every worker's log of the smoke publish),
+    and passes every other line written to stderr meanwhile."""
+    import os
+
+    with twins._without_load_noise():
+        for line in ("WARNING: All log messages before absl::InitializeLog() is called are "
+                     "written to STDERR",
+                     "I0000 00:00:1.2   7 cudart_stub.cc:31] Could not find cuda drivers on "
+                     "your machine, GPU will not be used.",
+                     "E0000 00:00:1.3   7 cuda_platform.cc:52] failed call to cuInit: INTERNAL",
+                     "a real error"):
+            os.write(2, f"{line}\n".encode())
+    assert capfd.readouterr().err == "a real error\n"
