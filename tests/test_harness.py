@@ -20,7 +20,7 @@ from benchmarks.experiments import EXPERIMENTS, WORKER, compare
 from benchmarks.harness.runner import run_one
 from benchmarks.harness.schema import KEY
 from benchmarks.harness.specs import PROFILES, RunSpec, Selection
-from benchmarks.implementations import IMPLEMENTATIONS, PEERS, Monitor, scratch_model
+from benchmarks.implementations import IMPLEMENTATIONS, PEERS, SCRATCH, Monitor, scratch_model
 from tests.conftest import needs
 from tests.peers import (  # the batch orders and the training, shared with the peers
     SHUFFLED,
@@ -338,13 +338,34 @@ def test_an_existing_results_folder_is_never_overwritten(tmp_path, capsys):
 
 
 def test_quick_profile_covers_every_implementation_on_every_task():
+    """And MNIST at batch 32 for scratch and the two peers fastest there when published."""
     specs = compare.specs(PROFILES["quick"], Selection(["xor", "reverse4", "mnist"], None, None))
     # keras-torch-tuned has only plain fit to try on MNIST's minibatches: keras-torch runs once.
-    assert {(s.task, s.impl) for s in specs} == {
+    first = [s for s in specs if f"{s.task}/{s.config}" != compare.QUICK_B32]
+    assert {(s.task, s.impl) for s in first} == {
         (t, i) for t in ("xor", "reverse4", "mnist") for i in PEERS} - {
         ("mnist", "keras-torch-tuned")}
+    published = pd.read_csv(compare.PUBLISHED_SPEED)
+    b32 = published[(published["config"] == "b32") & (published["impl"] != SCRATCH)]
+    fastest = b32.groupby("impl")["epoch_time_s"].median().nsmallest(2).index
+    b32_runs = [s for s in specs if f"{s.task}/{s.config}" == compare.QUICK_B32]
+    assert sorted(s.impl for s in b32_runs) == sorted([SCRATCH, *fastest])
+    assert {(s.epochs, s.train_samples) for s in b32_runs} == {(1, None)}  # a whole epoch
     jac = [s for s in specs if s.task == "mnist" and s.impl == "scratch-jacobian"]
     assert jac[0].train_samples == PROFILES["quick"].jacobian_mnist_samples
+
+
+def test_fastest_published_reads_the_speed_runs_and_without_them_adds_none(tmp_path):
+    runs = tmp_path / "speed_runs.csv"
+    runs.write_text("config,impl,status,epoch_time_s\n"
+                    "b32,keras,ok,9\nb32,jax,ok,3\nb32,jax,ok,5\nb32,torch,ok,4.5\n"
+                    "b32,scratch-shortcut,ok,1\nb32,keras-jax,error,\nb128,keras-jax,ok,1\n")
+    assert compare.fastest_published("b32", 2, runs) == ["jax", "torch"]  # jax's median: 4
+    assert compare.fastest_published("b32", 2, tmp_path / "none.csv") == []
+    runs.write_text("not,a,speed,table\n1,2,3,4\n")
+    assert compare.fastest_published("b32", 2, runs) == []
+    specs = compare.specs(PROFILES["quick"], Selection(["mnist"], None, None))
+    assert any(s.config == "tf-tutorial" for s in specs)  # scratch's row at least
 
 
 def test_full_profile_seeds_scratch_and_keras_three_times_and_the_peers_once():

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import csv
 import statistics
 import time
+from pathlib import Path
 
 from benchmarks.data.tasks import CONFIGS, load_task, score
+from benchmarks.harness import environment
 from benchmarks.harness.specs import Profile, RunSpec, Selection
-from benchmarks.implementations import IMPLEMENTATIONS, PEERS, Trained
+from benchmarks.implementations import IMPLEMENTATIONS, PEERS, SCRATCH, Trained
 
 SMOKE_EPOCHS = {"xor": 50, "reverse4": 50, "mnist": 1}
 SMOKE_MNIST_SAMPLES = 500
@@ -53,20 +56,50 @@ DIVERGED = ("Runs that diverged: their messages are in compare.md. (With the blo
             "output underflows to 0, which the fused shortcut never divides by.)")
 
 
+# `make run` (the quick profile) answers the README's headline question on the user's own
+# machine: MNIST at batch 32 (mnist/tf-tutorial, one epoch) for scratch and the peers that
+# were fastest there in the published speed table (``fastest_published``).
+QUICK_B32 = "mnist/tf-tutorial"
+QUICK_B32_PEERS = 2
+PUBLISHED_SPEED = environment.ROOT / "results" / "published" / "speed_runs.csv"
+
+
+def fastest_published(config: str = "b32", count: int = QUICK_B32_PEERS,
+                      path: Path = PUBLISHED_SPEED) -> list[str]:
+    """The ``count`` peers but scratch with the shortest median seconds per epoch at the
+    speed experiment's ``config`` in the published runs; [] where none was published."""
+    times: dict[str, list[float]] = {}
+    try:
+        with path.open(newline="") as f:
+            for row in csv.DictReader(f):
+                if row["config"] == config and row["status"] == "ok" and row["epoch_time_s"]:
+                    times.setdefault(row["impl"], []).append(float(row["epoch_time_s"]))
+    except (OSError, KeyError, ValueError):
+        return []
+    ranked = sorted((statistics.median(t), impl) for impl, t in times.items()
+                    if impl != SCRATCH and impl in PEERS)
+    return [impl for _, impl in ranked[:count]]
+
+
 def specs(profile: Profile, chosen: Selection) -> list[RunSpec]:
     runs, planned = [], set()
     impls = chosen.impls or PEERS
     for cfg in CONFIGS.values():
         first = next(c for c in CONFIGS.values() if c.task == cfg.task) is cfg
+        quick_b32 = profile.name == "quick" and cfg.key == QUICK_B32 and cfg.task in chosen.tasks
         if cfg.key not in chosen.tasks and not (
-                cfg.task in chosen.tasks and (profile.all_configs or first)):
+                cfg.task in chosen.tasks and (profile.all_configs or first)) and not quick_b32:
             continue
+        cfg_impls = impls
+        if quick_b32 and cfg.key not in chosen.tasks:  # the headline's rows, not every peer's
+            fastest = [SCRATCH, *fastest_published()]
+            cfg_impls = [i for i in impls if i in fastest]
         overrides = cfg.quick if profile.name == "quick" else {}
         epochs = overrides.get("epochs", cfg.epochs)
         samples = overrides.get("train_samples")
         if profile.name == "smoke":
             epochs, samples = SMOKE_EPOCHS[cfg.task], SMOKE_MNIST_SAMPLES
-        for impl in impls:
+        for impl in cfg_impls:
             if profile.name == "smoke" and (cfg.task, impl) in SMOKE_SKIP and not chosen.impls:
                 continue
             n = samples
