@@ -72,7 +72,8 @@ class Dataset:
                ) -> tuple[np.ndarray, np.ndarray]:
         """(x, y) of a split's first ``n`` samples (default: all), x flattened to (n, 784)
         and scaled to [0, 1]."""
-        x, y = self.arrays[f"x_{split}"][:n], self.arrays[f"y_{split}"][:n]
+        x, y = self.arrays[f"x_{split}"], self.arrays[f"y_{split}"]
+        x, y = (x, y) if n is None else (x[:n], y[:n])
         return x.reshape(len(x), -1).astype(dtype) / np.asarray(255, dtype), y
 
     def label_counts(self, split: str) -> list[int]:
