@@ -12,16 +12,18 @@ STAMP := $(VENV)/.installed
 # to bytecode, by importing them once with bytecode writing on (each Keras backend's, in two
 # processes at once), or every worker process would compile TensorFlow again
 # (PYTHONDONTWRITEBYTECODE may be set). That is 3,700 of the 9,800 files that uv's
-# --compile-bytecode would compile: 17 s instead of 42 on the 2-core machine.
+# --compile-bytecode would compile: 17 s instead of 42 on the 2-core machine. Beside them,
+# the compiled engine (scratch/compiled.py) is compiled once into Numba's cache on disk.
 WARM := env -u PYTHONDONTWRITEBYTECODE TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python -W ignore -c
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
 	$(BIN)/python -m uv pip install --quiet --python $(BIN)/python -c constraints.txt -e '.[test]'
 	$(WARM) 'import keras_models, benchmarks.cli, benchmarks.experiments' 2>$(VENV)/warm-tf.log & \
-	KERAS_BACKEND=jax $(WARM) 'import keras, jax, matplotlib.pyplot, distributed.cli.dask_worker, \
-		distributed.cli.dask_scheduler, xdist, pytest_benchmark' 2>$(VENV)/warm-jax.log && \
-		wait $$! || { cat $(VENV)/warm-*.log; exit 1; }
+	tf=$$!; $(WARM) 'import scratch.compiled; scratch.compiled.warm()' 2>$(VENV)/warm-numba.log & \
+	numba=$$!; KERAS_BACKEND=jax $(WARM) 'import keras, jax, matplotlib.pyplot, \
+		distributed.cli.dask_worker, distributed.cli.dask_scheduler, xdist, pytest_benchmark' \
+		2>$(VENV)/warm-jax.log && wait $$tf && wait $$numba || { cat $(VENV)/warm-*.log; exit 1; }
 	touch $@
 
 # Refresh constraints.txt deliberately: the newest releases pyproject.toml allows, resolved in

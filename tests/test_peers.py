@@ -25,7 +25,7 @@ from tests.conftest import in_own_process, needs, runs_here
 from tests.peers import DTYPES, OPTIMIZERS, ORDERS, order_data, probe, tuned_batchings
 from tests.test_keras_twins import FLOAT32_ADAM_ATOL, FLOAT32_ATOL, FLOAT64_ATOL
 
-PEERS = ["jax", "torch", "keras-jax", "keras-torch"]
+PEERS = ["scratch-numba", "jax", "torch", "keras-jax", "keras-torch"]
 ARCHS = list(ARCHITECTURES)
 KERAS_JAX_MSE_ATOL = 1e-7
 KERAS_TORCH_FLOAT64_ATOL = FLOAT32_ATOL

@@ -104,7 +104,7 @@ KEY = ["experiment", "task", "config", "impl", "seed"]
 NEWER_THAN_PUBLISHED = frozenset({"framework", "framework_version", "backend", "settings",
                                   "identity_steps", "identity_rel_diff",
                                   "trained_in_full", "round_times_s", "ratio_low",
-                                  "ratio_high", "rounds", "verdict",
+                                  "ratio_high", "rounds", "verdict", "numba",
                                   *(f"measured_{c}" for c in PREFIX_SCORES)})
 NOT_NUMBERS = {"", "JSON", "bool", "s or ms"}  # the units of columns that hold no number
 

@@ -13,6 +13,7 @@ from benchmarks.implementations.base import (
     package_version,
     scratch_model,
 )
+from benchmarks.implementations.compiled import ScratchNumba
 from benchmarks.implementations.jax import Jax
 from benchmarks.implementations.keras import BACKENDS, Keras
 from benchmarks.implementations.scratch import Scratch
@@ -20,7 +21,8 @@ from benchmarks.implementations.timer import Monitor, Predict
 from benchmarks.implementations.torch import Torch
 
 IMPLEMENTATIONS: dict[str, Implementation] = {
-    impl.name: impl for impl in (Scratch("shortcut"), Scratch("jacobian"), Keras(tuned=False),
+    impl.name: impl for impl in (Scratch("shortcut"), Scratch("jacobian"), ScratchNumba(),
+                                 Keras(tuned=False),
                                  Keras(tuned=True), Keras(False, "jax"), Keras(True, "jax"),
                                  Keras(False, "torch"), Keras(True, "torch"), Jax(), Torch(),
                                  *(Keras(False, b, form="keras") for b in BACKENDS))

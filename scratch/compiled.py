@@ -1,0 +1,464 @@
+"""scratch's network, compiled: the same hand-written maths as scratch/ (the shortcut's
+closed forms, Keras' optimizer rules as scratch.optimizers has them), written as loops
+and NumPy calls in Numba functions, so that nothing runs between steps but compiled code.
+
+A module of its own: scratch's NumPy modules import no Numba, and stay the readable
+reference. ``CompiledMLP`` keeps scratch.MLP's verbs (``fit``, ``predict``, ``evaluate``,
+``gradients``, ``train_step``, ``get_weights``, ``set_weights``) and its layout: every
+parameter a view into one flat array, kernels (n_in, n_out) as Keras has them. One call
+of ``fit`` is one compiled call, however many epochs it trains. Numba caches what it
+compiled on disk (``cache=True``), so a process loads it instead of compiling again.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from scratch import activations as activation_lib
+from scratch import losses as loss_lib
+from scratch import optimizers as optimizer_lib
+from scratch.architectures import Architecture
+from scratch.model import DTYPES, MLP, History, TrainingDiverged, epoch_order
+
+# Activations and losses by number, as the compiled functions take them.
+LINEAR, SIGMOID, TANH, RELU, LEAKY_RELU, SOFTMAX = range(6)
+ACTIVATIONS = {"linear": LINEAR, "sigmoid": SIGMOID, "tanh": TANH, "relu": RELU,
+               "leaky_relu": LEAKY_RELU, "softmax": SOFTMAX}
+MSE, FUSED_CCE, FUSED_BCE = range(3)  # a cross-entropy fuses with its output's logits
+SGD, ADAM = range(2)
+SMALL = 4096  # multiply-adds below which a product is plain loops, not a BLAS call
+
+jit = numba.njit(cache=True)
+
+
+@jit
+def _matmul(a, b, out):
+    """out = a @ b: loops for the tiny products (a BLAS call costs more than they do)."""
+    n, k = a.shape
+    m = b.shape[1]
+    if n * k * m > SMALL:
+        np.dot(a, b, out)
+        return
+    for i in range(n):
+        for j in range(m):
+            total = 0.0
+            for p in range(k):
+                total += a[i, p] * b[p, j]
+            out[i, j] = total
+
+
+@jit
+def _activate(kind, slope, z, a):
+    """a = f(z), elementwise, or the row-wise softmax."""
+    n, k = z.shape
+    half, one = z.dtype.type(0.5), z.dtype.type(1)
+    for i in range(n):
+        if kind == SOFTMAX:
+            top = z[i].max()
+            total = z.dtype.type(0)
+            for j in range(k):
+                a[i, j] = np.exp(z[i, j] - top)
+                total += a[i, j]
+            for j in range(k):
+                a[i, j] /= total
+            continue
+        for j in range(k):
+            v = z[i, j]
+            if kind == SIGMOID:  # (1 + tanh(z / 2)) / 2, as scratch: it never overflows
+                a[i, j] = (np.tanh(v * half) + one) * half
+            elif kind == TANH:
+                a[i, j] = np.tanh(v)
+            elif kind == RELU:
+                a[i, j] = max(v, z.dtype.type(0))
+            elif kind == LEAKY_RELU:
+                a[i, j] = v if v > 0 else v * z.dtype.type(slope)
+            else:
+                a[i, j] = v
+
+
+@jit
+def _vjp(kind, slope, z, a, grad):
+    """grad becomes dL/dZ from dL/dA, in place: the activation's closed-form derivative."""
+    n, k = z.shape
+    one = z.dtype.type(1)
+    for i in range(n):
+        if kind == SOFTMAX:  # a (grad - sum(grad a))
+            dot = z.dtype.type(0)
+            for j in range(k):
+                dot += grad[i, j] * a[i, j]
+            for j in range(k):
+                grad[i, j] = a[i, j] * (grad[i, j] - dot)
+            continue
+        for j in range(k):
+            if kind == SIGMOID:
+                grad[i, j] = (one - a[i, j]) * a[i, j] * grad[i, j]
+            elif kind == TANH:
+                t = np.tanh(z[i, j])
+                grad[i, j] *= one - t * t
+            elif kind == RELU:
+                grad[i, j] = grad[i, j] if z[i, j] > 0 else z.dtype.type(0)
+            elif kind == LEAKY_RELU:
+                grad[i, j] = grad[i, j] if z[i, j] > 0 else grad[i, j] * z.dtype.type(slope)
+
+
+@jit
+def _view(flat, offset, rows, cols):
+    return flat[offset:offset + rows * cols].reshape((rows, cols))
+
+
+@jit
+def _forward(flat, sizes, kinds, slopes, x, zs, acts, masks, rate, training):
+    """Every layer's z and a into zs[l] and acts[l] (their first len(x) rows); the input
+    is acts[0]. Inverted dropout after every hidden layer where training with ``rate``."""
+    n = x.shape[0]
+    acts[0][:n] = x
+    offset = 0
+    layers = len(sizes) - 1
+    for layer in range(layers):
+        n_in, n_out = sizes[layer], sizes[layer + 1]
+        kernel = _view(flat, offset, n_in, n_out)
+        bias = flat[offset + n_in * n_out:offset + n_in * n_out + n_out]
+        offset += n_in * n_out + n_out
+        z, a = zs[layer][:n], acts[layer + 1][:n]
+        _matmul(acts[layer][:n], kernel, z)
+        for i in range(n):
+            for j in range(n_out):
+                z[i, j] += bias[j]
+        _activate(kinds[layer], slopes[layer], z, a)
+        if training and rate > 0 and layer < layers - 1:
+            mask = masks[layer][:n]
+            keep = x.dtype.type(1) / x.dtype.type(1 - rate)
+            for i in range(n):
+                for j in range(n_out):
+                    mask[i, j] = keep if np.random.random() >= rate else x.dtype.type(0)
+                    a[i, j] *= mask[i, j]
+    return acts[layers][:n]
+
+
+@jit
+def _loss(loss, y, z, s):
+    """The batch loss as scratch (and Keras) reports it: a cross-entropy from the logits."""
+    n, k = s.shape
+    total = 0.0
+    for i in range(n):
+        if loss == FUSED_CCE:  # -sum(y log_softmax(z))
+            top = z[i].max()
+            sum_exp = 0.0
+            for j in range(k):
+                sum_exp += math.exp(z[i, j] - top)
+            log_sum = math.log(sum_exp)
+            for j in range(k):
+                total -= y[i, j] * (z[i, j] - top - log_sum)
+        else:
+            for j in range(k):
+                if loss == MSE:
+                    d = s[i, j] - y[i, j]
+                    total += d * d
+                else:  # max(z, 0) - z y + log(1 + exp(-|z|))
+                    v = z[i, j]
+                    total += max(v, 0.0) - v * y[i, j] + math.log1p(math.exp(-abs(v)))
+    return total / n if loss == FUSED_CCE else total / (n * k)
+
+
+@jit
+def _backward(flat, grads, sizes, kinds, slopes, loss, y, zs, acts, masks, deltas, rate,
+              scale):
+    """The shortcut's backward pass into ``grads`` (scaled by ``scale``: SGD's learning rate
+    folds in there, as in scratch.MLP); returns the loss."""
+    layers = len(sizes) - 1
+    n = y.shape[0]
+    z, s = zs[layers - 1][:n], acts[layers][:n]
+    value = _loss(loss, y, z, s)
+    k = s.shape[1]
+    dz = deltas[layers - 1][:n]
+    factor = s.dtype.type(scale / n if loss == FUSED_CCE else
+                          (2 * scale if loss == MSE else scale) / (n * k))
+    for i in range(n):
+        for j in range(k):
+            dz[i, j] = (s[i, j] - y[i, j]) * factor
+    if loss == MSE:
+        _vjp(kinds[layers - 1], slopes[layers - 1], z, s, dz)
+    offset = flat.size
+    for layer in range(layers - 1, -1, -1):
+        n_in, n_out = sizes[layer], sizes[layer + 1]
+        offset -= n_in * n_out + n_out
+        kernel = _view(flat, offset, n_in, n_out)
+        d_kernel = _view(grads, offset, n_in, n_out)
+        d_bias = grads[offset + n_in * n_out:offset + n_in * n_out + n_out]
+        dz = deltas[layer][:n]
+        _matmul(acts[layer][:n].T, dz, d_kernel)
+        for j in range(n_out):
+            d_bias[j] = 0
+        for i in range(n):
+            for j in range(n_out):
+                d_bias[j] += dz[i, j]
+        if layer == 0:
+            break
+        below = deltas[layer - 1][:n]
+        _matmul(dz, kernel.T, below)  # dL/dA of the layer below
+        if rate > 0:
+            below *= masks[layer - 1][:n]
+        _vjp(kinds[layer - 1], slopes[layer - 1], zs[layer - 1][:n], acts[layer][:n], below)
+    return value
+
+
+@jit
+def _update(flat, grads, opt, velocity, moments, step):
+    """One optimizer step on every parameter, Keras' rules as scratch.optimizers has them.
+    ``opt``: kind, learning rate, momentum, nesterov, beta_1, beta_2, epsilon, and the
+    learning rate, momentum and betas rounded as Keras rounds them. ``step`` counts steps."""
+    t = step[0] + 1
+    step[0] = t
+    if opt[0] == SGD:  # the gradients come scaled by the learning rate
+        mu = flat.dtype.type(opt[8])
+        for i in range(flat.size):
+            if opt[2] == 0:
+                flat[i] -= grads[i]
+            else:
+                velocity[i] = velocity[i] * mu - grads[i]
+                flat[i] += mu * velocity[i] - grads[i] if opt[3] else velocity[i]
+        return
+    alpha = flat.dtype.type(opt[7] * math.sqrt(1 - opt[10] ** t) / (1 - opt[9] ** t))
+    b1, b2, eps = flat.dtype.type(1 - opt[4]), flat.dtype.type(1 - opt[5]), flat.dtype.type(opt[6])
+    m, v = moments[0], moments[1]
+    for i in range(flat.size):
+        g = grads[i]
+        m[i] += (g - m[i]) * b1
+        v[i] += (g * g - v[i]) * b2
+        flat[i] -= alpha * m[i] / (np.sqrt(v[i]) + eps)
+
+
+@jit
+def _train(flat, grads, sizes, kinds, slopes, loss, opt, velocity, moments, step, x, y, orders,
+           batch, rate, seed):
+    """Train on ``orders`` (an epoch's sample order a row) in batches of ``batch``; the
+    epochs' mean losses. Stops at a loss that is not finite, which ends the losses."""
+    if rate > 0:
+        np.random.seed(seed)
+    zs, acts, masks, deltas = _buffers(sizes, batch, x)
+    xb = np.empty((batch, x.shape[1]), x.dtype)
+    yb = np.empty((batch, y.shape[1]), y.dtype)
+    epochs, n = orders.shape
+    losses = np.full(epochs, np.nan)
+    scale = opt[7] if opt[0] == SGD else 1.0
+    for epoch in range(epochs):
+        total = 0.0
+        for start in range(0, n, batch):
+            size = min(batch, n - start)
+            for i in range(size):
+                xb[i] = x[orders[epoch, start + i]]
+                yb[i] = y[orders[epoch, start + i]]
+            _forward(flat, sizes, kinds, slopes, xb[:size], zs, acts, masks, rate, True)
+            value = _backward(flat, grads, sizes, kinds, slopes, loss, yb[:size], zs, acts,
+                              masks, deltas, rate, scale)
+            if not np.isfinite(value):
+                losses[epoch] = value
+                return losses
+            _update(flat, grads, opt, velocity, moments, step)
+            total += value * size
+        losses[epoch] = total / n
+    return losses
+
+
+@jit
+def _buffers(sizes, batch, like):
+    """Every layer's z, a (the input's first), dropout mask and dL/dZ, for ``batch`` rows."""
+    layers = range(len(sizes) - 1)
+    zs = [np.empty((batch, sizes[layer + 1]), like.dtype) for layer in layers]
+    acts = [np.empty((batch, sizes[layer]), like.dtype) for layer in range(len(sizes))]
+    masks = [np.ones((batch, sizes[layer + 1]), like.dtype) for layer in layers]
+    deltas = [np.empty((batch, sizes[layer + 1]), like.dtype) for layer in layers]
+    return zs, acts, masks, deltas
+
+
+@jit
+def _gradients(flat, grads, sizes, kinds, slopes, loss, x, y):
+    zs, acts, masks, deltas = _buffers(sizes, x.shape[0], x)
+    _forward(flat, sizes, kinds, slopes, x, zs, acts, masks, 0.0, False)
+    return _backward(flat, grads, sizes, kinds, slopes, loss, y, zs, acts, masks, deltas, 0.0,
+                     1.0)
+
+
+@jit
+def _predict(flat, sizes, kinds, slopes, x, batch):
+    out = np.empty((x.shape[0], sizes[-1]), x.dtype)
+    zs, acts, masks, _ = _buffers(sizes, batch, x)
+    for start in range(0, x.shape[0], batch):
+        stop = min(start + batch, x.shape[0])
+        out[start:stop] = _forward(flat, sizes, kinds, slopes, x[start:stop], zs, acts, masks,
+                                   0.0, False)
+    return out
+
+
+@jit
+def _evaluate(flat, sizes, kinds, slopes, loss, x, y, batch):
+    zs, acts, masks, _ = _buffers(sizes, batch, x)
+    total = 0.0
+    for start in range(0, x.shape[0], batch):
+        stop = min(start + batch, x.shape[0])
+        s = _forward(flat, sizes, kinds, slopes, x[start:stop], zs, acts, masks, 0.0, False)
+        total += _loss(loss, y[start:stop], zs[len(sizes) - 2][:stop - start], s) * (stop - start)
+    return total / x.shape[0]
+
+
+class CompiledMLP:
+    """scratch.MLP's network and verbs, trained by compiled code (the shortcut's maths).
+
+    It takes what MLP takes; an activation, loss or optimizer that scratch has and this
+    does not (a cross-entropy on another output than its own) is refused by name.
+    """
+
+    def __init__(self, sizes, activations, loss, optimizer="sgd", *, dropout: float = 0.0,
+                 kernel_initializer: str = "glorot_uniform", bias_initializer: str = "zeros",
+                 dtype: str = "float32", seed: int = 0):
+        # scratch's network, for its checks, its seeded initial weights and its config
+        reference = MLP(sizes, activations, loss, optimizer, dropout=dropout, dtype=dtype,
+                        kernel_initializer=kernel_initializer, bias_initializer=bias_initializer,
+                        seed=seed)
+        self.reference = reference
+        self.sizes, self.dtype, self.seed = reference.sizes, reference.dtype, seed
+        self.layer_sizes = np.array(self.sizes, np.int64)
+        self.loss, self.optimizer, self.dropout = reference.loss, reference.optimizer, dropout
+        acts = [layer.activation for layer in reference.dense]
+        self.kinds = np.array([ACTIVATIONS[a.name] for a in acts], np.int64)
+        self.slopes = np.array([getattr(a, "negative_slope", 0.0) for a in acts], np.float64)
+        self.loss_kind = _loss_kind(self.loss, acts[-1])
+        self.flat = reference.flat_params.copy()
+        self.params = _views(self.flat, self.sizes)
+        self.grads = np.zeros_like(self.flat)
+        self.opt = _optimizer_vector(self.optimizer)
+        self.velocity = np.zeros_like(self.flat)
+        self.moments = np.zeros((2, self.flat.size), self.dtype)
+        self.step = np.zeros(1, np.int64)
+        self.stop_training = False
+
+    @classmethod
+    def from_architecture(cls, arch: Architecture, optimizer="sgd", **kwargs) -> CompiledMLP:
+        return cls(arch.sizes, arch.activations, arch.loss, optimizer,
+                   dropout=kwargs.pop("dropout", arch.dropout), **kwargs)
+
+    def _args(self):
+        return self.flat, self.layer_sizes, self.kinds, self.slopes
+
+    def run(self, x: np.ndarray, y: np.ndarray, orders: np.ndarray, batch: int) -> np.ndarray:
+        """Train on ``orders`` (an epoch's sample order a row, C-contiguous int64) in batches
+        of ``batch``, in one compiled call, with no checks (``fit`` checks): the epochs'
+        mean losses. A loss that is not finite ends them, NaN after it."""
+        seed = self._mask_seed(self.seed) if self.dropout else 0
+        return _train(self.flat, self.grads, self.layer_sizes, self.kinds, self.slopes,
+                      self.loss_kind, self.opt, self.velocity, self.moments, self.step, x, y,
+                      orders, batch, self.dropout, seed)
+
+    def fit(self, x, y, epochs: int = 1, batch_size: int | None = 32, shuffle: bool = True,
+            seed: int | None = None, orders: np.ndarray | None = None) -> History:
+        """Train ``epochs`` epochs in one compiled call, in the order ``epoch_order`` gives
+        (or ``orders``, an epoch's sample order a row); returns the History of epoch losses.
+        Raises TrainingDiverged as MLP.fit does."""
+        x, y = self.reference._check(x, y)
+        n = len(x)
+        batch = n if batch_size is None else min(int(batch_size), n)
+        seed = self.seed if seed is None else seed
+        if orders is None:
+            orders = np.stack([epoch_order(n, e, seed, shuffle) for e in range(epochs)]) \
+                if epochs else np.zeros((0, n), np.int64)
+        losses = self.run(x, y, np.ascontiguousarray(orders, np.int64), batch)
+        done = losses[~np.isnan(losses)]
+        history = History({"loss": [float(v) for v in done if math.isfinite(v)]})
+        if len(done) and not math.isfinite(done[-1]):
+            raise TrainingDiverged(f"The loss became {done[-1]} at epoch {len(done) - 1}: "
+                                   "training diverged. Lower the learning rate, or train in "
+                                   "float64.", history)
+        if not np.isfinite(self.flat).all():
+            raise TrainingDiverged("The last step left weights that are not finite: training "
+                                   "diverged. Lower the learning rate, or train in float64.",
+                                   history)
+        return history
+
+    def _mask_seed(self, seed: int) -> int:
+        """The dropout masks' seed for a compiled call: the run's seed and the steps done."""
+        return int(np.random.SeedSequence([seed, int(self.step[0])]).generate_state(1)[0])
+
+    def train_step(self, x, y) -> float:
+        """One optimizer step on (x, y); the loss before it."""
+        x, y = self.reference._check(x, y)
+        return float(self.run(x, y, np.arange(len(x), dtype=np.int64)[None], len(x))[0])
+
+    def gradients(self, x, y) -> tuple[float, list[np.ndarray]]:
+        """The batch loss and its gradients [dW1, db1, ...], unscaled; no update."""
+        x, y = self.reference._check(x, y)
+        loss = _gradients(self.flat, self.grads, *self._args()[1:], self.loss_kind, x, y)
+        return float(loss), [g.copy() for g in _views(self.grads, self.sizes)]
+
+    def predict(self, x, batch_size: int | None = None) -> np.ndarray:
+        x = self.reference._check(x)
+        return _predict(*self._args(), x, max(1, min(batch_size or len(x), len(x))))
+
+    def evaluate(self, x, y, batch_size: int | None = None) -> float:
+        x, y = self.reference._check(x, y)
+        return float(_evaluate(*self._args(), self.loss_kind, x, y,
+                               max(1, min(batch_size or len(x), len(x)))))
+
+    def get_weights(self) -> list[np.ndarray]:
+        return [p.copy() for p in self.params]
+
+    def set_weights(self, weights: list[np.ndarray]) -> None:
+        self.reference.set_weights(weights)  # its checks: count and shapes
+        self.flat[...] = self.reference.flat_params
+
+    def get_config(self) -> dict:
+        return {**self.reference.get_config(), "backprop": "shortcut, compiled"}
+
+    def __repr__(self) -> str:
+        return f"Compiled{self.reference!r}"
+
+
+def _loss_kind(loss: loss_lib.Loss, output: activation_lib.Activation) -> int:
+    if loss.name == "mean_squared_error":
+        return MSE
+    if loss.name == "categorical_crossentropy" and output.name == "softmax":
+        return FUSED_CCE
+    if loss.name == "binary_crossentropy" and output.name == "sigmoid":
+        return FUSED_BCE
+    raise ValueError(f"The compiled network has no {loss.name} on a {output.name} output "
+                     "(a cross-entropy fuses with its own output activation); scratch.MLP has.")
+
+
+def _optimizer_vector(opt: optimizer_lib.Optimizer) -> np.ndarray:
+    """The optimizer's hyperparameters as ``_update`` reads them."""
+    kv = optimizer_lib.keras_value
+    if isinstance(opt, optimizer_lib.SGD):
+        return np.array([SGD, opt.learning_rate, opt.momentum, opt.nesterov, 0, 0, 0,
+                         kv(opt.learning_rate), kv(opt.momentum), 0, 0], np.float64)
+    return np.array([ADAM, opt.learning_rate, 0, 0, opt.beta_1, opt.beta_2, opt.epsilon,
+                     kv(opt.learning_rate), 0, kv(opt.beta_1), kv(opt.beta_2)], np.float64)
+
+
+def _views(flat: np.ndarray, sizes) -> list[np.ndarray]:
+    """[W1, b1, W2, b2, ...] as views of ``flat``, scratch.MLP's layout."""
+    out, offset = [], 0
+    for n_in, n_out in zip(sizes, sizes[1:]):
+        out.append(flat[offset:offset + n_in * n_out].reshape(n_in, n_out))
+        offset += n_in * n_out
+        out.append(flat[offset:offset + n_out])
+        offset += n_out
+    return out
+
+
+
+def warm() -> None:
+    """Compile every function for both dtypes, or load them from Numba's cache on disk:
+    `make` runs this once as it installs, so that no test or run pays for compilation."""
+    for dtype in DTYPES:
+        model = CompiledMLP((2, 2, 1), ("sigmoid", "sigmoid"), "mean_squared_error", dtype=dtype)
+        x, y = np.zeros((4, 2), dtype), np.zeros((4, 1), dtype)
+        model.fit(x, y, batch_size=2)
+        model.train_step(x, y)
+        model.gradients(x, y)
+        model.predict(x)
+        model.evaluate(x, y)
+
+
+__all__ = ["CompiledMLP", "warm"]
