@@ -105,37 +105,52 @@ def _vjp(kind, slope, z, a, grad):
 
 
 @jit
-def _view(flat, offset, rows, cols):
-    return flat[offset:offset + rows * cols].reshape((rows, cols))
+def _layers(flat, sizes):
+    """Every layer's kernel and bias, as views into ``flat`` (scratch.MLP's layout)."""
+    kernels = [flat[:sizes[0] * sizes[1]].reshape((sizes[0], sizes[1]))]
+    biases = [flat[sizes[0] * sizes[1]:sizes[0] * sizes[1] + sizes[1]]]
+    offset = sizes[0] * sizes[1] + sizes[1]
+    for layer in range(1, len(sizes) - 1):
+        n_in, n_out = sizes[layer], sizes[layer + 1]
+        kernels.append(flat[offset:offset + n_in * n_out].reshape((n_in, n_out)))
+        biases.append(flat[offset + n_in * n_out:offset + n_in * n_out + n_out])
+        offset += n_in * n_out + n_out
+    return kernels, biases
 
 
 @jit
-def _forward(flat, sizes, kinds, slopes, x, zs, acts, masks, rate, training):
-    """Every layer's z and a into zs[l] and acts[l] (their first len(x) rows); the input
-    is acts[0]. Inverted dropout after every hidden layer where training with ``rate``."""
-    n = x.shape[0]
-    acts[0][:n] = x
-    offset = 0
-    layers = len(sizes) - 1
+def _buffers(sizes, n, like):
+    """For ``n`` samples: the activations (the input's first, then every layer's), every
+    layer's z, dropout mask and dL/dZ, and the targets."""
+    layers = range(len(sizes) - 1)
+    acts = [np.empty((n, sizes[layer]), like.dtype) for layer in range(len(sizes))]
+    zs = [np.empty((n, sizes[layer + 1]), like.dtype) for layer in layers]
+    masks = [np.ones((n, sizes[layer + 1]), like.dtype) for layer in layers]
+    deltas = [np.empty((n, sizes[layer + 1]), like.dtype) for layer in layers]
+    return acts, zs, masks, deltas, np.empty((n, sizes[-1]), like.dtype)
+
+
+@jit
+def _forward(kernels, biases, kinds, slopes, acts, zs, masks, rate, training):
+    """From the input in acts[0], every layer's z and a into zs[l] and acts[l + 1].
+    Inverted dropout after every hidden layer where training with ``rate``."""
+    layers = len(kernels)
     for layer in range(layers):
-        n_in, n_out = sizes[layer], sizes[layer + 1]
-        kernel = _view(flat, offset, n_in, n_out)
-        bias = flat[offset + n_in * n_out:offset + n_in * n_out + n_out]
-        offset += n_in * n_out + n_out
-        z, a = zs[layer][:n], acts[layer + 1][:n]
-        _matmul(acts[layer][:n], kernel, z)
+        z, a = zs[layer], acts[layer + 1]
+        n, n_out = z.shape
+        _matmul(acts[layer], kernels[layer], z)
+        bias = biases[layer]
         for i in range(n):
             for j in range(n_out):
                 z[i, j] += bias[j]
         _activate(kinds[layer], slopes[layer], z, a)
         if training and rate > 0 and layer < layers - 1:
-            mask = masks[layer][:n]
-            keep = x.dtype.type(1) / x.dtype.type(1 - rate)
+            mask = masks[layer]
+            keep = a.dtype.type(1) / a.dtype.type(1 - rate)
             for i in range(n):
                 for j in range(n_out):
-                    mask[i, j] = keep if np.random.random() >= rate else x.dtype.type(0)
+                    mask[i, j] = keep if np.random.random() >= rate else a.dtype.type(0)
                     a[i, j] *= mask[i, j]
-    return acts[layers][:n]
 
 
 @jit
@@ -164,16 +179,15 @@ def _loss(loss, y, z, s):
 
 
 @jit
-def _backward(flat, grads, sizes, kinds, slopes, loss, y, zs, acts, masks, deltas, rate,
-              scale):
-    """The shortcut's backward pass into ``grads`` (scaled by ``scale``: SGD's learning rate
-    folds in there, as in scratch.MLP); returns the loss."""
-    layers = len(sizes) - 1
-    n = y.shape[0]
-    z, s = zs[layers - 1][:n], acts[layers][:n]
+def _backward(kernels, d_kernels, d_biases, kinds, slopes, loss, y, acts, zs, masks, deltas,
+              rate, scale):
+    """The shortcut's backward pass into the gradients' views (scaled by ``scale``: SGD's
+    learning rate folds in there, as in scratch.MLP); returns the loss."""
+    layers = len(kernels)
+    z, s = zs[layers - 1], acts[layers]
+    n, k = s.shape
     value = _loss(loss, y, z, s)
-    k = s.shape[1]
-    dz = deltas[layers - 1][:n]
+    dz = deltas[layers - 1]
     factor = s.dtype.type(scale / n if loss == FUSED_CCE else
                           (2 * scale if loss == MSE else scale) / (n * k))
     for i in range(n):
@@ -181,27 +195,21 @@ def _backward(flat, grads, sizes, kinds, slopes, loss, y, zs, acts, masks, delta
             dz[i, j] = (s[i, j] - y[i, j]) * factor
     if loss == MSE:
         _vjp(kinds[layers - 1], slopes[layers - 1], z, s, dz)
-    offset = flat.size
     for layer in range(layers - 1, -1, -1):
-        n_in, n_out = sizes[layer], sizes[layer + 1]
-        offset -= n_in * n_out + n_out
-        kernel = _view(flat, offset, n_in, n_out)
-        d_kernel = _view(grads, offset, n_in, n_out)
-        d_bias = grads[offset + n_in * n_out:offset + n_in * n_out + n_out]
-        dz = deltas[layer][:n]
-        _matmul(acts[layer][:n].T, dz, d_kernel)
-        for j in range(n_out):
-            d_bias[j] = 0
-        for i in range(n):
-            for j in range(n_out):
-                d_bias[j] += dz[i, j]
+        dz, d_bias = deltas[layer], d_biases[layer]
+        _matmul(acts[layer].T, dz, d_kernels[layer])
+        for j in range(dz.shape[1]):
+            total = dz.dtype.type(0)
+            for i in range(n):
+                total += dz[i, j]
+            d_bias[j] = total
         if layer == 0:
             break
-        below = deltas[layer - 1][:n]
-        _matmul(dz, kernel.T, below)  # dL/dA of the layer below
+        below = deltas[layer - 1]
+        _matmul(dz, kernels[layer].T, below)  # dL/dA of the layer below
         if rate > 0:
-            below *= masks[layer - 1][:n]
-        _vjp(kinds[layer - 1], slopes[layer - 1], zs[layer - 1][:n], acts[layer][:n], below)
+            below *= masks[layer - 1]
+        _vjp(kinds[layer - 1], slopes[layer - 1], zs[layer - 1], acts[layer], below)
     return value
 
 
@@ -212,23 +220,24 @@ def _update(flat, grads, opt, velocity, moments, step):
     learning rate, momentum and betas rounded as Keras rounds them. ``step`` counts steps."""
     t = step[0] + 1
     step[0] = t
-    if opt[0] == SGD:  # the gradients come scaled by the learning rate
+    if opt[0] == SGD and opt[2] == 0:  # the gradients come scaled by the learning rate
+        for i in range(flat.size):
+            flat[i] -= grads[i]
+    elif opt[0] == SGD:
         mu = flat.dtype.type(opt[8])
         for i in range(flat.size):
-            if opt[2] == 0:
-                flat[i] -= grads[i]
-            else:
-                velocity[i] = velocity[i] * mu - grads[i]
-                flat[i] += mu * velocity[i] - grads[i] if opt[3] else velocity[i]
-        return
-    alpha = flat.dtype.type(opt[7] * math.sqrt(1 - opt[10] ** t) / (1 - opt[9] ** t))
-    b1, b2, eps = flat.dtype.type(1 - opt[4]), flat.dtype.type(1 - opt[5]), flat.dtype.type(opt[6])
-    m, v = moments[0], moments[1]
-    for i in range(flat.size):
-        g = grads[i]
-        m[i] += (g - m[i]) * b1
-        v[i] += (g * g - v[i]) * b2
-        flat[i] -= alpha * m[i] / (np.sqrt(v[i]) + eps)
+            velocity[i] = velocity[i] * mu - grads[i]
+            flat[i] += mu * velocity[i] - grads[i] if opt[3] else velocity[i]
+    else:
+        alpha = flat.dtype.type(opt[7] * math.sqrt(1 - opt[10] ** t) / (1 - opt[9] ** t))
+        b1, b2 = flat.dtype.type(1 - opt[4]), flat.dtype.type(1 - opt[5])
+        eps = flat.dtype.type(opt[6])
+        m, v = moments[0], moments[1]
+        for i in range(flat.size):
+            g = grads[i]
+            m[i] += (g - m[i]) * b1
+            v[i] += (g * g - v[i]) * b2
+            flat[i] -= alpha * m[i] / (np.sqrt(v[i]) + eps)
 
 
 @jit
@@ -238,21 +247,26 @@ def _train(flat, grads, sizes, kinds, slopes, loss, opt, velocity, moments, step
     epochs' mean losses. Stops at a loss that is not finite, which ends the losses."""
     if rate > 0:
         np.random.seed(seed)
-    zs, acts, masks, deltas = _buffers(sizes, batch, x)
-    xb = np.empty((batch, x.shape[1]), x.dtype)
-    yb = np.empty((batch, y.shape[1]), y.dtype)
+    kernels, biases = _layers(flat, sizes)
+    d_kernels, d_biases = _layers(grads, sizes)
     epochs, n = orders.shape
+    full, rest = _buffers(sizes, batch, x), _buffers(sizes, max(n % batch, 1), x)
     losses = np.full(epochs, np.nan)
     scale = opt[7] if opt[0] == SGD else 1.0
     for epoch in range(epochs):
         total = 0.0
         for start in range(0, n, batch):
-            size = min(batch, n - start)
-            for i in range(size):
-                xb[i] = x[orders[epoch, start + i]]
-                yb[i] = y[orders[epoch, start + i]]
-            _forward(flat, sizes, kinds, slopes, xb[:size], zs, acts, masks, rate, True)
-            value = _backward(flat, grads, sizes, kinds, slopes, loss, yb[:size], zs, acts,
+            acts, zs, masks, deltas, yb = full if n - start >= batch else rest
+            size = yb.shape[0]
+            xb = acts[0]
+            for i in range(size):  # the batch's rows, gathered element by element
+                row = orders[epoch, start + i]
+                for j in range(x.shape[1]):
+                    xb[i, j] = x[row, j]
+                for j in range(y.shape[1]):
+                    yb[i, j] = y[row, j]
+            _forward(kernels, biases, kinds, slopes, acts, zs, masks, rate, True)
+            value = _backward(kernels, d_kernels, d_biases, kinds, slopes, loss, yb, acts, zs,
                               masks, deltas, rate, scale)
             if not np.isfinite(value):
                 losses[epoch] = value
@@ -264,44 +278,35 @@ def _train(flat, grads, sizes, kinds, slopes, loss, opt, velocity, moments, step
 
 
 @jit
-def _buffers(sizes, batch, like):
-    """Every layer's z, a (the input's first), dropout mask and dL/dZ, for ``batch`` rows."""
-    layers = range(len(sizes) - 1)
-    zs = [np.empty((batch, sizes[layer + 1]), like.dtype) for layer in layers]
-    acts = [np.empty((batch, sizes[layer]), like.dtype) for layer in range(len(sizes))]
-    masks = [np.ones((batch, sizes[layer + 1]), like.dtype) for layer in layers]
-    deltas = [np.empty((batch, sizes[layer + 1]), like.dtype) for layer in layers]
-    return zs, acts, masks, deltas
-
-
-@jit
 def _gradients(flat, grads, sizes, kinds, slopes, loss, x, y):
-    zs, acts, masks, deltas = _buffers(sizes, x.shape[0], x)
-    _forward(flat, sizes, kinds, slopes, x, zs, acts, masks, 0.0, False)
-    return _backward(flat, grads, sizes, kinds, slopes, loss, y, zs, acts, masks, deltas, 0.0,
-                     1.0)
+    kernels, biases = _layers(flat, sizes)
+    d_kernels, d_biases = _layers(grads, sizes)
+    acts, zs, masks, deltas, yb = _buffers(sizes, x.shape[0], x)
+    acts[0][:] = x
+    yb[:] = y
+    _forward(kernels, biases, kinds, slopes, acts, zs, masks, 0.0, False)
+    return _backward(kernels, d_kernels, d_biases, kinds, slopes, loss, yb, acts, zs, masks,
+                     deltas, 0.0, 1.0)
 
 
 @jit
-def _predict(flat, sizes, kinds, slopes, x, batch):
-    out = np.empty((x.shape[0], sizes[-1]), x.dtype)
-    zs, acts, masks, _ = _buffers(sizes, batch, x)
-    for start in range(0, x.shape[0], batch):
-        stop = min(start + batch, x.shape[0])
-        out[start:stop] = _forward(flat, sizes, kinds, slopes, x[start:stop], zs, acts, masks,
-                                   0.0, False)
-    return out
-
-
-@jit
-def _evaluate(flat, sizes, kinds, slopes, loss, x, y, batch):
-    zs, acts, masks, _ = _buffers(sizes, batch, x)
+def _inference(flat, sizes, kinds, slopes, loss, x, y, batch, out):
+    """Outputs into ``out`` batch by batch (inference: no dropout); and where ``loss`` >= 0,
+    the mean loss over (x, y), computed batch by batch as Keras does."""
+    kernels, biases = _layers(flat, sizes)
+    n = x.shape[0]
+    full, rest = _buffers(sizes, batch, x), _buffers(sizes, max(n % batch, 1), x)
     total = 0.0
-    for start in range(0, x.shape[0], batch):
-        stop = min(start + batch, x.shape[0])
-        s = _forward(flat, sizes, kinds, slopes, x[start:stop], zs, acts, masks, 0.0, False)
-        total += _loss(loss, y[start:stop], zs[len(sizes) - 2][:stop - start], s) * (stop - start)
-    return total / x.shape[0]
+    for start in range(0, n, batch):
+        acts, zs, masks, _, yb = full if n - start >= batch else rest
+        size = yb.shape[0]
+        acts[0][:] = x[start:start + size]
+        _forward(kernels, biases, kinds, slopes, acts, zs, masks, 0.0, False)
+        out[start:start + size] = acts[-1]
+        if loss >= 0:
+            yb[:] = y[start:start + size]
+            total += _loss(loss, yb, zs[-1], acts[-1]) * size
+    return total / n
 
 
 class CompiledMLP:
@@ -394,12 +399,15 @@ class CompiledMLP:
 
     def predict(self, x, batch_size: int | None = None) -> np.ndarray:
         x = self.reference._check(x)
-        return _predict(*self._args(), x, max(1, min(batch_size or len(x), len(x))))
+        out = np.empty((len(x), self.sizes[-1]), self.dtype)
+        _inference(*self._args(), -1, x, out, _batch(batch_size, len(x)), out)
+        return out
 
     def evaluate(self, x, y, batch_size: int | None = None) -> float:
         x, y = self.reference._check(x, y)
-        return float(_evaluate(*self._args(), self.loss_kind, x, y,
-                               max(1, min(batch_size or len(x), len(x)))))
+        out = np.empty((len(x), self.sizes[-1]), self.dtype)
+        return float(_inference(*self._args(), self.loss_kind, x, y, _batch(batch_size, len(x)),
+                                out))
 
     def get_weights(self) -> list[np.ndarray]:
         return [p.copy() for p in self.params]
@@ -413,6 +421,10 @@ class CompiledMLP:
 
     def __repr__(self) -> str:
         return f"Compiled{self.reference!r}"
+
+
+def _batch(batch_size: int | None, n: int) -> int:
+    return max(1, min(batch_size or n, n))
 
 
 def _loss_kind(loss: loss_lib.Loss, output: activation_lib.Activation) -> int:
