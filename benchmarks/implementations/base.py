@@ -106,21 +106,22 @@ class Implementation(ABC):
               seed: int, monitor: Monitor) -> None:
         """Train ``model`` in place; ``monitor`` may stop it early."""
 
-    @abstractmethod
     def predict(self, model, x: np.ndarray) -> np.ndarray:
-        """Inference on a whole test set, timed by the caller."""
+        """Inference on a whole test set, timed by the caller (by default the model's own
+        ``predict``, as for every model below that speaks scratch's verbs)."""
+        return model.predict(x)
 
     @abstractmethod
     def warm_up(self, model, x: np.ndarray, y: np.ndarray, cfg: TaskConfig, epochs: int) -> None:
         """Everything done once before the timer starts; leaves the weights unchanged."""
 
-    @abstractmethod
     def gradients(self, model, x: np.ndarray, y: np.ndarray) -> tuple[float, list[np.ndarray]]:
         """The batch loss and its gradients [dW1, db1, ...], by the framework's own means."""
+        return model.gradients(x, y)
 
-    @abstractmethod
     def train_step(self, model, x: np.ndarray, y: np.ndarray) -> float:
         """One optimizer step on (x, y); the loss before it."""
+        return model.train_step(x, y)
 
     def get_weights(self, model) -> list[np.ndarray]:
         """[W1, b1, W2, b2, ...] in Keras' layout."""

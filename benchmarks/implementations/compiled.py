@@ -17,7 +17,6 @@ class ScratchNumba(Implementation):
     description = "Numba, scratch-shortcut's maths compiled as loops"
     framework = "numba"
     requires = ("numba",)
-    install = "pip install -e ."
     why_fast = ("the whole check interval is one compiled call: loops over each batch with "
                 "no Python between steps, and BLAS for the large products")
 
@@ -66,12 +65,3 @@ class ScratchNumba(Implementation):
 
     def settings(self, model):
         return {"epochs_per_call": getattr(model, "epochs_per_call", None)}
-
-    def predict(self, model, x):
-        return model.predict(x)
-
-    def gradients(self, model, x, y):
-        return model.gradients(x, y)
-
-    def train_step(self, model, x, y):
-        return model.train_step(x, y)

@@ -307,22 +307,9 @@ class Jax(Implementation):
         losses, predicts = model.run(batches, rest, epochs, count)
         return monitor.batch_end(steps) | monitor.checks_end(losses, predicts, epochs)
 
-    def predict(self, model, x):
-        return model.predict(x)
-
     def settings(self, model):
         return {"epochs_per_call": getattr(model, "epochs_per_call", None),
                 "checks_per_call": getattr(model, "checks_per_call", None)}
-
-    def gradients(self, model, x, y):
-        return model.gradients(x, y)
-
-    def train_step(self, model, x, y):
-        return model.train_step(x, y)
-
-    def get_weights(self, model):
-        return model.get_weights()
-
 
     def bench_epoch(self, model, x, y, cfg):
         batches, rest = self.device_batches(model, x, y, cfg)

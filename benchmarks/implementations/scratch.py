@@ -83,15 +83,6 @@ class Scratch(Implementation):
             if callback.stopped:
                 break
 
-    def predict(self, model, x):
-        return model.predict(x)
-
-    def gradients(self, model, x, y):
-        return model.gradients(x, y)
-
-    def train_step(self, model, x, y):
-        return model.train_step(x, y)
-
     def warm_up(self, model, x, y, cfg, epochs):
         model.gradients(x[:1], y[:1])  # touches every buffer once; no update
 
