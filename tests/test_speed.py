@@ -77,6 +77,32 @@ def test_time_to_target_pairs_the_crossing_epochs_and_the_clock():
     assert row["verdict"] == "met"
 
 
+def step(impl, seed, ms):
+    return {"status": "ok", "task": "xor", "config": "blog", "impl": impl, "seed": seed,
+            "epoch_time_s": ms / 1e3, "step_time_ms": ms, "matmul_epoch_s": math.nan,
+            "time_to_target_s": math.nan, "round_times_s": math.nan, "cpu": "cpu",
+            "commit": "c", "timestamp": "t"}
+
+
+def test_the_compiled_engine_has_targets_of_its_own():
+    """scratch-numba against scratch (1/100) and jax (1.0) seed by seed on the tiny tasks, and
+    against the fastest peer's MNIST epoch in the same rounds."""
+    got = table(*(step("scratch-shortcut", s, 0.08) for s in range(6)),
+                *(step("scratch-numba", s, wobble(0.0004, 6)[s]) for s in range(6)),
+                *(step("jax", s, 0.0002) for s in range(6)),
+                run("b32", "scratch-shortcut", wobble(4.0)), run("b32", "jax", wobble(3.0)),
+                run("b32", "scratch-numba", wobble(2.0)))
+    versus_scratch = got.loc["xor: ms per step, scratch-numba / scratch"]
+    assert versus_scratch["target"] == 0.01 and versus_scratch["verdict"] == "met"
+    assert versus_scratch["ratio"] == pytest.approx(0.005) and versus_scratch["rounds"] == 6
+    versus_jax = got.loc["xor: ms per step, scratch-numba / jax"]
+    assert versus_jax["target"] == 1.0 and versus_jax["verdict"] == "missed"  # 2x, every seed
+    mnist = got.loc["MNIST batch 32: s per epoch, scratch-numba / fastest peer (jax)"]
+    assert mnist["target"] == 1.0 and mnist["verdict"] == "met"
+    assert mnist["ratio"] == pytest.approx(2 / 3, rel=0.05)
+    assert "reverse4: ms per step, scratch-numba / scratch" not in got.index  # it did not run
+
+
 def test_mnist_runs_train_in_interleaved_rounds_each_in_its_own_process(tmp_path):
     """scratch and jax side by side on MNIST batch 128: the rows of one group, each with
     its epochs round by round, and scratch's matmul limit as a unit of the same rounds."""

@@ -49,12 +49,12 @@ PEAK_N = 2048  # the roofline: an N x N x N float32 GEMM
 # keras-torch-tuned is not among them: on minibatches its calibration has one candidate,
 # plain fit (PyTorch's trainer takes one step per execution; no XLA), so it would run
 # keras-torch again.
-IMPLS = ("scratch-shortcut", "keras", "keras-tuned", "keras-jax", "keras-jax-tuned",
-         "keras-torch", "jax", "torch")
+IMPLS = ("scratch-shortcut", "scratch-numba", "keras", "keras-tuned", "keras-jax",
+         "keras-jax-tuned", "keras-torch", "jax", "torch")
 # The quick profile: scratch against each framework at its best settings (the tuned Keras
 # backends, whose calibration is most of their time), within 2 minutes.
-QUICK_IMPLS = ("scratch-shortcut", "keras-tuned", "keras-jax-tuned", "keras-torch", "jax",
-               "torch")
+QUICK_IMPLS = ("scratch-shortcut", "scratch-numba", "keras-tuned", "keras-jax-tuned",
+               "keras-torch", "jax", "torch")
 SMOKE_IMPLS = ("scratch-shortcut",)  # the others' training: tests/test_peers.py
 TASKS = ("mnist",)
 COLUMNS = tuple(schema.SCALING_RUNS)  # described in benchmarks/harness/schema.py

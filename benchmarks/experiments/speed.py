@@ -68,7 +68,11 @@ TASKS = ("mnist", *(f"mnist/{c}" for c in EPOCHS), "xor", "xor/blog", "reverse4"
 KERAS_BACKENDS = ("keras", "keras-jax", "keras-torch")
 PEERS = (*KERAS_BACKENDS, "jax", "torch")
 STEP_PEERS = ("keras-tuned", "keras-jax-tuned", "keras-torch-tuned", "jax", "torch")
-PAIRED = ("scratch-shortcut", "keras-tuned")
+# The compiled from-scratch engine (scratch/compiled.py): in batch 32's and 128's rounds and
+# the tiny tasks' steps, with targets of its own (summarize): at most the fastest peer's
+# MNIST epoch, and on the tiny tasks at most jax's step and 1/100 of scratch's.
+COMPILED = "scratch-numba"
+PAIRED = ("scratch-shortcut", "keras-tuned", COMPILED)
 COLUMNS = tuple(schema.SPEED_RUNS)  # described in benchmarks/harness/schema.py
 
 
@@ -91,9 +95,11 @@ def specs(profile: Profile, chosen: Selection) -> list[RunSpec]:
              "train_samples": SMOKE_SAMPLES if smoke else None, "data_dir": chosen.data_dir}
     # The smoke profile runs each of speed's paths once: the peers' file-order and shuffled
     # training is proven in tests/test_peers.py (jax's compiled tiny steps run in compare).
-    peers, step_peers = ((), STEP_PEERS[:1]) if smoke else (PEERS, STEP_PEERS)
+    peers, step_peers = ((), STEP_PEERS[:1]) if smoke else ((*PEERS, COMPILED),
+                                                            (*STEP_PEERS, COMPILED))
     to98 = PEERS[:1] if smoke else PEERS
-    named = [i for i in chosen.impls or () if i not in ("scratch-shortcut", *PEERS, *STEP_PEERS)]
+    named = [i for i in chosen.impls or ()
+             if i not in ("scratch-shortcut", *PEERS, *STEP_PEERS, COMPILED)]
     if named:  # an implementation --impl names runs where the peers do
         peers, step_peers, to98 = (*peers, *named), (*step_peers, *named), (*to98, *named)
     rounds = ROUNDS[profile.name]
@@ -195,15 +201,14 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
             return None
         return json.loads(found["round_times_s"].iloc[-1])
 
-    def interval(task, config, peer) -> Ratio | None:
-        """scratch / ``peer`` (None: its matmul limit), round by round within one group of
+    def interval(task, config, peer, us="scratch-shortcut") -> Ratio | None:
+        """``us`` / ``peer`` (None: its matmul limit), round by round within one group of
         rounds; the tiny tasks' by seed, the two sides run in turn; None: not paired."""
         if task != "mnist":
-            a, b = (runs(task, config, i).set_index("seed")["step_time_ms"]
-                    for i in ("scratch-shortcut", peer))
+            a, b = (runs(task, config, i).set_index("seed")["step_time_ms"] for i in (us, peer))
             both = a.index.intersection(b.index)
             return Ratio.of(a[both].tolist(), b[both].tolist()) if len(both) else None
-        ours = rounds_of(task, config, "scratch-shortcut")
+        ours = rounds_of(task, config, us)
         theirs = ours if peer is None else rounds_of(task, config, peer)
         if not ours or not theirs or ours["group"] != theirs["group"]:
             return None
@@ -219,24 +224,40 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
         k = ours["target_epoch"] / theirs["target_epoch"]  # the crossing epochs' ratio
         return Ratio(ratio.median * k, ratio.low * k, ratio.high * k, ratio.rounds)
 
-    def row(label, task, config, column, peer, target=math.nan, scale=1.0, paired=True):
-        return (label, scale * get(task, config, "scratch-shortcut", column),
+    def row(label, task, config, column, peer, target=math.nan, scale=1.0, paired=True,
+            us="scratch-shortcut"):
+        return (label, scale * get(task, config, us, column),
                 scale * get(task, config, peer, column), target,
-                interval(task, config, peer) if paired else None)
+                interval(task, config, peer, us) if paired else None)
 
-    def against(label, task, config, column, peers, target=math.nan, fastest=()):
-        """scratch against each peer; then against the fastest of each group in
-        ``fastest`` ((name, peers, target)), the peer named in the metric."""
+    def against(label, task, config, column, peers, target=math.nan, fastest=(),
+                us="scratch-shortcut"):
+        """``us`` (scratch) against each peer (``target``: one for all, or one by peer);
+        then against the fastest of each group in ``fastest`` ((name, peers, target)), the
+        peer named in the metric."""
         ran = set(df.loc[(df["task"] == task) & (df["config"] == config), "impl"])
         found = {p: get(task, config, p, column) for p in peers if p in ran}
-        out = [row(f"{label}, scratch / {p}", task, config, column, p, target) for p in found]
+        name_us = "scratch" if us == "scratch-shortcut" else us
+        goals = target if isinstance(target, dict) else dict.fromkeys(found, target)
+        out = [row(f"{label}, {name_us} / {p}", task, config, column, p,
+                   goals.get(p, math.nan), us=us) for p in found]
         for name, group, goal in fastest:
             times = {p: found[p] for p in group if p in found and not math.isnan(found[p])}
             if times:
                 best = min(times, key=times.get)
-                out.append(row(f"{label}, scratch / fastest {name} ({best})", task, config,
-                               column, best, goal))
+                out.append(row(f"{label}, {name_us} / fastest {name} ({best})", task, config,
+                               column, best, goal, us=us))
         return out
+
+    def compiled(label, task, config, column, peers, goals):
+        """The compiled engine's own rows, where it ran: against scratch, each peer and
+        the fastest peer, ``goals`` the targets by name ("scratch", a peer's, "fastest")."""
+        if math.isnan(get(task, config, COMPILED, column)):
+            return []
+        return [row(f"{label}, {COMPILED} / scratch", task, config, column, "scratch-shortcut",
+                    goals.get("scratch", math.nan), us=COMPILED),
+                *against(label, task, config, column, peers, goals, us=COMPILED,
+                         fastest=(("peer", peers, goals.get("fastest", math.nan)),))]
 
     epoch_targets = (("Keras backend", KERAS_BACKENDS, 1.0), ("peer", PEERS, 1.0))
     limit = ("MNIST batch 128, file order: s per epoch, scratch / its matmuls alone",
@@ -255,6 +276,9 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
             "shuffled), scratch / keras", "mnist", "to98", "time_to_target_s", "keras", 1 / 3),
         *against("MNIST s to 98% test accuracy", "mnist", "to98", "time_to_target_s", PEERS[1:],
                  fastest=(("peer", PEERS, math.nan),)),
+        *(row_ for config in ("b32", "b128") for row_ in compiled(
+            f"MNIST batch {config[1:]}: s per epoch", "mnist", config, "epoch_time_s", PEERS,
+            {"fastest": 1.0})),
     ]
     for task in ("xor", "reverse4"):
         rows.append(row(f"{task}: ms per step, scratch / keras-tuned", task, "blog",
@@ -264,6 +288,8 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
         rows.append(row(f"{task}: ms per epoch of Keras fit called per epoch (the blog's "
                         "way), scratch / keras", task, "blog", "epoch_time_s", "keras",
                         scale=1e3, paired=False))
+        rows += compiled(f"{task}: ms per step", task, "blog", "step_time_ms", STEP_PEERS,
+                         {"scratch": 0.01, "jax": 1.0})
     table = pd.DataFrame([r[:4] for r in rows], columns=["metric", "scratch", "reference",
                                                           "target"])
     paired = [r[4] for r in rows]
