@@ -23,7 +23,8 @@ $(STAMP): pyproject.toml constraints.txt
 	tf=$$!; $(WARM) 'import scratch.compiled; scratch.compiled.warm()' 2>$(VENV)/warm-numba.log & \
 	numba=$$!; KERAS_BACKEND=jax $(WARM) 'import keras, jax, matplotlib.pyplot, \
 		distributed.cli.dask_worker, distributed.cli.dask_scheduler, xdist, pytest_benchmark' \
-		2>$(VENV)/warm-jax.log && wait $$tf && wait $$numba || { cat $(VENV)/warm-*.log; exit 1; }
+		2>$(VENV)/warm-jax.log; ok=$$?; wait $$tf || ok=1; wait $$numba || ok=1; \
+		[ $$ok = 0 ] || { cat $(VENV)/warm-*.log; exit 1; }
 	touch $@
 
 # Refresh constraints.txt deliberately: the newest releases pyproject.toml allows, resolved in

@@ -4,7 +4,7 @@ import contextlib
 import os
 import re
 import sys
-import tempfile
+import threading
 
 # The twins are Keras on TensorFlow; say so before keras is first imported.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -19,22 +19,29 @@ LOAD_NOISE = re.compile(r"absl::InitializeLog\(\) is called|cudart_stub\.cc.*cud
 
 @contextlib.contextmanager
 def _without_load_noise():
-    """Drop LOAD_NOISE's lines from what is written to stderr (file descriptor 2, where the
-    native libraries write) inside; pass every other line on."""
+    """Pass what is written to stderr inside (file descriptor 2, where the native libraries
+    write) on as it comes, line by line, but LOAD_NOISE's lines."""
     sys.stderr.flush()
     saved = os.dup(2)
-    with tempfile.TemporaryFile() as caught:
-        os.dup2(caught.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            caught.seek(0)
-            text = caught.read().decode(errors="replace")
-            sys.stderr.writelines(line for line in text.splitlines(keepends=True)
-                                  if not LOAD_NOISE.search(line))
+    read, write = os.pipe()
+    os.dup2(write, 2)
+    os.close(write)
+
+    def forward():
+        with os.fdopen(read, "rb") as pipe:
+            for line in pipe:
+                if not LOAD_NOISE.search(line.decode(errors="replace")):
+                    os.write(saved, line)
+
+    forwarding = threading.Thread(target=forward, daemon=True)
+    forwarding.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)  # the pipe's last writer closed: the forwarding ends
+        forwarding.join()
+        os.close(saved)
 
 
 with _without_load_noise():

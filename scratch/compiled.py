@@ -21,7 +21,7 @@ from scratch import activations as activation_lib
 from scratch import losses as loss_lib
 from scratch import optimizers as optimizer_lib
 from scratch.architectures import Architecture
-from scratch.model import DTYPES, MLP, History, TrainingDiverged, epoch_order
+from scratch.model import DTYPES, MLP, History, TrainingDiverged, _check_positive_int, epoch_order
 
 # Activations and losses by number, as the compiled functions take them.
 LINEAR, SIGMOID, TANH, RELU, LEAKY_RELU, SOFTMAX = range(6)
@@ -44,7 +44,7 @@ def _matmul(a, b, out):
         return
     for i in range(n):
         for j in range(m):
-            total = 0.0
+            total = out.dtype.type(0)  # in the arrays' dtype, as BLAS would
             for p in range(k):
                 total += a[i, p] * b[p, j]
             out[i, j] = total
@@ -207,8 +207,9 @@ def _backward(kernels, d_kernels, d_biases, kinds, slopes, loss, y, acts, zs, ma
             break
         below = deltas[layer - 1]
         _matmul(dz, kernels[layer].T, below)  # dL/dA of the layer below
-        if rate > 0:
-            below *= masks[layer - 1]
+        if rate > 0:  # through the mask, then f' at the unmasked activation, which
+            below *= masks[layer - 1]  # replaces this layer's (masked) input, used above
+            _activate(kinds[layer - 1], slopes[layer - 1], zs[layer - 1], acts[layer])
         _vjp(kinds[layer - 1], slopes[layer - 1], zs[layer - 1], acts[layer], below)
     return value
 
@@ -229,7 +230,8 @@ def _update(flat, grads, opt, velocity, moments, step):
             velocity[i] = velocity[i] * mu - grads[i]
             flat[i] += mu * velocity[i] - grads[i] if opt[3] else velocity[i]
     else:
-        alpha = flat.dtype.type(opt[7] * math.sqrt(1 - opt[10] ** t) / (1 - opt[9] ** t))
+        alpha = flat.dtype.type(opt[7] * math.sqrt(1 - math.pow(opt[10], t))
+                                / (1 - math.pow(opt[9], t)))  # libm's pow, as Python's **
         b1, b2 = flat.dtype.type(1 - opt[4]), flat.dtype.type(1 - opt[5])
         eps = flat.dtype.type(opt[6])
         m, v = moments[0], moments[1]
@@ -243,8 +245,9 @@ def _update(flat, grads, opt, velocity, moments, step):
 @jit
 def _train(flat, grads, sizes, kinds, slopes, loss, opt, velocity, moments, step, x, y, orders,
            batch, rate, seed):
-    """Train on ``orders`` (an epoch's sample order a row) in batches of ``batch``; the
-    epochs' mean losses. Stops at a loss that is not finite, which ends the losses."""
+    """Train on ``orders`` (an epoch's sample order a row) in batches of ``batch``: the
+    epochs' mean losses, and how many epochs finished. A loss that is not finite stops
+    training before its step; the losses then end with it."""
     if rate > 0:
         np.random.seed(seed)
     kernels, biases = _layers(flat, sizes)
@@ -270,11 +273,11 @@ def _train(flat, grads, sizes, kinds, slopes, loss, opt, velocity, moments, step
                               masks, deltas, rate, scale)
             if not np.isfinite(value):
                 losses[epoch] = value
-                return losses
+                return losses, epoch
             _update(flat, grads, opt, velocity, moments, step)
             total += value * size
         losses[epoch] = total / n
-    return losses
+    return losses, epochs
 
 
 @jit
@@ -348,10 +351,12 @@ class CompiledMLP:
     def _args(self):
         return self.flat, self.layer_sizes, self.kinds, self.slopes
 
-    def run(self, x: np.ndarray, y: np.ndarray, orders: np.ndarray, batch: int) -> np.ndarray:
-        """Train on ``orders`` (an epoch's sample order a row, C-contiguous int64) in batches
-        of ``batch``, in one compiled call, with no checks (``fit`` checks): the epochs'
-        mean losses. A loss that is not finite ends them, NaN after it."""
+    def run(self, x: np.ndarray, y: np.ndarray, orders: np.ndarray, batch: int
+            ) -> tuple[np.ndarray, int]:
+        """Train on ``orders`` (an epoch's sample order a row, C-contiguous int64, each a
+        permutation of x's rows) in batches of ``batch``, in one compiled call, with no
+        checks (``fit`` checks): the epochs' mean losses, and how many finished. Where a
+        loss is not finite, training stops there and the losses end with it."""
         seed = self._mask_seed(self.seed) if self.dropout else 0
         return _train(self.flat, self.grads, self.layer_sizes, self.kinds, self.slopes,
                       self.loss_kind, self.opt, self.velocity, self.moments, self.step, x, y,
@@ -364,16 +369,23 @@ class CompiledMLP:
         Raises TrainingDiverged as MLP.fit does."""
         x, y = self.reference._check(x, y)
         n = len(x)
-        batch = n if batch_size is None else min(int(batch_size), n)
+        if n == 0:
+            raise ValueError("fit needs at least one sample; got empty inputs.")
+        batch = n if batch_size is None else batch_size
+        _check_positive_int("batch_size", batch)
+        _check_positive_int("epochs", epochs, allow_zero=True)
         seed = self.seed if seed is None else seed
         if orders is None:
             orders = np.stack([epoch_order(n, e, seed, shuffle) for e in range(epochs)]) \
                 if epochs else np.zeros((0, n), np.int64)
-        losses = self.run(x, y, np.ascontiguousarray(orders, np.int64), batch)
-        done = losses[~np.isnan(losses)]
-        history = History({"loss": [float(v) for v in done if math.isfinite(v)]})
-        if len(done) and not math.isfinite(done[-1]):
-            raise TrainingDiverged(f"The loss became {done[-1]} at epoch {len(done) - 1}: "
+        orders = np.ascontiguousarray(orders, np.int64)
+        if orders.ndim != 2 or orders.shape[1] != n or not (np.sort(orders) == np.arange(n)).all():
+            raise ValueError(f"orders must hold a permutation of the {n} samples a row; got "
+                             f"shape {orders.shape}.")
+        losses, finished = self.run(x, y, orders, min(batch, n))
+        history = History({"loss": [float(v) for v in losses[:finished]]})
+        if finished < len(orders):
+            raise TrainingDiverged(f"The loss became {losses[finished]} at epoch {finished}: "
                                    "training diverged. Lower the learning rate, or train in "
                                    "float64.", history)
         if not np.isfinite(self.flat).all():
@@ -389,10 +401,11 @@ class CompiledMLP:
     def train_step(self, x, y) -> float:
         """One optimizer step on (x, y); the loss before it."""
         x, y = self.reference._check(x, y)
-        return float(self.run(x, y, np.arange(len(x), dtype=np.int64)[None], len(x))[0])
+        return float(self.run(x, y, np.arange(len(x), dtype=np.int64)[None], len(x))[0][0])
 
     def gradients(self, x, y) -> tuple[float, list[np.ndarray]]:
-        """The batch loss and its gradients [dW1, db1, ...], unscaled; no update."""
+        """The batch loss and its gradients [dW1, db1, ...], unscaled; no update. Without
+        dropout, where MLP.gradients draws a mask (the masks are each network's own)."""
         x, y = self.reference._check(x, y)
         loss = _gradients(self.flat, self.grads, *self._args()[1:], self.loss_kind, x, y)
         return float(loss), [g.copy() for g in _views(self.grads, self.sizes)]
@@ -424,7 +437,10 @@ class CompiledMLP:
 
 
 def _batch(batch_size: int | None, n: int) -> int:
-    return max(1, min(batch_size or n, n))
+    """Samples a batch of inference: ``batch_size`` (default all), at most ``n``."""
+    if batch_size is not None:
+        _check_positive_int("batch_size", batch_size)
+    return max(1, min(n if batch_size is None else batch_size, n))
 
 
 def _loss_kind(loss: loss_lib.Loss, output: activation_lib.Activation) -> int:

@@ -66,8 +66,9 @@ PUBLISHED_SPEED = environment.ROOT / "results" / "published" / "speed_runs.csv"
 
 def fastest_published(config: str = "b32", count: int = QUICK_B32_PEERS,
                       path: Path = PUBLISHED_SPEED) -> list[str]:
-    """The ``count`` peers but scratch with the shortest median seconds per epoch at the
-    speed experiment's ``config`` in the published runs; [] where none was published."""
+    """The ``count`` framework peers (none from scratch) with the shortest median seconds
+    per epoch at the speed experiment's ``config`` in the published runs; [] where none
+    was published."""
     times: dict[str, list[float]] = {}
     try:
         with path.open(newline="") as f:
@@ -77,7 +78,7 @@ def fastest_published(config: str = "b32", count: int = QUICK_B32_PEERS,
     except (OSError, KeyError, ValueError):
         return []
     ranked = sorted((statistics.median(t), impl) for impl, t in times.items()
-                    if impl != SCRATCH and impl in PEERS)
+                    if impl in PEERS and not IMPLEMENTATIONS[impl].from_scratch)
     return [impl for _, impl in ranked[:count]]
 
 

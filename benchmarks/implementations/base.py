@@ -50,6 +50,8 @@ class Implementation(ABC):
     description: str
     framework: str
     requires: tuple[str, ...] = ()  # the packages it imports
+    # Whether it is written by hand here (scratch's maths), not a framework's
+    from_scratch = False
     # Why it is no peer, where it trains another network by design (Keras' default softmax
     # form): then no experiment runs it unless named, and its rows show the difference.
     finding = ""

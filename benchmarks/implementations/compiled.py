@@ -16,9 +16,11 @@ class ScratchNumba(Implementation):
     name = "scratch-numba"
     description = "Numba, scratch-shortcut's maths compiled as loops"
     framework = "numba"
+    from_scratch = True
     requires = ("numba",)
-    why_fast = ("the whole check interval is one compiled call: loops over each batch with "
-                "no Python between steps, and BLAS for the large products")
+    why_fast = ("each call trains a whole check interval (an epoch where epochs are "
+                "shuffled) in compiled loops: no Python between steps, BLAS for the large "
+                "products")
 
     def build(self, cfg, weights, dtype, seed):
         from scratch.compiled import CompiledMLP
@@ -59,8 +61,10 @@ class ScratchNumba(Implementation):
                 with monitor.paused():
                     orders = np.stack([epoch_order(len(x), e, seed)
                                        for e in range(first, first + chunk)])
-            loss = model.run(x, y, orders, batch)[-1]
-            if monitor.batch_end(steps) | monitor.epoch_end(loss, model.predict, chunk):
+            losses, finished = model.run(x, y, orders, batch)
+            done = chunk if finished == chunk else finished + 1  # the epoch that diverged
+            if monitor.batch_end(steps) | monitor.epoch_end(losses[done - 1], model.predict,
+                                                            done):
                 return
 
     def settings(self, model):

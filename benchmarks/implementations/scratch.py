@@ -23,6 +23,7 @@ MNIST_SKIP = ("infeasible: one 784-512-10 Jacobian chain takes about 1.5 s per s
 
 class Scratch(Implementation):
     framework = "numpy"
+    from_scratch = True
 
     def __init__(self, backprop: str):
         self.backprop = backprop
