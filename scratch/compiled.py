@@ -367,14 +367,8 @@ class CompiledMLP:
         """Train ``epochs`` epochs in one compiled call, in the order ``epoch_order`` gives
         (or ``orders``, an epoch's sample order a row); returns the History of epoch losses.
         Raises TrainingDiverged as MLP.fit does."""
-        x, y = self.reference._check(x, y)
+        x, y, batch, seed = self.reference._fit_arguments(x, y, epochs, batch_size, seed)
         n = len(x)
-        if n == 0:
-            raise ValueError("fit needs at least one sample; got empty inputs.")
-        batch = n if batch_size is None else batch_size
-        _check_positive_int("batch_size", batch)
-        _check_positive_int("epochs", epochs, allow_zero=True)
-        seed = self.seed if seed is None else seed
         if orders is None:
             orders = np.stack([epoch_order(n, e, seed, shuffle) for e in range(epochs)]) \
                 if epochs else np.zeros((0, n), np.int64)

@@ -178,14 +178,8 @@ class MLP:
         Raises TrainingDiverged when the loss, or the weights after the last step, stop
         being finite.
         """
-        x, y = self._check(x, y)
+        x, y, batch_size, seed = self._fit_arguments(x, y, epochs, batch_size, seed)
         n = len(x)
-        if n == 0:
-            raise ValueError("fit needs at least one sample; got empty inputs.")
-        batch_size = n if batch_size is None else batch_size
-        _check_positive_int("batch_size", batch_size)
-        _check_positive_int("epochs", epochs, allow_zero=True)
-        seed = self.seed if seed is None else seed
         history = History()
         self.stop_training = False
         on_batch = [cb.on_train_batch_end for cb in callbacks if hasattr(cb, "on_train_batch_end")]
@@ -231,6 +225,16 @@ class MLP:
                                    "diverged. Lower the learning rate, or train in float64.",
                                    history)
         return history
+
+    def _fit_arguments(self, x, y, epochs, batch_size, seed):
+        """fit's arguments checked: (x, y, batch size, seed), the defaults filled in."""
+        x, y = self._check(x, y)
+        if len(x) == 0:
+            raise ValueError("fit needs at least one sample; got empty inputs.")
+        batch_size = len(x) if batch_size is None else batch_size
+        _check_positive_int("batch_size", batch_size)
+        _check_positive_int("epochs", epochs, allow_zero=True)
+        return x, y, batch_size, self.seed if seed is None else seed
 
     def predict(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         x = self._check(x)
