@@ -52,8 +52,9 @@ EPOCHS = {"b32": 3, "b128": 5, "to98": 15}
 TO98 = {"name": "sgd", "learning_rate": 0.2}
 TO98_BATCH = 32
 TINY_BUDGET_S = {"quick": 5, "full": 5, "smoke": 2}  # thousands of steps for the median
-# scratch and keras-tuned (target 4): 6 pairs, the fewest whose median has a 95%
-# interval; the other step peers run the first 3
+# The sides of the tiny tasks' targets (PAIRED: scratch and keras-tuned, scratch-numba and
+# jax): 6 pairs, the fewest whose median has a 95% interval; the other step peers run the
+# first 3
 TINY_SEEDS = 6
 PEER_TINY_SEEDS = 3
 SMOKE_SAMPLES = 2048
@@ -72,7 +73,7 @@ STEP_PEERS = ("keras-tuned", "keras-jax-tuned", "keras-torch-tuned", "jax", "tor
 # the tiny tasks' steps, with targets of its own (summarize): at most the fastest peer's
 # MNIST epoch, and on the tiny tasks at most jax's step and 1/100 of scratch's.
 COMPILED = "scratch-numba"
-PAIRED = ("scratch-shortcut", "keras-tuned", COMPILED)
+PAIRED = ("scratch-shortcut", "keras-tuned", COMPILED, "jax")
 COLUMNS = tuple(schema.SPEED_RUNS)  # described in benchmarks/harness/schema.py
 
 
