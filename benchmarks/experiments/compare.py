@@ -87,14 +87,14 @@ def specs(profile: Profile, chosen: Selection) -> list[RunSpec]:
     impls = chosen.impls or PEERS
     for cfg in CONFIGS.values():
         first = next(c for c in CONFIGS.values() if c.task == cfg.task) is cfg
-        quick_b32 = profile.name == "quick" and cfg.key == QUICK_B32 and cfg.task in chosen.tasks
-        if cfg.key not in chosen.tasks and not (
-                cfg.task in chosen.tasks and (profile.all_configs or first)) and not quick_b32:
+        chosen_cfg = cfg.key in chosen.tasks or (
+            cfg.task in chosen.tasks and (profile.all_configs or first))
+        headline = (not chosen_cfg and profile.name == "quick" and cfg.key == QUICK_B32
+                    and cfg.task in chosen.tasks)
+        if not chosen_cfg and not headline:
             continue
-        cfg_impls = impls
-        if quick_b32 and cfg.key not in chosen.tasks:  # the headline's rows, not every peer's
-            fastest = [SCRATCH, *fastest_published()]
-            cfg_impls = [i for i in impls if i in fastest]
+        cfg_impls = [i for i in impls if i in (SCRATCH, *fastest_published())] if headline \
+            else impls  # the headline's rows, not every peer's
         overrides = cfg.quick if profile.name == "quick" else {}
         epochs = overrides.get("epochs", cfg.epochs)
         samples = overrides.get("train_samples")
