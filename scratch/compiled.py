@@ -131,9 +131,10 @@ def _buffers(sizes, n, like):
 
 
 @jit
-def _forward(kernels, biases, kinds, slopes, acts, zs, masks, rate, training):
+def _forward(kernels, biases, kinds, slopes, acts, zs, masks, rate):
     """From the input in acts[0], every layer's z and a into zs[l] and acts[l + 1].
-    Inverted dropout after every hidden layer where training with ``rate``."""
+    Inverted dropout after every hidden layer where ``rate`` > 0 (training; inference
+    passes 0)."""
     layers = len(kernels)
     for layer in range(layers):
         z, a = zs[layer], acts[layer + 1]
@@ -144,7 +145,7 @@ def _forward(kernels, biases, kinds, slopes, acts, zs, masks, rate, training):
             for j in range(n_out):
                 z[i, j] += bias[j]
         _activate(kinds[layer], slopes[layer], z, a)
-        if training and rate > 0 and layer < layers - 1:
+        if rate > 0 and layer < layers - 1:
             mask = masks[layer]
             keep = a.dtype.type(1) / a.dtype.type(1 - rate)
             for i in range(n):
@@ -268,7 +269,7 @@ def _train(flat, grads, sizes, kinds, slopes, loss, opt, velocity, moments, step
                     xb[i, j] = x[row, j]
                 for j in range(y.shape[1]):
                     yb[i, j] = y[row, j]
-            _forward(kernels, biases, kinds, slopes, acts, zs, masks, rate, True)
+            _forward(kernels, biases, kinds, slopes, acts, zs, masks, rate)
             value = _backward(kernels, d_kernels, d_biases, kinds, slopes, loss, yb, acts, zs,
                               masks, deltas, rate, scale)
             if not np.isfinite(value):
@@ -287,7 +288,7 @@ def _gradients(flat, grads, sizes, kinds, slopes, loss, x, y):
     acts, zs, masks, deltas, yb = _buffers(sizes, x.shape[0], x)
     acts[0][:] = x
     yb[:] = y
-    _forward(kernels, biases, kinds, slopes, acts, zs, masks, 0.0, False)
+    _forward(kernels, biases, kinds, slopes, acts, zs, masks, 0.0)
     return _backward(kernels, d_kernels, d_biases, kinds, slopes, loss, yb, acts, zs, masks,
                      deltas, 0.0, 1.0)
 
@@ -304,7 +305,7 @@ def _inference(flat, sizes, kinds, slopes, loss, x, y, batch, out):
         acts, zs, masks, _, yb = full if n - start >= batch else rest
         size = yb.shape[0]
         acts[0][:] = x[start:start + size]
-        _forward(kernels, biases, kinds, slopes, acts, zs, masks, 0.0, False)
+        _forward(kernels, biases, kinds, slopes, acts, zs, masks, 0.0)
         out[start:start + size] = acts[-1]
         if loss >= 0:
             yb[:] = y[start:start + size]
