@@ -84,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--batch", type=positive_int, default=32, metavar="N",
                        help="samples per gradient step, for the peak (default: 32)")
     commands.add_parser("bench-seeds", help="XOR for 20 and 1000 seeds at once: scratch's "
-                        "seed-batched network against JAX's vmap, microseconds per seed-step")
+                        "seed-batched networks (NumPy, compiled) against JAX's vmap, "
+                        "microseconds per seed-step in interleaved rounds")
     peers = commands.add_parser("bench-peers", help="each framework peer, as the suite runs "
                                 "it, against a minimal loop an expert writes in its framework "
                                 "(tests/minimal): step times on XOR and MNIST batch 32")

@@ -6,12 +6,14 @@ A module of its own: scratch's NumPy modules import no Numba, and stay the reada
 reference. ``CompiledMLP`` keeps scratch.MLP's verbs (``fit``, ``predict``, ``evaluate``,
 ``gradients``, ``train_step``, ``get_weights``, ``set_weights``) and its layout: every
 parameter a view into one flat array, kernels (n_in, n_out) as Keras has them. One call
-of ``fit`` is one compiled call, however many epochs it trains. Numba caches what it
-compiled on disk (``cache=True``), so a process loads it instead of compiling again.
+of ``fit`` is one compiled call, however many epochs it trains. ``CompiledSeedBatchedMLP``
+is scratch.seeds.SeedBatchedMLP compiled the same way. Numba caches what it compiled on
+disk (``cache=True``), so a process loads it instead of compiling again.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numba
@@ -313,6 +315,212 @@ def _inference(flat, sizes, kinds, slopes, loss, x, y, batch, out):
     return total / n
 
 
+
+# Many seeds at once (CompiledSeeds): every array gains a last axis of seeds, the innermost
+# loop runs over it, and each seed's arithmetic is the single network's, in its order.
+
+
+@jit
+def _seed_layers(flat, sizes, seeds):
+    """Every layer's kernel (n_in, n_out, S) and bias (n_out, S), as views into ``flat``:
+    scratch.MLP's layout, each parameter's seeds side by side."""
+    size = sizes[0] * sizes[1] * seeds
+    kernels = [flat[:size].reshape((sizes[0], sizes[1], seeds))]
+    biases = [flat[size:size + sizes[1] * seeds].reshape((sizes[1], seeds))]
+    offset = size + sizes[1] * seeds
+    for layer in range(1, len(sizes) - 1):
+        n_in, n_out = sizes[layer], sizes[layer + 1]
+        kernels.append(flat[offset:offset + n_in * n_out * seeds].reshape((n_in, n_out, seeds)))
+        offset += n_in * n_out * seeds
+        biases.append(flat[offset:offset + n_out * seeds].reshape((n_out, seeds)))
+        offset += n_out * seeds
+    return kernels, biases
+
+
+@jit
+def _seed_buffers(sizes, n, seeds, like):
+    """For ``n`` samples of every seed: the activations (the input's first), every layer's
+    z and dL/dZ, and the targets (shared by the seeds)."""
+    acts = [np.empty((n, sizes[layer], seeds), like.dtype) for layer in range(len(sizes))]
+    zs = [np.empty((n, sizes[layer + 1], seeds), like.dtype) for layer in range(len(sizes) - 1)]
+    deltas = [np.empty((n, sizes[layer + 1], seeds), like.dtype)
+              for layer in range(len(sizes) - 1)]
+    return acts, zs, deltas, np.empty((n, sizes[-1]), like.dtype)
+
+
+@jit
+def _seed_activate(kind, slope, z, a):
+    n, k, seeds = z.shape
+    if kind != SOFTMAX:  # element by element: the single network's function
+        _activate(kind, slope, z.reshape((n * k, seeds)), a.reshape((n * k, seeds)))
+        return
+    for i in range(n):
+        for t in range(seeds):
+            top = z[i, 0, t]
+            for j in range(1, k):
+                top = max(top, z[i, j, t])
+            total = z.dtype.type(0)
+            for j in range(k):
+                a[i, j, t] = np.exp(z[i, j, t] - top)
+                total += a[i, j, t]
+            for j in range(k):
+                a[i, j, t] /= total
+
+
+@jit
+def _seed_vjp(kind, slope, z, a, grad):
+    n, k, seeds = z.shape
+    if kind != SOFTMAX:
+        _vjp(kind, slope, z.reshape((n * k, seeds)), a.reshape((n * k, seeds)),
+             grad.reshape((n * k, seeds)))
+        return
+    for i in range(n):
+        for t in range(seeds):
+            dot = z.dtype.type(0)
+            for j in range(k):
+                dot += grad[i, j, t] * a[i, j, t]
+            for j in range(k):
+                grad[i, j, t] = a[i, j, t] * (grad[i, j, t] - dot)
+
+
+@jit
+def _seed_loss(loss, y, z, s, out):
+    """Each seed's batch loss into ``out``, as ``_loss`` computes one network's."""
+    n, k, seeds = s.shape
+    out[:] = 0.0
+    for i in range(n):
+        if loss == FUSED_CCE:
+            for t in range(seeds):
+                top = z[i, 0, t]
+                for j in range(1, k):
+                    top = max(top, z[i, j, t])
+                sum_exp = 0.0
+                for j in range(k):
+                    sum_exp += math.exp(z[i, j, t] - top)
+                log_sum = math.log(sum_exp)
+                for j in range(k):
+                    out[t] -= y[i, j] * (z[i, j, t] - top - log_sum)
+            continue
+        for j in range(k):
+            for t in range(seeds):
+                if loss == MSE:
+                    d = s[i, j, t] - y[i, j]
+                    out[t] += d * d
+                else:
+                    v = z[i, j, t]
+                    out[t] += max(v, 0.0) - v * y[i, j] + math.log1p(math.exp(-abs(v)))
+    out /= n if loss == FUSED_CCE else n * k
+
+
+@jit
+def _seed_forward(kernels, biases, kinds, slopes, acts, zs):
+    for layer in range(len(kernels)):
+        x, w, b, z = acts[layer], kernels[layer], biases[layer], zs[layer]
+        n, n_in, seeds = x.shape
+        for i in range(n):
+            for j in range(z.shape[1]):
+                z[i, j] = 0
+                for p in range(n_in):
+                    for t in range(seeds):
+                        z[i, j, t] += x[i, p, t] * w[p, j, t]
+                for t in range(seeds):
+                    z[i, j, t] += b[j, t]
+        _seed_activate(kinds[layer], slopes[layer], z, acts[layer + 1])
+
+
+@jit
+def _seed_backward(kernels, d_kernels, d_biases, kinds, slopes, loss, y, acts, zs, deltas,
+                   scale, values):
+    """``_backward`` for every seed; each seed's loss into ``values``."""
+    layers = len(kernels)
+    z, s = zs[layers - 1], acts[layers]
+    n, k, seeds = s.shape
+    _seed_loss(loss, y, z, s, values)
+    dz = deltas[layers - 1]
+    factor = s.dtype.type(scale / n if loss == FUSED_CCE else
+                          (2 * scale if loss == MSE else scale) / (n * k))
+    for i in range(n):
+        for j in range(k):
+            for t in range(seeds):
+                dz[i, j, t] = (s[i, j, t] - y[i, j]) * factor
+    if loss == MSE:
+        _seed_vjp(kinds[layers - 1], slopes[layers - 1], z, s, dz)
+    for layer in range(layers - 1, -1, -1):
+        dz, x, d_kernel, d_bias = deltas[layer], acts[layer], d_kernels[layer], d_biases[layer]
+        n_in, n_out = x.shape[1], dz.shape[1]
+        for p in range(n_in):
+            for j in range(n_out):
+                d_kernel[p, j] = 0
+                for i in range(n):
+                    for t in range(seeds):
+                        d_kernel[p, j, t] += x[i, p, t] * dz[i, j, t]
+        d_bias[:] = 0
+        for i in range(n):
+            for j in range(n_out):
+                for t in range(seeds):
+                    d_bias[j, t] += dz[i, j, t]
+        if layer == 0:
+            break
+        below, w = deltas[layer - 1], kernels[layer]
+        for i in range(n):
+            for p in range(n_in):
+                below[i, p] = 0
+                for j in range(n_out):
+                    for t in range(seeds):
+                        below[i, p, t] += dz[i, j, t] * w[p, j, t]
+        _seed_vjp(kinds[layer - 1], slopes[layer - 1], zs[layer - 1], acts[layer], below)
+
+
+@jit
+def _seed_rows(x, start, xb):
+    """Rows start... of x into xb, (n, k, S), for every seed."""
+    for i in range(xb.shape[0]):
+        for j in range(xb.shape[1]):
+            xb[i, j] = x[start + i, j]
+
+
+@jit
+def _train_seeds(flat, grads, sizes, kinds, slopes, loss, opt, velocity, moments, step, x, y,
+                 epochs, batch, seeds):
+    """Train every seed ``epochs`` epochs on (x, y) in file order, in batches of ``batch``:
+    each seed's mean loss an epoch, (epochs, S). A seed whose loss is not finite carries
+    NaN on; the others are untouched."""
+    kernels, biases = _seed_layers(flat, sizes, seeds)
+    d_kernels, d_biases = _seed_layers(grads, sizes, seeds)
+    n = x.shape[0]
+    full = _seed_buffers(sizes, batch, seeds, x)
+    rest = _seed_buffers(sizes, max(n % batch, 1), seeds, x)
+    values, losses = np.empty(seeds), np.empty((epochs, seeds))
+    scale = opt[7] if opt[0] == SGD else 1.0
+    for epoch in range(epochs):
+        losses[epoch] = 0.0
+        for start in range(0, n, batch):
+            acts, zs, deltas, yb = full if n - start >= batch else rest
+            size = yb.shape[0]
+            if n > batch or epoch == 0:  # one full batch stays in place from the first
+                _seed_rows(x, start, acts[0])
+                yb[:] = y[start:start + size]
+            _seed_forward(kernels, biases, kinds, slopes, acts, zs)
+            _seed_backward(kernels, d_kernels, d_biases, kinds, slopes, loss, yb, acts, zs,
+                           deltas, scale, values)
+            _update(flat, grads, opt, velocity, moments, step)
+            for t in range(seeds):
+                losses[epoch, t] += values[t] * size
+        for t in range(seeds):
+            losses[epoch, t] /= n
+    return losses
+
+
+@jit
+def _seed_inference(flat, sizes, kinds, slopes, x, seeds):
+    """Every seed's outputs for x, (n, K, S)."""
+    kernels, biases = _seed_layers(flat, sizes, seeds)
+    acts, zs, _, _ = _seed_buffers(sizes, x.shape[0], seeds, x)
+    _seed_rows(x, 0, acts[0])
+    _seed_forward(kernels, biases, kinds, slopes, acts, zs)
+    return acts[-1]
+
+
 class CompiledMLP:
     """scratch.MLP's network and verbs, trained by compiled code (the shortcut's maths).
 
@@ -431,6 +639,81 @@ class CompiledMLP:
         return f"Compiled{self.reference!r}"
 
 
+
+class CompiledSeedBatchedMLP:
+    """scratch.seeds.SeedBatchedMLP compiled: ``CompiledMLP(..., seed=s)`` for every seed in
+    ``seeds``, trained at once, one compiled call for any number of epochs. Every parameter
+    holds its seeds side by side in memory, and the innermost loop of every step runs over
+    them. Shortcut mode, file order, no dropout, as SeedBatchedMLP."""
+
+    def __init__(self, sizes, activations, loss, optimizer="sgd", *, seeds,
+                 kernel_initializer: str = "glorot_uniform", bias_initializer: str = "zeros",
+                 dtype: str = "float32"):
+        seeds = [int(s) for s in seeds]
+        if not seeds:
+            raise ValueError("CompiledSeedBatchedMLP needs at least one seed.")
+        singles = [CompiledMLP(sizes, activations, loss, optimizer, dtype=dtype, seed=s,
+                               kernel_initializer=kernel_initializer,
+                               bias_initializer=bias_initializer) for s in seeds]
+        self.single, self.seeds = singles[0], seeds  # seed 0's network: sizes, loss, ...
+        self._allocate(np.stack([m.flat for m in singles], axis=1))
+        self.step = np.zeros(1, np.int64)
+
+    @classmethod
+    def from_architecture(cls, arch: Architecture, optimizer="sgd", **kwargs):
+        if arch.dropout:
+            raise ValueError("CompiledSeedBatchedMLP trains without dropout; use CompiledMLP.")
+        return cls(arch.sizes, arch.activations, arch.loss, optimizer, **kwargs)
+
+    def _allocate(self, columns: np.ndarray) -> None:
+        """The parameters from ``columns`` (P, S), zeroed gradients and optimizer state, and
+        ``params``: [W1, b1, ...] seen as (S, n_in, n_out) and (S, n_out)."""
+        self.flat = np.ascontiguousarray(columns).reshape(-1)
+        self.grads, self.velocity = np.zeros_like(self.flat), np.zeros_like(self.flat)
+        self.moments = np.zeros((2, self.flat.size), self.flat.dtype)
+        self.params = _views(self.flat, self.single.sizes, len(self.seeds))
+
+    def fit(self, x, y, epochs: int = 1, batch_size: int | None = None) -> np.ndarray:
+        """Train every seed on the same batches, in file order (full batch by default);
+        each seed's mean loss an epoch, (epochs, S). A seed whose loss stops being finite
+        carries NaN from then on; the other seeds are untouched."""
+        x, y = self.single.reference._check(x, y)
+        batch = len(x) if batch_size is None else batch_size
+        _check_positive_int("batch_size", batch)
+        _check_positive_int("epochs", epochs, allow_zero=True)
+        m = self.single
+        return _train_seeds(self.flat, self.grads, m.layer_sizes, m.kinds, m.slopes,
+                            m.loss_kind, m.opt, self.velocity, self.moments, self.step, x, y,
+                            epochs, min(batch, len(x)), len(self.seeds))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Every seed's predictions, (S, n, K)."""
+        m = self.single
+        out = _seed_inference(self.flat, m.layer_sizes, m.kinds, m.slopes,
+                              m.reference._check(x), len(self.seeds))
+        return np.ascontiguousarray(np.moveaxis(out, -1, 0))
+
+    def subset(self, positions) -> CompiledSeedBatchedMLP:
+        """The seeds at ``positions`` only, each with its weights and optimizer state as
+        they are here (SeedBatchedMLP.subset)."""
+        positions = list(positions)
+        new = copy.copy(self)
+        new.seeds = [self.seeds[p] for p in positions]
+        width = len(self.seeds)
+        new._allocate(self.flat.reshape(-1, width)[:, positions])
+        new.velocity[:] = self.velocity.reshape(-1, width)[:, positions].reshape(-1)
+        new.moments[:] = self.moments.reshape(2, -1, width)[:, :, positions].reshape(2, -1)
+        new.step = self.step.copy()
+        return new
+
+    def seed_weights(self, i: int) -> list[np.ndarray]:
+        """Copies of seed number i's [W1, b1, W2, b2, ...], as its CompiledMLP's get_weights."""
+        return [p[i].copy() for p in self.params]
+
+    def __repr__(self) -> str:
+        return f"CompiledSeedBatched{self.single.reference!r}"[:-1] + f", seeds={len(self.seeds)})"
+
+
 def _batch(batch_size: int | None, n: int) -> int:
     """Samples a batch of inference: ``batch_size`` (default all), at most ``n``."""
     if batch_size is not None:
@@ -459,29 +742,37 @@ def _optimizer_vector(opt: optimizer_lib.Optimizer) -> np.ndarray:
                      kv(opt.learning_rate), 0, kv(opt.beta_1), kv(opt.beta_2)], np.float64)
 
 
-def _views(flat: np.ndarray, sizes) -> list[np.ndarray]:
-    """[W1, b1, W2, b2, ...] as views of ``flat``, scratch.MLP's layout."""
-    out, offset = [], 0
+def _views(flat: np.ndarray, sizes, seeds: int = 0) -> list[np.ndarray]:
+    """[W1, b1, W2, b2, ...] as views of ``flat``, scratch.MLP's layout; with ``seeds``,
+    each parameter's seeds side by side, seen with the seed axis first."""
+    out, offset, width = [], 0, max(seeds, 1)
     for n_in, n_out in zip(sizes, sizes[1:]):
-        out.append(flat[offset:offset + n_in * n_out].reshape(n_in, n_out))
-        offset += n_in * n_out
-        out.append(flat[offset:offset + n_out])
-        offset += n_out
+        for shape in ((n_in, n_out), (n_out,)):
+            size = int(np.prod(shape)) * width
+            view = flat[offset:offset + size]
+            out.append(view.reshape(*shape, seeds).transpose(-1, *range(len(shape)))
+                       if seeds else view.reshape(shape))
+            offset += size
     return out
 
 
-
-def warm() -> None:
-    """Compile every function for both dtypes, or load them from Numba's cache on disk:
-    `make` runs this once as it installs, so that no test or run pays for compilation."""
+def warm(seeds: bool = False) -> None:
+    """Compile every function for both dtypes, or load them from Numba's cache on disk: of
+    CompiledMLP, or with ``seeds`` of CompiledSeedBatchedMLP. `make` runs both once as it
+    installs, in two processes, so that no test or run pays for compilation."""
     for dtype in DTYPES:
-        model = CompiledMLP((2, 2, 1), ("sigmoid", "sigmoid"), "mean_squared_error", dtype=dtype)
         x, y = np.zeros((4, 2), dtype), np.zeros((4, 1), dtype)
+        if seeds:
+            stack = CompiledSeedBatchedMLP((2, 2, 1), ("sigmoid", "sigmoid"),
+                                           "mean_squared_error", seeds=[0, 1], dtype=dtype)
+            stack.fit(x, y)
+            stack.predict(x)
+            continue
+        model = CompiledMLP((2, 2, 1), ("sigmoid", "sigmoid"), "mean_squared_error", dtype=dtype)
         model.fit(x, y, batch_size=2)
         model.train_step(x, y)
         model.gradients(x, y)
         model.predict(x)
         model.evaluate(x, y)
 
-
-__all__ = ["CompiledMLP", "warm"]
+__all__ = ["CompiledMLP", "CompiledSeedBatchedMLP", "warm"]

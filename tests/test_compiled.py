@@ -1,12 +1,14 @@
 """The compiled engine (scratch/compiled.py) is scratch's network: what tests/test_peers.py
-does not reach (its hyperparameters are exact in float32), in float64 against scratch.MLP.
+does not reach (its hyperparameters are exact in float32), in float64 against scratch.MLP;
+and its seed-batched network is scratch's SeedBatchedMLP, seed by seed.
 Numba compiles once into its cache on disk (make does it as it installs)."""
 
 import numpy as np
 import pytest
 
 from scratch import MLP, TrainingDiverged
-from scratch.compiled import CompiledMLP
+from scratch.compiled import CompiledMLP, CompiledSeedBatchedMLP
+from scratch.seeds import SeedBatchedMLP
 
 RNG = np.random.default_rng(7)
 X = RNG.random((12, 5))
@@ -77,3 +79,58 @@ def test_bad_batches_and_orders_are_refused_by_name():
         compiled.fit(X, y, orders=np.full((1, 12), 99))
     with pytest.raises(ValueError, match="at least one sample"):
         compiled.fit(X[:0], y[:0])
+
+
+SEED_OPTIMIZERS = [{"name": "sgd", "learning_rate": 0.5},
+                   {"name": "sgd", "learning_rate": 0.1, "momentum": 0.9, "nesterov": True},
+                   {"name": "adam", "learning_rate": 0.05}]
+
+
+@pytest.mark.parametrize("optimizer", SEED_OPTIMIZERS)
+@pytest.mark.parametrize("activations, loss, batch", [
+    (["sigmoid", "sigmoid"], "mean_squared_error", None),  # the atlas's and reversal's nets
+    (["tanh", "softmax"], "categorical_crossentropy", 5),   # fused, in minibatches
+    ([{"name": "leaky_relu", "negative_slope": 0.3}, "sigmoid"], "binary_crossentropy", 5),
+])
+def test_every_seed_of_the_compiled_stack_follows_scratchs_stack(activations, loss, batch,
+                                                                 optimizer):
+    """CompiledSeedBatchedMLP against scratch.seeds.SeedBatchedMLP, whose every seed is its
+    own MLP (tests/test_seeds.py): each seed's losses, weights and predictions, in float64."""
+    y = targets(loss)
+    stacks = [cls((5, 4, 3), activations, loss, optimizer, seeds=[3, 0, 8], dtype="float64")
+              for cls in (SeedBatchedMLP, CompiledSeedBatchedMLP)]
+    want, got = (s.fit(X, y, epochs=20, batch_size=batch) for s in stacks)
+    assert got.shape == (20, 3)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    for i in range(3):
+        for g, w in zip(stacks[1].seed_weights(i), stacks[0].seed_weights(i), strict=True):
+            np.testing.assert_allclose(g, w, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(stacks[1].predict(X), stacks[0].predict(X), rtol=0, atol=1e-13)
+
+
+def test_a_subset_of_the_compiled_stack_trains_on_as_each_seed_would_have():
+    y = targets("mean_squared_error")
+    whole = CompiledSeedBatchedMLP((5, 4, 3), ["sigmoid", "sigmoid"], "mean_squared_error",
+                                   "adam", seeds=[0, 1, 2], dtype="float64")
+    whole.fit(X, y, epochs=5)
+    part = whole.subset([2, 0])  # Adam's moments and step count go with the weights
+    assert part.seeds == [2, 0]
+    part.fit(X, y, epochs=5)
+    whole.fit(X, y, epochs=5)
+    for p, i in enumerate((2, 0)):
+        for g, w in zip(part.seed_weights(p), whole.seed_weights(i), strict=True):
+            np.testing.assert_allclose(g, w, rtol=0, atol=1e-14)
+
+
+def test_a_diverging_seed_of_the_compiled_stack_leaves_the_others_alone():
+    y = targets("mean_squared_error")
+    stack = CompiledSeedBatchedMLP((5, 4, 3), ["sigmoid", "sigmoid"], "mean_squared_error",
+                                   seeds=[0, 1], dtype="float64")
+    stack.params[0][1, 0, 0] = np.nan
+    losses = stack.fit(X, y, epochs=3)
+    assert np.isnan(losses[:, 1]).all() and np.isfinite(losses[:, 0]).all()
+    single = CompiledMLP((5, 4, 3), ["sigmoid", "sigmoid"], "mean_squared_error",
+                         dtype="float64", seed=0)
+    single.fit(X, y, epochs=3, batch_size=len(X), shuffle=False)
+    for g, w in zip(stack.seed_weights(0), single.get_weights(), strict=True):
+        np.testing.assert_allclose(g, w, rtol=0, atol=1e-14)

@@ -106,9 +106,10 @@ def test_failures_become_rows(tmp_path):
     assert row["commit"] and row["numpy"]
 
 
-@pytest.mark.parametrize("impl", ["scratch-shortcut", "jax"])
+@pytest.mark.parametrize("impl", ["scratch-shortcut", "scratch-numba", "jax"])
 def test_an_accuracy_only_experiment_trains_a_group_of_seeds_in_one_process(tmp_path, impl):
-    """scratch-shortcut's and jax's groups train as one seed-batched network (jax.vmap);
+    """scratch-shortcut's, scratch-numba's and jax's groups train as one seed-batched
+    network (a stack, a compiled stack, jax.vmap);
     each row is what the seed gives alone. (A group trained one seed after another, as
     scratch-jacobian's: tests/test_cluster.py's sweep against its sequential run.)"""
     out = tmp_path / "run"

@@ -29,6 +29,7 @@ from benchmarks.data.tasks import TaskConfig, get_config
 from benchmarks.files import save_figure, write_atomic
 from benchmarks.harness import schema
 from benchmarks.harness.specs import Profile, RunSpec, Selection
+from benchmarks.implementations import IMPLEMENTATIONS
 from scratch import XOR
 
 if TYPE_CHECKING:  # pandas is for the reports: a run's worker process never imports it
@@ -77,7 +78,7 @@ def specs(profile: Profile, chosen: Selection) -> list[RunSpec]:
             impls = [*impls, "keras-tuned"]
         h, lr, init = cell
         for impl in impls:
-            alone = impl not in ("scratch-shortcut", "jax")  # one seed a run
+            alone = IMPLEMENTATIONS[impl].seed_batched is None  # one seed a run
             count = KERAS_SEEDS[profile.name] if alone and not chosen.impls else seeds
             runs += [RunSpec("xor-atlas", "xor", cell_name(h, lr, init), impl, seed,
                              profile.name, EPOCHS[profile.name], math.inf, profile.timeout_s,
@@ -86,7 +87,7 @@ def specs(profile: Profile, chosen: Selection) -> list[RunSpec]:
                      for seed in range(min(count, chosen.seeds or count))]
     # The one-seed-a-run implementations first: their group is the longest (keras-tuned's
     # 200 seeds, about 12 minutes), and started last it would finish long after the rest.
-    return sorted(runs, key=lambda s: s.impl in ("scratch-shortcut", "jax"))
+    return sorted(runs, key=lambda s: IMPLEMENTATIONS[s.impl].seed_batched is not None)
 
 
 def configure(spec: RunSpec) -> TaskConfig:

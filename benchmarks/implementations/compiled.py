@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from benchmarks.implementations.base import Implementation, largest_divisor
+from benchmarks.implementations.scratch import ScratchSeeds
 from benchmarks.implementations.timer import Monitor
 from scratch import epoch_order
 
@@ -69,3 +70,24 @@ class ScratchNumba(Implementation):
 
     def settings(self, model):
         return {"epochs_per_call": getattr(model, "epochs_per_call", None)}
+
+
+class CompiledSeeds(ScratchSeeds):
+    """S seeds of scratch-numba as one CompiledSeedBatchedMLP: every call of ``train`` one
+    compiled call, and the seeds that reached their target leave the group as scratch's."""
+
+    @property
+    def network(self):
+        from scratch.compiled import CompiledSeedBatchedMLP
+
+        return CompiledSeedBatchedMLP
+
+    def warm_up(self) -> None:
+        """Load (or compile) the compiled functions, on a one-seed copy: the group's weights
+        and optimizer state stay as they are."""
+        part = self.stack.subset([0])
+        part.fit(self.x, self.y, epochs=1, batch_size=self.batch)
+        part.predict(self.x[:1])
+
+
+ScratchNumba.seed_batched = CompiledSeeds

@@ -112,12 +112,13 @@ class _ScratchCallback:
 
 
 class ScratchSeeds(SeedBatched):
-    """S seeds of scratch as one SeedBatchedMLP."""
+    """S seeds of scratch as one SeedBatchedMLP (``network``)."""
 
     retires = True
+    network = SeedBatchedMLP
 
     def __init__(self, impl, cfg, seeds, dtype, x, y, epochs_per_call):
-        self.stack = SeedBatchedMLP.from_architecture(
+        self.stack = self.network.from_architecture(
             cfg.arch, cfg.optimizer, seeds=seeds, dtype=dtype,
             kernel_initializer=cfg.kernel_initializer, bias_initializer=cfg.bias_initializer)
         self.x, self.y, self.batch = x, y, min(cfg.batch_size, len(x))
