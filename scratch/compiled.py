@@ -33,7 +33,38 @@ MSE, FUSED_CCE, FUSED_BCE = range(3)  # a cross-entropy fuses with its output's 
 SGD, ADAM = range(2)
 SMALL = 4096  # multiply-adds below which a product is plain loops, not a BLAS call
 
-jit = numba.njit(cache=True)
+# error_model="numpy": a float division by zero gives inf or NaN, as NumPy's, instead of a
+# check that raises, which keeps a loop of divisions from being vectorised.
+jit = numba.njit(cache=True, error_model="numpy")
+
+# tanh without libm (whose calls no loop can vectorise): cephes' rational form below 0.625,
+# and above it 1 - 2 / (e^2a + 1), e^2a from its Taylor series on a range reduced by ln 2.
+INV_LN2, LN2_HI, LN2_LO = 1.4426950408889634, 6.93147180369123816490e-01, 1.90821492927058770002e-10
+TANH_P = (-9.64399179425052238628e-1, -9.92877231001918586564e1, -1.61468768441708447952e3)
+TANH_Q = (1.12811678491632931402e2, 2.23548839060100448583e3, 4.84406305325125486048e3)
+EXP_TAYLOR = tuple(1.0 / math.factorial(n) for n in range(14))  # 1/n!
+POW2 = tuple(2.0 ** (2 ** bit) for bit in range(6))  # 2^1, 2^2, 2^4, ... 2^32
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _tanh(v):
+    """tanh(v) in float64 arithmetic, within 2 ulp of libm's (tests/test_compiled.py), with
+    no call and no branch: both forms are computed and one is chosen, so that a loop of
+    them runs in SIMD lanes."""
+    a = abs(float(v))
+    s = a * a
+    t = 2.0 * min(a, 22.0)  # tanh(22) is 1 to float64's precision
+    k = np.int32(t * INV_LN2 + 0.5)
+    r = (t - k * LN2_HI) - k * LN2_LO  # |r| <= ln(2) / 2: 14 terms reach 1e-17
+    e = EXP_TAYLOR[13]
+    for n in range(12, -1, -1):
+        e = e * r + EXP_TAYLOR[n]
+    for bit in range(6):  # e^t = 2^k e^r, 2^k from k's bits (k < 64)
+        e *= POW2[bit] if k & (1 << bit) else 1.0
+    small = a + a * s * ((TANH_P[0] * s + TANH_P[1]) * s + TANH_P[2]) / (
+        ((s + TANH_Q[0]) * s + TANH_Q[1]) * s + TANH_Q[2])
+    out = small if a < 0.625 else 1.0 - 2.0 / (e + 1.0)
+    return out if v >= 0 else -out if v < 0 else v  # NaN stays NaN
 
 
 @jit
@@ -70,9 +101,9 @@ def _activate(kind, slope, z, a):
         for j in range(k):
             v = z[i, j]
             if kind == SIGMOID:  # (1 + tanh(z / 2)) / 2, as scratch: it never overflows
-                a[i, j] = (np.tanh(v * half) + one) * half
+                a[i, j] = (z.dtype.type(_tanh(v * half)) + one) * half
             elif kind == TANH:
-                a[i, j] = np.tanh(v)
+                a[i, j] = _tanh(v)
             elif kind == RELU:
                 a[i, j] = max(v, z.dtype.type(0))
             elif kind == LEAKY_RELU:
@@ -98,7 +129,7 @@ def _vjp(kind, slope, z, a, grad):
             if kind == SIGMOID:
                 grad[i, j] = (one - a[i, j]) * a[i, j] * grad[i, j]
             elif kind == TANH:
-                t = np.tanh(z[i, j])
+                t = z.dtype.type(_tanh(z[i, j]))
                 grad[i, j] *= one - t * t
             elif kind == RELU:
                 grad[i, j] = grad[i, j] if z[i, j] > 0 else z.dtype.type(0)

@@ -134,3 +134,26 @@ def test_a_diverging_seed_of_the_compiled_stack_leaves_the_others_alone():
     single.fit(X, y, epochs=3, batch_size=len(X), shuffle=False)
     for g, w in zip(stack.seed_weights(0), single.get_weights(), strict=True):
         np.testing.assert_allclose(g, w, rtol=0, atol=1e-14)
+
+
+def test_the_compiled_tanh_is_libms_to_two_ulp_and_keeps_nan():
+    """scratch.compiled._tanh, which the engine's sigmoid and tanh use in place of libm's
+    (whose calls keep a loop from running in SIMD lanes)."""
+    from scratch.compiled import _tanh, jit
+
+    @jit
+    def tanh_all(x, out):
+        for i in range(x.size):
+            out[i] = _tanh(x[i])
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.uniform(-25, 25, 200_000), rng.uniform(-1, 1, 200_000),
+                        rng.uniform(-1e-3, 1e-3, 20_000), [0.0, 0.625, -0.625, 22.0, 1e-300,
+                                                           np.inf, -np.inf, np.nan]])
+    out = np.empty_like(x)
+    tanh_all(x, out)
+    want = np.tanh(x)
+    finite = np.isfinite(x)
+    ulps = np.abs(out - want)[finite] / np.spacing(np.abs(want[finite]))
+    assert ulps.max() <= 2
+    assert out[-3:-1].tolist() == [1.0, -1.0] and np.isnan(out[-1])
