@@ -773,16 +773,16 @@ def _optimizer_vector(opt: optimizer_lib.Optimizer) -> np.ndarray:
                      kv(opt.learning_rate), 0, kv(opt.beta_1), kv(opt.beta_2)], np.float64)
 
 
-def _views(flat: np.ndarray, sizes, seeds: int = 0) -> list[np.ndarray]:
-    """[W1, b1, W2, b2, ...] as views of ``flat``, scratch.MLP's layout; with ``seeds``,
-    each parameter's seeds side by side, seen with the seed axis first."""
-    out, offset, width = [], 0, max(seeds, 1)
+def _views(flat: np.ndarray, sizes, seeds: int | None = None) -> list[np.ndarray]:
+    """[W1, b1, W2, b2, ...] as views of ``flat``, scratch.MLP's layout; with ``seeds``
+    (a count, 0 included), each parameter's seeds side by side, seen seed axis first."""
+    out, offset, width = [], 0, 1 if seeds is None else seeds
     for n_in, n_out in zip(sizes, sizes[1:]):
         for shape in ((n_in, n_out), (n_out,)):
             size = int(np.prod(shape)) * width
             view = flat[offset:offset + size]
             out.append(view.reshape(*shape, seeds).transpose(-1, *range(len(shape)))
-                       if seeds else view.reshape(shape))
+                       if seeds is not None else view.reshape(shape))
             offset += size
     return out
 

@@ -33,7 +33,7 @@ def test_smoke_atlas_writes_rows_per_seed_and_a_row_per_cell(tmp_path):
     assert (runs["status"] == "ok").all()
     # jax's vmap from the same initial weights: the same seeds converge, the same losses
     cell = runs[runs["config"] == runs["config"].iloc[0]].set_index(["impl", "seed"])
-    ours, theirs = cell.loc["scratch-shortcut"], cell.loc["jax"]
+    ours, theirs = cell.loc[atlas.ENGINE], cell.loc["jax"]
     assert (ours["converged"] == theirs["converged"]).all()
     pd.testing.assert_series_equal(ours["final_loss"], theirs["final_loss"], rtol=1e-4)
     assert {json.loads(s)["seed_batched"] for s in runs["settings"]} == {seeds}
@@ -54,7 +54,7 @@ def test_the_full_atlas_cross_checks_jax_and_keras_tuned():
 
     specs = atlas.specs(PROFILES["full"], Selection(["xor"], None, None))
     by_impl = pd.Series([s.impl for s in specs]).value_counts()
-    assert by_impl["scratch-shortcut"] == 36 * 1000 and by_impl["jax"] == 1000
+    assert by_impl[atlas.ENGINE] == 36 * 1000 and by_impl["jax"] == 1000
     assert by_impl["keras-tuned"] == atlas.KERAS_SEEDS["full"] >= 200
     keras = [s for s in specs if s.impl == "keras-tuned"]
     h, lr, init = atlas.KERAS_CHECK
@@ -62,7 +62,7 @@ def test_the_full_atlas_cross_checks_jax_and_keras_tuned():
     assert all(s.stop_at_target and s.epochs == 100_000 for s in keras)
     # Every seed stops once it converged but jax's: its compiled group trains to the end.
     assert all(s.stop_at_target for s in specs)
-    assert IMPLEMENTATIONS["scratch-shortcut"].seed_batched.retires
+    assert IMPLEMENTATIONS[atlas.ENGINE].seed_batched.retires
     assert not IMPLEMENTATIONS["jax"].seed_batched.retires
 
 
@@ -78,7 +78,7 @@ def test_a_cross_check_compares_rates_and_seed_by_seed_outcomes():
     df = runs_frame({"scratch-shortcut": [True] * 90 + [False] * 10,
                      "keras-tuned": [True] * 85 + [False] * 5})  # 85 of its 90 seeds match
     (line,) = atlas.cross_checks(df)
-    assert "scratch reached convergence in 90.0%" in line and "of 100 seeds" in line
+    assert "scratch-shortcut reached convergence in 90.0%" in line and "of 100 seeds" in line
     assert "keras-tuned in 94.4%" in line and "intervals overlap" in line
     assert "matches in 85 of 90" in line
     (far,) = atlas.cross_checks(runs_frame({"scratch-shortcut": [True] * 100,
@@ -99,7 +99,8 @@ def test_the_answer_to_the_folklore_is_computed_from_the_cells():
     assert "Of the 70 nets that did not converge, 70 sat in a local minimum" in text
 
 
-def test_seeds_stop_once_they_converged_and_the_rest_train_on_unchanged():
+@pytest.mark.parametrize("impl", ["scratch-shortcut", "scratch-numba"])
+def test_seeds_stop_once_they_converged_and_the_rest_train_on_unchanged(impl):
     """A group that drops its converged seeds gives each seed the row it gives when every
     seed trains to the end: the same outcome and epoch of convergence, and for the seeds
     that never converged the same final loss. A stopped seed's weights are its weights at
@@ -114,7 +115,7 @@ def test_seeds_stop_once_they_converged_and_the_rest_train_on_unchanged():
     cell = {"hidden": 2, "learning_rate": 1.0, "initializer": "glorot_uniform"}
 
     def group(stop: bool) -> pd.DataFrame:
-        specs = [RunSpec("xor-atlas", "xor", "h2-lr1-glorot_uniform", "scratch-shortcut", seed,
+        specs = [RunSpec("xor-atlas", "xor", "h2-lr1-glorot_uniform", impl, seed,
                          "smoke", 2000, math.inf, 120,
                          extra=cell, stop_at_target=stop)
                  for seed in range(12)]

@@ -120,6 +120,9 @@ def test_a_subset_of_the_compiled_stack_trains_on_as_each_seed_would_have():
     for p, i in enumerate((2, 0)):
         for g, w in zip(part.seed_weights(p), whole.seed_weights(i), strict=True):
             np.testing.assert_allclose(g, w, rtol=0, atol=1e-14)
+    none = whole.subset([])  # every seed retired: what a group whose seeds all converged keeps
+    assert none.seeds == [] and [p.shape for p in none.params] == [(0, 5, 4), (0, 4), (0, 4, 3),
+                                                                   (0, 3)]
 
 
 def test_a_diverging_seed_of_the_compiled_stack_leaves_the_others_alone():
