@@ -12,7 +12,7 @@ import functools
 import importlib.util
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
@@ -33,15 +33,20 @@ class Trained:
     data: object            # the TaskData
     monitor: Monitor
     initial: list[np.ndarray]
+    _final_twin: MLP | None = field(default=None, init=False, repr=False)
 
     def final_weights(self) -> list[np.ndarray]:
         return self.impl.get_weights(self.model)
 
     def scratch_twin(self, weights: list[np.ndarray] | None = None) -> MLP:
-        """A scratch network holding ``weights`` (default: the final ones), so that every
-        implementation's loss and gradients are computed one way."""
+        """A scratch network holding ``weights`` (default: the final ones, built once a run),
+        so that every implementation's loss and gradients are computed one way."""
+        if weights is None and self._final_twin is not None:
+            return self._final_twin
         model = scratch_model(self.cfg, self.spec.dtype, self.spec.seed)
         model.set_weights(self.final_weights() if weights is None else weights)
+        if weights is None:
+            self._final_twin = model
         return model
 
 
@@ -231,6 +236,7 @@ def shuffled_epochs(x: np.ndarray, y: np.ndarray, epochs: int, seed: int, monito
         yield epoch, xs, ys
 
 
+@functools.cache  # a row records it: looked up once a process, not once a row (2 ms each)
 def package_version(package: str) -> str:
     """The installed version of ``package``, or '' where it is not installed."""
     try:
