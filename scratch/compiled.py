@@ -444,17 +444,28 @@ def _seed_loss(loss, y, z, s, out):
 
 
 @jit
+def _seed_product(a, b, out, ta, tb):
+    """out = a @ b for every seed (the last axis), with a or b transposed where ta or tb;
+    each sum in the order of its inner index, from zero, as _matmul's."""
+    rows, cols, seeds = out.shape
+    inner = a.shape[0] if ta else a.shape[1]
+    for i in range(rows):
+        for j in range(cols):
+            out[i, j] = 0
+            for p in range(inner):
+                for t in range(seeds):
+                    out[i, j, t] += ((a[p, i, t] if ta else a[i, p, t])
+                                     * (b[j, p, t] if tb else b[p, j, t]))
+
+
+@jit
 def _seed_forward(kernels, biases, kinds, slopes, acts, zs):
     for layer in range(len(kernels)):
-        x, w, b, z = acts[layer], kernels[layer], biases[layer], zs[layer]
-        n, n_in, seeds = x.shape
-        for i in range(n):
+        z, b = zs[layer], biases[layer]
+        _seed_product(acts[layer], kernels[layer], z, False, False)
+        for i in range(z.shape[0]):
             for j in range(z.shape[1]):
-                z[i, j] = 0
-                for p in range(n_in):
-                    for t in range(seeds):
-                        z[i, j, t] += x[i, p, t] * w[p, j, t]
-                for t in range(seeds):
+                for t in range(z.shape[2]):
                     z[i, j, t] += b[j, t]
         _seed_activate(kinds[layer], slopes[layer], z, acts[layer + 1])
 
@@ -477,28 +488,17 @@ def _seed_backward(kernels, d_kernels, d_biases, kinds, slopes, loss, y, acts, z
     if loss == MSE:
         _seed_vjp(kinds[layers - 1], slopes[layers - 1], z, s, dz)
     for layer in range(layers - 1, -1, -1):
-        dz, x, d_kernel, d_bias = deltas[layer], acts[layer], d_kernels[layer], d_biases[layer]
-        n_in, n_out = x.shape[1], dz.shape[1]
-        for p in range(n_in):
-            for j in range(n_out):
-                d_kernel[p, j] = 0
-                for i in range(n):
-                    for t in range(seeds):
-                        d_kernel[p, j, t] += x[i, p, t] * dz[i, j, t]
+        dz, d_bias = deltas[layer], d_biases[layer]
+        _seed_product(acts[layer], dz, d_kernels[layer], True, False)  # x^T dz
         d_bias[:] = 0
         for i in range(n):
-            for j in range(n_out):
+            for j in range(dz.shape[1]):
                 for t in range(seeds):
                     d_bias[j, t] += dz[i, j, t]
         if layer == 0:
             break
-        below, w = deltas[layer - 1], kernels[layer]
-        for i in range(n):
-            for p in range(n_in):
-                below[i, p] = 0
-                for j in range(n_out):
-                    for t in range(seeds):
-                        below[i, p, t] += dz[i, j, t] * w[p, j, t]
+        below = deltas[layer - 1]
+        _seed_product(dz, kernels[layer], below, False, True)  # dz W^T: dL/dA below
         _seed_vjp(kinds[layer - 1], slopes[layer - 1], zs[layer - 1], acts[layer], below)
 
 
