@@ -67,6 +67,42 @@ def _tanh(v):
     return out if v >= 0 else -out if v < 0 else v  # NaN stays NaN
 
 
+# The same in float32 arithmetic, for float32 arrays: twice the SIMD lanes, tanh(10) is 1,
+# 10 terms of e^r do, and ln 2 splits as expf's (its high part exact times any k < 2^15).
+TANH32 = {name: np.array(values, np.float32) for name, values in (
+    ("P", TANH_P), ("Q", TANH_Q), ("EXP", EXP_TAYLOR[:10]), ("POW2", POW2[:5]),
+    ("LN2", (0.693359375, -2.12194440e-4, INV_LN2, 0.5, 1.0, 2.0, 10.0, 0.625)))}
+P32, Q32, EXP32, POW2_32, C32 = (TANH32[k] for k in ("P", "Q", "EXP", "POW2", "LN2"))
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _tanh32(v):
+    """_tanh in float32 arithmetic: within 2 ulp of NumPy's float32 tanh."""
+    a = abs(v)
+    s = a * a
+    t = C32[5] * min(a, C32[6])
+    k = np.int32(t * C32[2] + C32[3])
+    kf = np.float32(k)
+    r = (t - kf * C32[0]) - kf * C32[1]
+    e = EXP32[9]
+    for n in range(8, -1, -1):
+        e = e * r + EXP32[n]
+    for bit in range(5):  # k <= 29
+        e *= POW2_32[bit] if k & (1 << bit) else C32[4]
+    small = a + a * s * ((P32[0] * s + P32[1]) * s + P32[2]) / (
+        ((s + Q32[0]) * s + Q32[1]) * s + Q32[2])
+    out = small if a < C32[7] else C32[4] - C32[5] / (e + C32[4])
+    return out if v >= 0 else -out if v < 0 else v
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _tanh_in(z, v):
+    """tanh(v) in z's dtype: float32 arithmetic for a float32 array, float64 otherwise."""
+    if z.itemsize == 4:
+        return _tanh32(z.dtype.type(v))
+    return z.dtype.type(_tanh(v))
+
+
 @jit
 def _matmul(a, b, out):
     """out = a @ b: loops for the tiny products (a BLAS call costs more than they do)."""
@@ -101,9 +137,9 @@ def _activate(kind, slope, z, a):
         for j in range(k):
             v = z[i, j]
             if kind == SIGMOID:  # (1 + tanh(z / 2)) / 2, as scratch: it never overflows
-                a[i, j] = (z.dtype.type(_tanh(v * half)) + one) * half
+                a[i, j] = (_tanh_in(z, v * half) + one) * half
             elif kind == TANH:
-                a[i, j] = _tanh(v)
+                a[i, j] = _tanh_in(z, v)
             elif kind == RELU:
                 a[i, j] = max(v, z.dtype.type(0))
             elif kind == LEAKY_RELU:
@@ -129,7 +165,7 @@ def _vjp(kind, slope, z, a, grad):
             if kind == SIGMOID:
                 grad[i, j] = (one - a[i, j]) * a[i, j] * grad[i, j]
             elif kind == TANH:
-                t = z.dtype.type(_tanh(z[i, j]))
+                t = _tanh_in(z, z[i, j])
                 grad[i, j] *= one - t * t
             elif kind == RELU:
                 grad[i, j] = grad[i, j] if z[i, j] > 0 else z.dtype.type(0)
