@@ -87,6 +87,9 @@ def _jax_side(cfg, x, y, numpy_stack):
 def measure(seeds: int, cfg, data, rng: np.random.Generator) -> dict:
     """Each side's microseconds per seed-step, every ratio to JAX, and how far each side's
     weights are from scratch's SeedBatchedMLP after CHECK_EPOCHS epochs."""
+    if cfg.optimizer.get("name") != "sgd" or cfg.optimizer.get("momentum"):
+        raise ValueError(f"bench-seeds resets the weights before each unit, which is the whole "
+                         f"start of plain SGD only; got {cfg.optimizer}")
     x, y = data.x, data.y
     numpy_stack, compiled = _stack(SeedBatchedMLP, cfg, seeds), _stack(CompiledSeedBatchedMLP,
                                                                       cfg, seeds)

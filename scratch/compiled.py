@@ -53,7 +53,7 @@ def _tanh(v):
     them runs in SIMD lanes."""
     a = abs(float(v))
     s = a * a
-    t = 2.0 * min(a, 22.0)  # tanh(22) is 1 to float64's precision
+    t = 2.0 * (a if a < 22.0 else 22.0)  # tanh(22) is 1 to float64's; NaN takes 22 here
     k = np.int32(t * INV_LN2 + 0.5)
     r = (t - k * LN2_HI) - k * LN2_LO  # |r| <= ln(2) / 2: 14 terms reach 1e-17
     e = EXP_TAYLOR[13]
@@ -64,7 +64,7 @@ def _tanh(v):
     small = a + a * s * ((TANH_P[0] * s + TANH_P[1]) * s + TANH_P[2]) / (
         ((s + TANH_Q[0]) * s + TANH_Q[1]) * s + TANH_Q[2])
     out = small if a < 0.625 else 1.0 - 2.0 / (e + 1.0)
-    return out if v >= 0 else -out if v < 0 else v  # NaN stays NaN
+    return math.copysign(out, v) if v == v else v  # -0.0 keeps its sign, NaN stays NaN
 
 
 # The same in float32 arithmetic, for float32 arrays: twice the SIMD lanes, tanh(10) is 1,
@@ -80,7 +80,7 @@ def _tanh32(v):
     """_tanh in float32 arithmetic: within 2 ulp of NumPy's float32 tanh."""
     a = abs(v)
     s = a * a
-    t = C32[5] * min(a, C32[6])
+    t = C32[5] * (a if a < C32[6] else C32[6])
     k = np.int32(t * C32[2] + C32[3])
     kf = np.float32(k)
     r = (t - kf * C32[0]) - kf * C32[1]
@@ -92,7 +92,7 @@ def _tanh32(v):
     small = a + a * s * ((P32[0] * s + P32[1]) * s + P32[2]) / (
         ((s + Q32[0]) * s + Q32[1]) * s + Q32[2])
     out = small if a < C32[7] else C32[4] - C32[5] / (e + C32[4])
-    return out if v >= 0 else -out if v < 0 else v
+    return np.float32(math.copysign(out, v)) if v == v else v
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -383,8 +383,9 @@ def _inference(flat, sizes, kinds, slopes, loss, x, y, batch, out):
 
 
 
-# Many seeds at once (CompiledSeeds): every array gains a last axis of seeds, the innermost
-# loop runs over it, and each seed's arithmetic is the single network's, in its order.
+# Many seeds at once (CompiledSeedBatchedMLP): every array gains a last axis of seeds, the
+# innermost loop runs over it, and each seed's arithmetic is the single network's in plain
+# loops (no BLAS call, at any size): each seed's numbers are its network's to rounding.
 
 
 @jit

@@ -162,3 +162,6 @@ def test_the_compiled_tanh_is_numpys_to_two_ulp_and_keeps_nan(dtype):
     ulps = np.abs(out - want)[finite].astype(float) / np.spacing(np.abs(want[finite]))
     assert ulps.max() <= 2
     assert out[-3:-1].tolist() == [1.0, -1.0] and np.isnan(out[-1])
+    negative_zero = np.array([-0.0], dtype)
+    tanh_all(negative_zero, out[:1])
+    assert np.signbit(out[0])  # as NumPy's
