@@ -720,11 +720,14 @@ class CompiledSeedBatchedMLP:
         seeds = [int(s) for s in seeds]
         if not seeds:
             raise ValueError("CompiledSeedBatchedMLP needs at least one seed.")
-        singles = [CompiledMLP(sizes, activations, loss, optimizer, dtype=dtype, seed=s,
-                               kernel_initializer=kernel_initializer,
-                               bias_initializer=bias_initializer) for s in seeds]
-        self.single, self.seeds = singles[0], seeds  # seed 0's network: sizes, loss, ...
-        self._allocate(np.stack([m.flat for m in singles], axis=1))
+        kwargs = {"dtype": dtype, "kernel_initializer": kernel_initializer,
+                  "bias_initializer": bias_initializer}
+        # seed 0's compiled network (sizes, loss, optimizer, ...); every seed's initial weights
+        # from its scratch network, as CompiledMLP takes them
+        self.single = CompiledMLP(sizes, activations, loss, optimizer, seed=seeds[0], **kwargs)
+        self.seeds = seeds
+        self._allocate(np.stack([MLP(sizes, activations, loss, optimizer, seed=s,
+                                     **kwargs).flat_params for s in seeds], axis=1))
         self.step = np.zeros(1, np.int64)
 
     @classmethod
