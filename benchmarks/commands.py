@@ -239,6 +239,7 @@ def _tasks(wanted: list[str] | None, experiments: list, profile: str) -> list[st
 
 def _report(out_dir: Path, experiments: list, wide: bool = False) -> None:
     """Each experiment's tables and plots, its key columns in the terminal."""
+    from benchmarks.files import plots_wanted
     from benchmarks.harness.runner import read_rows
     from benchmarks.harness.schema import KEY
     from benchmarks.reporting.report import summarize, write_report
@@ -247,7 +248,7 @@ def _report(out_dir: Path, experiments: list, wide: bool = False) -> None:
         runs = out_dir / f"{experiment.runs_stem}.csv"
         if not runs.exists():
             continue
-        paths = write_report(out_dir, experiment.name)
+        paths = write_report(out_dir, experiment.name, plots_wanted())
         rows = read_rows(runs).drop_duplicates(KEY, keep="last")
         _print_table(summarize(rows), experiment.name, wide)
         out.print(f"rows in {runs}", soft_wrap=True)

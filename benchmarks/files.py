@@ -27,6 +27,15 @@ def write_atomic(path: Path, write: Callable) -> Path:
     return path
 
 
+# GROUNDUP_PLOTS=0: `groundup run` and `report` write the tables without the PNG plots
+# (matplotlib takes about 2 s a run); a publish always draws them.
+PLOTS = "GROUNDUP_PLOTS"
+
+
+def plots_wanted() -> bool:
+    return os.environ.get(PLOTS, "1") != "0"
+
+
 def save_figure(fig, path: Path, tight: bool = True) -> Path:
     """A matplotlib figure (laid out tight, unless it places its own axes) as a PNG written
     whole; the figure is closed."""

@@ -11,15 +11,21 @@ import tempfile
 import numpy as np
 import pytest
 
+from benchmarks.files import PLOTS
 from benchmarks.implementations import IMPLEMENTATIONS
 
 
 def pytest_configure(config):
-    """One XLA compilation cache on disk for the whole run (JAX's persistent cache): the
+    """No PNG plots from the tests' runs (GROUNDUP_PLOTS=0, inherited by every process they
+    start): matplotlib takes about 2 s a run, over a minute in all. A test of a plot turns
+    them on (``plots``); a publish always draws them.
+
+    One XLA compilation cache on disk for the whole run (JAX's persistent cache): the
     xdist workers and every process they start inherit it, so that an XLA program that
     one process compiled, another loads (JAX's and Keras-on-JAX's train steps recur across
     the probes, the benchmarks' smoke and the smoke publish). Compiled code is the same;
     only the warm-up is shorter. Set once, in the controller; gone when the run ends."""
+    os.environ.setdefault(PLOTS, "0")
     if os.environ.get("PYTEST_XDIST_WORKER") or "JAX_COMPILATION_CACHE_DIR" in os.environ:
         return
     config._groundup_jax_cache = tempfile.mkdtemp(prefix="groundup-tests-xla-")
@@ -35,6 +41,12 @@ def pytest_unconfigure(config):
                      "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"):
             os.environ.pop(name, None)
         shutil.rmtree(cache, ignore_errors=True)
+
+
+@pytest.fixture
+def plots(monkeypatch):
+    """The runs and reports of this test draw their PNG plots."""
+    monkeypatch.setenv(PLOTS, "1")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -24,7 +24,7 @@ def test_every_cell_is_swept_once():
     assert {c[2] for c in cells} == {"glorot_uniform", "uniform", "standard_normal"}
 
 
-def test_smoke_atlas_writes_rows_per_seed_and_a_row_per_cell(tmp_path):
+def test_smoke_atlas_writes_rows_per_seed_and_a_row_per_cell(tmp_path, plots):
     out = tmp_path / "atlas"
     assert main(["run", "xor-atlas", "--profile", "smoke", "--out", str(out)]) == 0
     runs = pd.read_csv(out / "atlas_runs.csv")

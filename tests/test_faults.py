@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 
 from benchmarks.cli import main
+from benchmarks.files import PLOTS
 from benchmarks.harness import folder, runner
 from benchmarks.harness.schema import KEY
 from benchmarks.harness.worker import PARENT
@@ -34,9 +35,12 @@ RUN = ["run", "--profile", "smoke", "--task", "xor", "--task", "reverse4",
 
 @pytest.fixture(scope="module")
 def one_seed(tmp_path_factory) -> Path:
-    """RUN with one seed, run once for the tests that read, damage or resume its folder."""
+    """RUN with one seed, its plots drawn, run once for the tests that read, damage or resume
+    its folder."""
     out = tmp_path_factory.mktemp("one-seed") / "run"
-    assert main([*RUN, "--seeds", "1", "--out", str(out)]) == 0
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(PLOTS, "1")
+        assert main([*RUN, "--seeds", "1", "--out", str(out)]) == 0
     return out
 
 
@@ -301,7 +305,18 @@ def test_an_unwritable_folder_is_one_line_with_the_path(tmp_path, monkeypatch, c
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
-def test_a_full_disk_while_plotting_leaves_no_empty_file(finished, monkeypatch, capsys):
+def test_groundup_plots_0_writes_the_tables_without_the_plots(finished, monkeypatch):
+    for path in [*finished.glob("*.png"), finished / "compare.md"]:
+        path.unlink()
+    monkeypatch.setenv(PLOTS, "0")
+    assert main(["report", str(finished)]) == 0
+    assert (finished / "compare.md").exists() and not list(finished.glob("*.png"))
+    monkeypatch.setenv(PLOTS, "1")
+    assert main(["report", str(finished)]) == 0
+    assert {"compare_curves.png", "compare_time.png"} <= {p.name for p in finished.glob("*.png")}
+
+
+def test_a_full_disk_while_plotting_leaves_no_empty_file(finished, plots, monkeypatch, capsys):
     import matplotlib.figure
 
     out = finished

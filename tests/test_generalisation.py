@@ -58,7 +58,7 @@ def test_weights_leaving_input_bit_1_get_zero_gradient_at_every_step(backprop):
     assert np.abs(after[0][1:] - before[0][1:]).min() > 0      # every other weight moved
 
 
-def test_experiment_end_to_end(tmp_path):
+def test_experiment_end_to_end(tmp_path, plots):
     out = tmp_path / "gen"
     assert main(["run", "generalisation", "--profile", "smoke", "--seeds", "2",
                  "--impl", "scratch-shortcut", "--out", str(out)]) == 0

@@ -27,6 +27,7 @@ METRICS = {  # column: (header, format)
     "peak_rss_mib": ("peak MiB", "{:.1f}"),
 }
 GROUP = ["task", "config", "impl"]
+
 UNFINISHED = "not trained in full"  # a table's score of a run stopped early or on a prefix
 
 
@@ -74,8 +75,9 @@ def versions(context) -> str:
                       *(f"{package} {version(package)}" for package in recorded_packages())])
 
 
-def write_report(out_dir: Path, experiment: str) -> list[Path]:
-    """``experiment``.md and its PNG plots, from the experiment's runs CSV in ``out_dir``."""
+def write_report(out_dir: Path, experiment: str, plots: bool = True) -> list[Path]:
+    """``experiment``.md and, with ``plots``, its PNG plots, from the experiment's runs CSV
+    in ``out_dir``."""
     from benchmarks.experiments import EXPERIMENTS
 
     own = EXPERIMENTS.get(experiment)
@@ -104,8 +106,10 @@ def write_report(out_dir: Path, experiment: str) -> list[Path]:
     lines += [f"Measured with {versions(context)} on {context['cpu']} ({context['cores']} "
               f"cores, {context['blas']}), commit {context['commit']}."]
     write_atomic(md, lambda f: f.write(("\n".join(lines) + "\n").encode()))
-    extra = [f(df, out_dir, experiment) for f in own.plots] if own else []
     files = own.summary(df, out_dir) if own and own.summary else []
+    if not plots:
+        return [md, *files]
+    extra = [f(df, out_dir, experiment) for f in own.plots] if own else []
     standard = plot(df, out_dir, experiment, stem, own is None or own.time_plots)
     return [md, *files, *standard, *(p for p in extra if p)]
 
