@@ -66,14 +66,18 @@ def test_publish_writes_every_file_and_the_readme_block(published):
     assert not [text for text in logs if LOAD_NOISE.search(text)]
 
 
+def smoke_compare_runs() -> list[tuple[str, str]]:
+    """(task, impl) of compare's smoke profile: every installed implementation on xor and
+    mnist, but SMOKE_SKIP's paths, which run elsewhere in the tests."""
+    available = [name for name in PEERS if not IMPLEMENTATIONS[name].missing()]
+    return sorted({(t, i) for t in ("xor", "mnist") for i in available} - SMOKE_SKIP)
+
+
 def test_compare_runs_every_implementation(published):
     out, _ = published
     df = pd.read_csv(out / "compare.csv")
     assert list(df.columns) == list(COLUMNS)
-    # SMOKE_SKIP: a path that runs elsewhere in the tests. Missing frameworks are skipped.
-    available = [name for name in PEERS if not IMPLEMENTATIONS[name].missing()]
-    expected = {(t, i) for t in ("xor", "mnist") for i in available} - SMOKE_SKIP
-    assert sorted(zip(df["task"], df["impl"])) == sorted(expected)
+    assert sorted(zip(df["task"], df["impl"])) == smoke_compare_runs()
     assert {"jax", "keras-tuned"} <= set(df["impl"])
     assert (df["status"] == "ok").all(), df[["impl", "task", "error"]]
     mnist = df[df["task"] == "mnist"]
