@@ -36,6 +36,16 @@ def blas() -> str:
         return ""
 
 
+def thread_pools() -> str:
+    """The BLAS and OpenMP thread pools loaded in this process, each with its threads
+    (threadpoolctl). NumPy's OpenBLAS is one; Numba's np.dot calls SciPy's, a second
+    library with a pool of its own, and PyTorch brings OpenMP's."""
+    from threadpoolctl import threadpool_info
+
+    return "; ".join(f"{pool['internal_api']} {Path(pool['filepath']).name}: "
+                     f"{pool['num_threads']} threads" for pool in threadpool_info())
+
+
 def git_commit() -> str:
     """HEAD's hash, with '-dirty' when the work tree has uncommitted changes."""
     try:

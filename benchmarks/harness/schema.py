@@ -96,6 +96,9 @@ COLUMNS = {
     "cpu": ("", "CPU model"),
     "cores": ("count", "logical CPU cores"),
     "blas": ("", "BLAS NumPy uses"),
+    "thread_pools": ("", "the BLAS and OpenMP thread pools in the run's process after training, "
+                         "each with its threads (threadpoolctl): NumPy's OpenBLAS, SciPy's "
+                         "where Numba's np.dot loaded it, PyTorch's OpenMP"),
     "commit": ("", "git commit of groundup (-dirty: uncommitted changes)"),
     "timestamp": ("", "UTC time the run finished"),
 }
@@ -104,7 +107,7 @@ KEY = ["experiment", "task", "config", "impl", "seed"]
 NEWER_THAN_PUBLISHED = frozenset({"framework", "framework_version", "backend", "settings",
                                   "identity_steps", "identity_rel_diff",
                                   "trained_in_full", "round_times_s", "ratio_low",
-                                  "ratio_high", "rounds", "verdict", "numba",
+                                  "ratio_high", "rounds", "verdict", "numba", "thread_pools",
                                   *(f"measured_{c}" for c in PREFIX_SCORES)})
 NOT_NUMBERS = {"", "JSON", "bool", "s or ms"}  # the units of columns that hold no number
 
