@@ -14,10 +14,13 @@ disk (``cache=True``), so a process loads it instead of compiling again.
 from __future__ import annotations
 
 import copy
+import ctypes
 import math
 
+import llvmlite.binding
 import numba
 import numpy as np
+from numba import types
 
 from scratch import activations as activation_lib
 from scratch import losses as loss_lib
@@ -103,14 +106,72 @@ def _tanh_in(z, v):
     return z.dtype.type(_tanh(v))
 
 
+def _numpys_gemm() -> bool:
+    """Make NumPy's own OpenBLAS's cblas_sgemm and cblas_dgemm callable from the compiled
+    code, if NumPy has one (its PyPI wheels bundle scipy-openblas64). Numba's np.dot calls
+    SciPy's OpenBLAS instead: a second library with a thread pool of its own, which would
+    fight NumPy's over the cores, and another BLAS than scratch's."""
+    from threadpoolctl import threadpool_info
+
+    # NumPy's is loaded (its wheel's, in numpy.libs, first); SciPy's has no ILP64 names
+    for pool in sorted(threadpool_info(), key=lambda pool: "numpy" not in pool["filepath"]):
+        try:
+            lib = ctypes.CDLL(pool["filepath"])
+            for name in GEMM:
+                llvmlite.binding.add_symbol(name, ctypes.cast(getattr(lib, name),
+                                                              ctypes.c_void_p).value)
+            return True
+        except (OSError, AttributeError):
+            continue
+    return False
+
+
+# cblas_?gemm(order, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc), with
+# 64-bit sizes (ILP64), row-major.
+GEMM = ("scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_")
+ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
+_SGEMM, _DGEMM = (types.ExternalFunction(name, types.void(
+    types.int32, types.int32, types.int32, types.int64, types.int64, types.int64, t,
+    types.voidptr, types.int64, types.voidptr, types.int64, t, types.voidptr, types.int64))
+    for name, t in zip(GEMM, (types.float32, types.float64), strict=True))
+NUMPY_GEMM = _numpys_gemm()
+
+
+@jit
+def _gemm(a, b, out) -> bool:
+    """out = a @ b by NumPy's BLAS, for row-major arrays or transposed views of them (one
+    of each stride equal to the itemsize); False, untouched, for any other layout."""
+    n, k = a.shape
+    m = b.shape[1]
+    size = a.itemsize
+    if out.strides[1] != size or min(a.strides) != size or min(b.strides) != size:
+        return False
+    ta, tb = a.strides[1] != size, b.strides[1] != size
+    # a one-row operand's row stride is never read: at least the row's length, as BLAS asks
+    lda = max(max(a.strides) // size, n if ta else k)
+    ldb = max(max(b.strides) // size, k if tb else m)
+    ops = (TRANS if ta else NO_TRANS, TRANS if tb else NO_TRANS)
+    if size == 4:
+        _SGEMM(ROW_MAJOR, ops[0], ops[1], n, m, k, np.float32(1), a.ctypes.data, lda,
+               b.ctypes.data, ldb, np.float32(0), out.ctypes.data, out.strides[0] // size)
+    else:
+        _DGEMM(ROW_MAJOR, ops[0], ops[1], n, m, k, 1.0, a.ctypes.data, lda,
+               b.ctypes.data, ldb, 0.0, out.ctypes.data, out.strides[0] // size)
+    return True
+
+
 @jit
 def _matmul(a, b, out):
-    """out = a @ b: loops for the tiny products (a BLAS call costs more than they do)."""
+    """out = a @ b: loops for the tiny products (a BLAS call costs more than they do),
+    NumPy's BLAS for the others (Numba's np.dot where NumPy has none of its own)."""
     n, k = a.shape
     m = b.shape[1]
     if n * k * m > SMALL:
-        np.dot(a, b, out)
-        return
+        if not NUMPY_GEMM:  # a constant: the branch not taken is not compiled
+            np.dot(a, b, out)
+            return
+        if _gemm(a, b, out):
+            return
     for i in range(n):
         for j in range(m):
             total = out.dtype.type(0)  # in the arrays' dtype, as BLAS would

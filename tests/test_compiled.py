@@ -165,3 +165,33 @@ def test_the_compiled_tanh_is_numpys_to_two_ulp_and_keeps_nan(dtype):
     negative_zero = np.array([-0.0], dtype)
     tanh_all(negative_zero, out[:1])
     assert np.signbit(out[0])  # as NumPy's
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_engines_products_call_numpys_own_blas(dtype):
+    """Above SMALL multiply-adds a product is a cblas_?gemm of the OpenBLAS NumPy's wheel
+    bundles (the symbols the compiled code calls are that library's), not Numba's np.dot,
+    which calls SciPy's: one BLAS and one thread pool with scratch's. Every layout the
+    passes take (a transposed operand, one row or column) gives NumPy's product."""
+    import ctypes
+
+    import llvmlite.binding
+    from threadpoolctl import threadpool_info
+
+    from scratch import compiled
+
+    assert compiled.NUMPY_GEMM
+    numpys = next(p["filepath"] for p in threadpool_info() if "numpy" in p["filepath"])
+    lib = ctypes.CDLL(numpys)
+    for name in compiled.GEMM:
+        ours = ctypes.cast(getattr(lib, name), ctypes.c_void_p).value
+        assert llvmlite.binding.address_of_symbol(name) == ours
+    rng = np.random.default_rng(3)
+    for n, k, m in [(32, 784, 64), (1, 784, 64), (784, 1, 64), (32, 64, 10)]:
+        a, b = rng.random((n, k)).astype(dtype), rng.random((k, m)).astype(dtype)
+        for x, y in [(a, b), (a.T.copy().T, b), (a, b.T.copy().T)]:
+            out = np.full((n, m), np.nan, dtype)
+            compiled._matmul(x, y, out)
+            # NumPy multiplies one row by gemv, in another order: rounding apart
+            np.testing.assert_allclose(out, x @ y, rtol=0 if n > 1 else 1e-5 if dtype ==
+                                       "float32" else 1e-13)

@@ -38,7 +38,7 @@ def blas() -> str:
 
 def thread_pools() -> str:
     """The BLAS and OpenMP thread pools loaded in this process, each with its threads
-    (threadpoolctl). NumPy's OpenBLAS is one; Numba's np.dot calls SciPy's, a second
+    (threadpoolctl). NumPy's OpenBLAS is one; importing Numba loads SciPy's, a second
     library with a pool of its own, and PyTorch brings OpenMP's."""
     from threadpoolctl import threadpool_info
 
