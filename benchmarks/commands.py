@@ -237,8 +237,9 @@ def _tasks(wanted: list[str] | None, experiments: list, profile: str) -> list[st
     return list(dict.fromkeys(wanted))
 
 
-def _report(out_dir: Path, experiments: list, wide: bool = False) -> None:
-    """Each experiment's tables and plots, its key columns in the terminal."""
+def _report(out_dir: Path, experiments: list, wide: bool = False, plots: bool = False) -> None:
+    """Each experiment's tables and plots (GROUNDUP_PLOTS=0: none, unless ``plots``), its
+    key columns in the terminal."""
     from benchmarks.files import plots_wanted
     from benchmarks.harness.runner import read_rows
     from benchmarks.harness.schema import KEY
@@ -248,7 +249,7 @@ def _report(out_dir: Path, experiments: list, wide: bool = False) -> None:
         runs = out_dir / f"{experiment.runs_stem}.csv"
         if not runs.exists():
             continue
-        paths = write_report(out_dir, experiment.name, plots_wanted())
+        paths = write_report(out_dir, experiment.name, plots or plots_wanted())
         rows = read_rows(runs).drop_duplicates(KEY, keep="last")
         _print_table(summarize(rows), experiment.name, wide)
         out.print(f"rows in {runs}", soft_wrap=True)
@@ -310,7 +311,7 @@ def report_command(args: argparse.Namespace) -> int:
     found = [e for e in EXPERIMENTS.values() if (out_dir / f"{e.runs_stem}.csv").exists()]
     if not found:
         raise UsageError(f"{out_dir} holds no results CSV; give a folder written by groundup run.")
-    _report(out_dir, found, args.wide)
+    _report(out_dir, found, args.wide, plots=args.readme)  # the pages link to the plots
     if args.readme:
         from benchmarks.reporting import readme
 

@@ -134,6 +134,8 @@ _SGEMM, _DGEMM = (types.ExternalFunction(name, types.void(
     types.int32, types.int32, types.int32, types.int64, types.int64, types.int64, t,
     types.voidptr, types.int64, types.voidptr, types.int64, t, types.voidptr, types.int64))
     for name, t in zip(GEMM, (types.float32, types.float64), strict=True))
+# Numba's disk cache keeps what this was when it compiled: a checkout shared by two
+# environments whose NumPy bundles a BLAS in one and not the other needs NUMBA_CACHE_DIR.
 NUMPY_GEMM = _numpys_gemm()
 
 
@@ -144,19 +146,22 @@ def _gemm(a, b, out) -> bool:
     n, k = a.shape
     m = b.shape[1]
     size = a.itemsize
+    if b.itemsize != size or out.itemsize != size:  # one float dtype, as its callers check
+        return False
     if out.strides[1] != size or min(a.strides) != size or min(b.strides) != size:
         return False
     ta, tb = a.strides[1] != size, b.strides[1] != size
     # a one-row operand's row stride is never read: at least the row's length, as BLAS asks
     lda = max(max(a.strides) // size, n if ta else k)
     ldb = max(max(b.strides) // size, k if tb else m)
+    ldc = max(out.strides[0] // size, m)
     ops = (TRANS if ta else NO_TRANS, TRANS if tb else NO_TRANS)
     if size == 4:
         _SGEMM(ROW_MAJOR, ops[0], ops[1], n, m, k, np.float32(1), a.ctypes.data, lda,
-               b.ctypes.data, ldb, np.float32(0), out.ctypes.data, out.strides[0] // size)
+               b.ctypes.data, ldb, np.float32(0), out.ctypes.data, ldc)
     else:
         _DGEMM(ROW_MAJOR, ops[0], ops[1], n, m, k, 1.0, a.ctypes.data, lda,
-               b.ctypes.data, ldb, 0.0, out.ctypes.data, out.strides[0] // size)
+               b.ctypes.data, ldb, 0.0, out.ctypes.data, ldc)
     return True
 
 

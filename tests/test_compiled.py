@@ -180,7 +180,7 @@ def test_the_engines_products_call_numpys_own_blas(dtype):
 
     from scratch import compiled
 
-    assert compiled.NUMPY_GEMM
+    assert compiled.NUMPY_GEMM, "NumPy's wheel bundles scipy-openblas64 (constraints.txt)"
     numpys = next(p["filepath"] for p in threadpool_info() if "numpy" in p["filepath"])
     lib = ctypes.CDLL(numpys)
     for name in compiled.GEMM:

@@ -95,7 +95,7 @@ def test_compare_runs_every_implementation(published):
     assert (df["framework"] == df["impl"].map(lambda i: IMPLEMENTATIONS[i].framework)).all()
     assert df["framework_version"].notna().all() and df["backend"].notna().all()
     # each row's thread pools: NumPy's OpenBLAS in every process; SciPy's beside it where
-    # Numba is imported (numba checks for its BLAS), idle: test_compiled shows the engine
+    # Numba ran array code (it checks for its BLAS), idle: test_compiled shows the engine
     # calls NumPy's
     pools = df.set_index(["task", "impl"])["thread_pools"]
     assert pools.str.contains(r"openblas libscipy_openblas64_\S*: \d+ threads").all()

@@ -38,12 +38,17 @@ def blas() -> str:
 
 def thread_pools() -> str:
     """The BLAS and OpenMP thread pools loaded in this process, each with its threads
-    (threadpoolctl). NumPy's OpenBLAS is one; importing Numba loads SciPy's, a second
-    library with a pool of its own, and PyTorch brings OpenMP's."""
+    (threadpoolctl). NumPy's OpenBLAS is one; Numba loads SciPy's, a second library with
+    a pool of its own, as it first runs array code; PyTorch brings OpenMP's. '' where
+    threadpoolctl cannot tell."""
     from threadpoolctl import threadpool_info
 
+    try:
+        pools = threadpool_info()
+    except Exception:  # a row is written whatever this says
+        return ""
     return "; ".join(f"{pool['internal_api']} {Path(pool['filepath']).name}: "
-                     f"{pool['num_threads']} threads" for pool in threadpool_info())
+                     f"{pool['num_threads']} threads" for pool in pools)
 
 
 def git_commit() -> str:

@@ -98,7 +98,7 @@ COLUMNS = {
     "blas": ("", "BLAS NumPy uses"),
     "thread_pools": ("", "the BLAS and OpenMP thread pools in the run's process after training, "
                          "each with its threads (threadpoolctl): NumPy's OpenBLAS, SciPy's "
-                         "wherever Numba is imported (idle: the compiled engine calls NumPy's), "
+                         "wherever Numba ran array code (idle: the compiled engine calls NumPy's), "
                          "PyTorch's OpenMP"),
     "commit": ("", "git commit of groundup (-dirty: uncommitted changes)"),
     "timestamp": ("", "UTC time the run finished"),

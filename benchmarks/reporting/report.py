@@ -27,7 +27,6 @@ METRICS = {  # column: (header, format)
     "peak_rss_mib": ("peak MiB", "{:.1f}"),
 }
 GROUP = ["task", "config", "impl"]
-
 UNFINISHED = "not trained in full"  # a table's score of a run stopped early or on a prefix
 
 
