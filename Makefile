@@ -15,7 +15,7 @@ STAMP := $(VENV)/.installed
 # --compile-bytecode would compile: 17 s instead of 42 on the 2-core machine. Beside them,
 # the compiled engine (scratch/compiled.py) is compiled once into Numba's cache on disk: the
 # single network and the seed-batched one in two more processes, since Numba compiles on one
-# core (about 45 and 40 CPU-s).
+# core (about 55 CPU-s each).
 WARM := env -u PYTHONDONTWRITEBYTECODE TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python -W ignore -c
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

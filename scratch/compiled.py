@@ -21,6 +21,7 @@ import llvmlite.binding
 import numba
 import numpy as np
 from numba import types
+from numba.extending import overload
 
 from scratch import activations as activation_lib
 from scratch import losses as loss_lib
@@ -98,12 +99,18 @@ def _tanh32(v):
     return np.float32(math.copysign(out, v)) if v == v else v
 
 
-@numba.njit(cache=True, error_model="numpy", inline="always")
 def _tanh_in(z, v):
-    """tanh(v) in z's dtype: float32 arithmetic for a float32 array, float64 otherwise."""
-    if z.itemsize == 4:
-        return _tanh32(z.dtype.type(v))
-    return z.dtype.type(_tanh(v))
+    """tanh(v) in z's dtype: float32 arithmetic for a float32 array, float64 otherwise.
+    Compiled code only: the dtype picks the body as Numba types the call, so that a caller
+    compiles one of the two, not both (which took twice the time to compile)."""
+    raise TypeError("_tanh_in runs in compiled code only")
+
+
+@overload(_tanh_in, inline="always", jit_options={"error_model": "numpy"})
+def _tanh_in_typed(z, v):
+    if z.dtype == types.float32:
+        return lambda z, v: _tanh32(np.float32(v))
+    return lambda z, v: z.dtype.type(_tanh(v))
 
 
 def _numpys_gemm() -> bool:
@@ -189,7 +196,11 @@ def _matmul(a, b, out):
 def _activate(kind, slope, z, a):
     """a = f(z), elementwise, or the row-wise softmax."""
     n, k = z.shape
-    half, one = z.dtype.type(0.5), z.dtype.type(1)
+    # sigmoid(z) = tanh(z / 2) / 2 + 1 / 2, as scratch (it never overflows), to the bit;
+    # tanh's scale and shift are 1 and -0.0 (t + -0.0 is t, -0.0 too). One tanh in the
+    # loop: each copy of its inlined body costs seconds of compilation.
+    half = z.dtype.type(0.5)
+    scale, shift = (half, half) if kind == SIGMOID else (z.dtype.type(1), z.dtype.type(-0.0))
     for i in range(n):
         if kind == SOFTMAX:
             top = z[i].max()
@@ -202,10 +213,8 @@ def _activate(kind, slope, z, a):
             continue
         for j in range(k):
             v = z[i, j]
-            if kind == SIGMOID:  # (1 + tanh(z / 2)) / 2, as scratch: it never overflows
-                a[i, j] = (_tanh_in(z, v * half) + one) * half
-            elif kind == TANH:
-                a[i, j] = _tanh_in(z, v)
+            if kind == SIGMOID or kind == TANH:
+                a[i, j] = _tanh_in(z, v * scale) * scale + shift
             elif kind == RELU:
                 a[i, j] = max(v, z.dtype.type(0))
             elif kind == LEAKY_RELU:
