@@ -70,12 +70,11 @@ def test_every_python_example_runs_as_written(page, capsys):
 
 def test_the_readmes_commands_run_on_the_smoke_profile(tmp_path, capsys):
     """The README's two commands: `make test` is this run; `make run` runs its Makefile
-    recipe, here as written but for the profile, smoke instead of quick, and one
-    implementation. Its every implementation, in compare's smoke profile, runs in the smoke
-    publish (tests/test_end_to_end.py), which runs the same experiment."""
+    recipe, here as written but for the profile, smoke instead of quick."""
     import pandas as pd
 
     from benchmarks.cli import main
+    from tests.test_end_to_end import smoke_compare_runs
 
     commands = re.findall(r"^make (\w+)", (ROOT / "README.md").read_text(), re.M)
     assert commands[:2] == ["test", "run"]
@@ -83,9 +82,8 @@ def test_the_readmes_commands_run_on_the_smoke_profile(tmp_path, capsys):
                        (ROOT / "Makefile").read_text(), re.M).group(1).split()
     assert recipe == ["run", "--profile", "quick"]
     out = tmp_path / "run"
-    assert main([*recipe[:-1], "smoke", "--impl", "scratch-shortcut", "--out", str(out)]) == 0
+    assert main([*recipe[:-1], "smoke", "--out", str(out)]) == 0
     df = pd.read_csv(out / "compare.csv")
-    assert sorted(zip(df["task"], df["impl"])) == [
-        (task, "scratch-shortcut") for task in ("mnist", "xor")]
+    assert sorted(zip(df["task"], df["impl"])) == smoke_compare_runs()
     assert (df["status"] == "ok").all()
     assert "compare: " in capsys.readouterr().out  # the summary's tables
