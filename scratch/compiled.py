@@ -196,9 +196,10 @@ def _matmul(a, b, out):
 def _activate(kind, slope, z, a):
     """a = f(z), elementwise, or the row-wise softmax."""
     n, k = z.shape
-    # sigmoid(z) = tanh(z / 2) / 2 + 1 / 2, as scratch (it never overflows), to the bit;
-    # tanh's scale and shift are 1 and -0.0 (t + -0.0 is t, -0.0 too). One tanh in the
-    # loop: each copy of its inlined body costs seconds of compilation.
+    # sigmoid(z) = tanh(z / 2) / 2 + 1 / 2: scratch's (tanh(z / 2) + 1) / 2 (it never
+    # overflows) rearranged, the same number to the bit, since halving is exact. tanh's
+    # scale and shift are 1 and -0.0 (t + -0.0 is t, -0.0 too). One tanh in the loop:
+    # each copy of its inlined body costs seconds of compilation.
     half = z.dtype.type(0.5)
     scale, shift = (half, half) if kind == SIGMOID else (z.dtype.type(1), z.dtype.type(-0.0))
     for i in range(n):
