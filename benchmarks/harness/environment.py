@@ -75,6 +75,12 @@ def context() -> dict[str, str | int]:
     }
 
 
+def run_context() -> dict[str, str | int]:
+    """What a row records of the process that ran it, as the run ends: ``context()``, its
+    thread pools and the time."""
+    return {**context(), "thread_pools": thread_pools(), "timestamp": utc_now()}
+
+
 VERSIONED = ("python", *recorded_packages())
 PUBLISHED_ENVIRONMENT = ROOT / "results" / "published" / "environment.json"
 

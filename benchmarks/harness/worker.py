@@ -341,8 +341,7 @@ def execute_seeds(experiment: Experiment, specs: list[RunSpec]) -> list[dict]:
     settings = json.dumps({"seed_batched": n, "group_train_time_s":
                            round(timed["measured_train_time_s"] * n, 4),
                            **({"stopped_at_target": True} if at_target else {})})
-    rows, context = [], {**environment.context(), "thread_pools": environment.thread_pools(),
-                         "timestamp": environment.utc_now()}
+    rows, context = [], environment.run_context()
     cache: dict = {}
     for i, spec in enumerate(specs):
         monitor.curve = curves[i]
@@ -502,6 +501,5 @@ def guarded(spec: RunSpec, work, many: int = 0):
     except Exception as err:  # any failure becomes a row; the suite goes on
         last = traceback.format_exc().strip().splitlines()[-1]
         row.update(status="error", error=f"{type(err).__name__}: {err}"[:500] or last)
-    row.update(environment.context(), thread_pools=environment.thread_pools(),
-               timestamp=environment.utc_now())
+    row.update(environment.run_context())
     return [row] * many if many else row
