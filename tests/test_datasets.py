@@ -180,7 +180,7 @@ def test_cache_write_is_atomic(tmp_path, monkeypatch):
         f.write(b"half a file")
         raise OSError("disk full")
 
-    monkeypatch.setattr(np, "savez_compressed", broken)
+    monkeypatch.setattr(np, "savez", broken)
     with pytest.raises(OSError, match="disk full"):
         datasets.write_cache(tiny(), path)
     assert list(path.parent.iterdir()) == []
