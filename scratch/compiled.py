@@ -482,12 +482,12 @@ def _seed_layers(flat, sizes, seeds):
 
 
 @jit
-def _seed_buffers(sizes, n, seeds, like):
+def _seed_buffers(sizes, n, seeds, like, train):
     """For ``n`` samples of every seed: the activations (the input's first), every layer's
-    z and dL/dZ, and the targets (shared by the seeds)."""
+    z and dL/dZ, and the targets (shared by the seeds); the dL/dZ empty where not ``train``."""
     acts = [np.empty((n, sizes[layer], seeds), like.dtype) for layer in range(len(sizes))]
     zs = [np.empty((n, sizes[layer + 1], seeds), like.dtype) for layer in range(len(sizes) - 1)]
-    deltas = [np.empty((n, sizes[layer + 1], seeds), like.dtype)
+    deltas = [np.empty((n if train else 0, sizes[layer + 1], seeds), like.dtype)
               for layer in range(len(sizes) - 1)]
     return acts, zs, deltas, np.empty((n, sizes[-1]), like.dtype)
 
@@ -632,8 +632,8 @@ def _train_seeds(flat, grads, sizes, kinds, slopes, loss, opt, velocity, moments
     kernels, biases = _seed_layers(flat, sizes, seeds)
     d_kernels, d_biases = _seed_layers(grads, sizes, seeds)
     n = x.shape[0]
-    full = _seed_buffers(sizes, batch, seeds, x)
-    rest = _seed_buffers(sizes, max(n % batch, 1), seeds, x)
+    full = _seed_buffers(sizes, batch, seeds, x, True)
+    rest = _seed_buffers(sizes, max(n % batch, 1), seeds, x, True)
     values, losses = np.empty(seeds), np.empty((epochs, seeds))
     scale = opt[7] if opt[0] == SGD else 1.0
     for epoch in range(epochs):
@@ -656,12 +656,15 @@ def _train_seeds(flat, grads, sizes, kinds, slopes, loss, opt, velocity, moments
 
 
 @jit
-def _seed_inference(flat, sizes, kinds, slopes, x, seeds):
-    """Every seed's outputs for x, (n, K, S)."""
+def _seed_inference(flat, sizes, kinds, slopes, loss, x, y, seeds, values):
+    """Every seed's outputs for x, (n, K, S); and where ``loss`` >= 0, each seed's mean
+    loss over (x, y) into ``values``, as ``_seed_backward`` computes a batch's."""
     kernels, biases = _seed_layers(flat, sizes, seeds)
-    acts, zs, _, _ = _seed_buffers(sizes, x.shape[0], seeds, x)
+    acts, zs, _, _ = _seed_buffers(sizes, x.shape[0], seeds, x, False)
     _seed_rows(x, 0, acts[0])
     _seed_forward(kernels, biases, kinds, slopes, acts, zs)
+    if loss >= 0:
+        _seed_loss(loss, y, zs[-1], acts[-1], values)
     return acts[-1]
 
 
@@ -833,12 +836,23 @@ class CompiledSeedBatchedMLP:
                             m.loss_kind, m.opt, self.velocity, self.moments, self.step, x, y,
                             epochs, min(batch, len(x)), len(self.seeds))
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """Every seed's predictions, (S, n, K)."""
-        m = self.single
+    def predict(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """Every seed's predictions, (S, n, K): all of x in one pass, as SeedBatchedMLP's
+        (``batch_size``, the same verbs' argument, is checked and changes nothing)."""
+        return self._inference(self.single.reference._check(x), None, batch_size)[0]
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int | None = None
+                 ) -> np.ndarray:
+        """Every seed's mean loss over (x, y), (S,), as SeedBatchedMLP's."""
+        return self._inference(*self.single.reference._check(x, y), batch_size)[1]
+
+    def _inference(self, x, y, batch_size) -> tuple[np.ndarray, np.ndarray]:
+        _batch(batch_size, len(x))
+        m, values = self.single, np.zeros(len(self.seeds))
         out = _seed_inference(self.flat, m.layer_sizes, m.kinds, m.slopes,
-                              m.reference._check(x), len(self.seeds))
-        return np.ascontiguousarray(np.moveaxis(out, -1, 0))
+                              -1 if y is None else m.loss_kind, x, x if y is None else y,
+                              len(self.seeds), values)
+        return np.ascontiguousarray(np.moveaxis(out, -1, 0)), values
 
     def subset(self, positions) -> CompiledSeedBatchedMLP:
         """The seeds at ``positions`` only, each with its weights and optimizer state as
@@ -913,7 +927,7 @@ def warm(seeds: bool = False) -> None:
             stack = CompiledSeedBatchedMLP((2, 2, 1), ("sigmoid", "sigmoid"),
                                            "mean_squared_error", seeds=[0, 1], dtype=dtype)
             stack.fit(x, y)
-            stack.predict(x)
+            stack.evaluate(x, y)  # predict's function too
             continue
         model = CompiledMLP((2, 2, 1), ("sigmoid", "sigmoid"), "mean_squared_error", dtype=dtype)
         model.fit(x, y, batch_size=2)

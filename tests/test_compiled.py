@@ -106,6 +106,8 @@ def test_every_seed_of_the_compiled_stack_follows_scratchs_stack(activations, lo
         for g, w in zip(stacks[1].seed_weights(i), stacks[0].seed_weights(i), strict=True):
             np.testing.assert_allclose(g, w, rtol=0, atol=1e-12)
     np.testing.assert_allclose(stacks[1].predict(X), stacks[0].predict(X), rtol=0, atol=1e-13)
+    np.testing.assert_allclose(stacks[1].evaluate(X, y, batch_size=2), stacks[0].evaluate(X, y),
+                               rtol=1e-12)
 
 
 def test_a_subset_of_the_compiled_stack_trains_on_as_each_seed_would_have():
