@@ -51,16 +51,11 @@ def tasks():
     return out
 
 
-def build(impl: str, cfg, data, epochs: int = 1, predict_on=None):
-    """The implementation's model from the seeded initial weights, warmed up (untimed) for
-    training; or, for a benchmark of prediction, for predicting ``predict_on`` only (one
-    untimed call), since a training warm-up (keras-tuned calibrates) is not what it times."""
+def build(impl: str, cfg, data, epochs: int = 1):
+    """The implementation's model from the seeded initial weights, warmed up (untimed)."""
     implementation = IMPLEMENTATIONS[impl]
     model = implementation.build(cfg, scratch_model(cfg, "float32", 0).get_weights(), "float32", 0)
-    if predict_on is None:
-        implementation.warm_up(model, data.x, data.y, cfg, epochs)
-    else:
-        implementation.predict(model, predict_on)
+    implementation.warm_up(model, data.x, data.y, cfg, epochs)
     return implementation, model
 
 
@@ -88,7 +83,7 @@ def test_forward(benchmark, tasks, task, impl):
     cfg, data = tasks[task]
     x = data.x[: cfg.batch_size]
     benchmark.group = f"{task}: forward pass on a batch"
-    implementation, model = build(impl, cfg, data, predict_on=x)
+    implementation, model = build(impl, cfg, data)
     outputs = benchmark(implementation.predict, model, x)
     diff = float(np.abs(outputs - reference_outputs(cfg, x)).max())
     record(benchmark, impl, cfg, "forward pass on a batch", len(x),
@@ -135,7 +130,7 @@ def test_mnist_predict(benchmark, tasks, impl):
     cfg, data = tasks["mnist"]
     x = data.x_test[:MNIST_PREDICT]
     benchmark.group = f"mnist: predict {len(x)} test images"
-    implementation, model = build(impl, cfg, data, predict_on=x)
+    implementation, model = build(impl, cfg, data)
     outputs = benchmark(implementation.predict, model, x)
     diff = float(np.abs(outputs - reference_outputs(cfg, x)).max())
     accuracy = float((outputs.argmax(axis=1) == data.y_test[:MNIST_PREDICT]).mean())

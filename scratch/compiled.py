@@ -484,12 +484,13 @@ def _seed_layers(flat, sizes, seeds):
 @jit
 def _seed_buffers(sizes, n, seeds, like, train):
     """For ``n`` samples of every seed: the activations (the input's first), every layer's
-    z and dL/dZ, and the targets (shared by the seeds); the dL/dZ empty where not ``train``."""
+    z and dL/dZ, and the targets (shared by the seeds); dL/dZ and the targets empty where
+    not ``train``."""
     acts = [np.empty((n, sizes[layer], seeds), like.dtype) for layer in range(len(sizes))]
     zs = [np.empty((n, sizes[layer + 1], seeds), like.dtype) for layer in range(len(sizes) - 1)]
     deltas = [np.empty((n if train else 0, sizes[layer + 1], seeds), like.dtype)
               for layer in range(len(sizes) - 1)]
-    return acts, zs, deltas, np.empty((n, sizes[-1]), like.dtype)
+    return acts, zs, deltas, np.empty((n if train else 0, sizes[-1]), like.dtype)
 
 
 @jit
@@ -843,11 +844,16 @@ class CompiledSeedBatchedMLP:
 
     def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int | None = None
                  ) -> np.ndarray:
-        """Every seed's mean loss over (x, y), (S,), as SeedBatchedMLP's."""
-        return self._inference(*self.single.reference._check(x, y), batch_size)[1]
+        """Every seed's mean loss over (x, y), (S,), in the stack's dtype, as SeedBatchedMLP's
+        (all of x in one pass: ``batch_size`` is checked and changes nothing)."""
+        losses = self._inference(*self.single.reference._check(x, y), batch_size)[1]
+        return losses.astype(self.flat.dtype)
 
     def _inference(self, x, y, batch_size) -> tuple[np.ndarray, np.ndarray]:
+        """C-contiguous and writable, as ``warm`` compiled them: another layout or a
+        read-only array would be another compilation."""
         _batch(batch_size, len(x))
+        x, y = (None if a is None else np.require(a, requirements="CW") for a in (x, y))
         m, values = self.single, np.zeros(len(self.seeds))
         out = _seed_inference(self.flat, m.layer_sizes, m.kinds, m.slopes,
                               -1 if y is None else m.loss_kind, x, x if y is None else y,

@@ -106,8 +106,28 @@ def test_every_seed_of_the_compiled_stack_follows_scratchs_stack(activations, lo
         for g, w in zip(stacks[1].seed_weights(i), stacks[0].seed_weights(i), strict=True):
             np.testing.assert_allclose(g, w, rtol=0, atol=1e-12)
     np.testing.assert_allclose(stacks[1].predict(X), stacks[0].predict(X), rtol=0, atol=1e-13)
+    np.testing.assert_allclose(stacks[1].predict(X, batch_size=2), stacks[0].predict(X),
+                               rtol=0, atol=1e-13)
     np.testing.assert_allclose(stacks[1].evaluate(X, y, batch_size=2), stacks[0].evaluate(X, y),
                                rtol=1e-12)
+
+
+def test_the_stacks_inference_compiles_once_a_dtype_whatever_the_inputs_layout():
+    """predict and evaluate share one compiled function, which make's warm-up compiles: a
+    read-only or transposed input is made C-contiguous first, not compiled for again."""
+    from scratch.compiled import _seed_inference
+
+    for dtype in ("float32", "float64"):
+        stack = CompiledSeedBatchedMLP((5, 4, 3), ["tanh", "softmax"], "categorical_crossentropy",
+                                       seeds=[0, 1], dtype=dtype)
+        x, y = X.astype(dtype), targets("categorical_crossentropy").astype(dtype)
+        frozen = x.copy()
+        frozen.flags.writeable = False
+        want = stack.predict(x)
+        for inputs in (frozen, np.asfortranarray(x)):
+            np.testing.assert_array_equal(stack.predict(inputs), want)
+        assert stack.evaluate(np.asfortranarray(x), y).dtype == dtype
+    assert len(_seed_inference.signatures) == 2
 
 
 def test_a_subset_of_the_compiled_stack_trains_on_as_each_seed_would_have():
