@@ -840,23 +840,24 @@ class CompiledSeedBatchedMLP:
     def predict(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """Every seed's predictions, (S, n, K): all of x in one pass, as SeedBatchedMLP's
         (``batch_size``, the same verbs' argument, is checked and changes nothing)."""
-        return self._inference(self.single.reference._check(x), None, batch_size)[0]
+        x = self.single.reference._check(x)
+        return self._inference(x, x, -1, batch_size)[0]  # no loss: x stands in for y
 
     def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int | None = None
                  ) -> np.ndarray:
         """Every seed's mean loss over (x, y), (S,), in the stack's dtype, as SeedBatchedMLP's
         (all of x in one pass: ``batch_size`` is checked and changes nothing)."""
-        losses = self._inference(*self.single.reference._check(x, y), batch_size)[1]
-        return losses.astype(self.flat.dtype)
+        x, y = self.single.reference._check(x, y)
+        return self._inference(x, y, self.single.loss_kind, batch_size)[1].astype(self.flat.dtype)
 
-    def _inference(self, x, y, batch_size) -> tuple[np.ndarray, np.ndarray]:
-        """C-contiguous and writable, as ``warm`` compiled them: another layout or a
-        read-only array would be another compilation."""
+    def _inference(self, x, y, loss: int, batch_size) -> tuple[np.ndarray, np.ndarray]:
+        """Every seed's outputs (S, n, K), and with a ``loss`` (>= 0) its mean loss (S,).
+        x and y go in C-contiguous and writable, as ``warm`` compiled them: another layout
+        or a read-only array would be another compilation."""
         _batch(batch_size, len(x))
-        x, y = (None if a is None else np.require(a, requirements="CW") for a in (x, y))
+        x, y = (np.require(a, requirements="CW") for a in (x, y))
         m, values = self.single, np.zeros(len(self.seeds))
-        out = _seed_inference(self.flat, m.layer_sizes, m.kinds, m.slopes,
-                              -1 if y is None else m.loss_kind, x, x if y is None else y,
+        out = _seed_inference(self.flat, m.layer_sizes, m.kinds, m.slopes, loss, x, y,
                               len(self.seeds), values)
         return np.ascontiguousarray(np.moveaxis(out, -1, 0)), values
 
