@@ -67,23 +67,3 @@ def test_every_python_example_runs_as_written(page, capsys):
         exec(compile(block, f"{page.name}, example {i + 1}", "exec"), namespace)
     assert capsys.readouterr().out  # each example shows its result
 
-
-def test_the_readmes_commands_run_on_the_smoke_profile(tmp_path, capsys):
-    """The README's two commands: `make test` is this run; `make run` runs its Makefile
-    recipe, here as written but for the profile, smoke instead of quick."""
-    import pandas as pd
-
-    from benchmarks.cli import main
-    from tests.test_end_to_end import smoke_compare_runs
-
-    commands = re.findall(r"^make (\w+)", (ROOT / "README.md").read_text(), re.M)
-    assert commands[:2] == ["test", "run"]
-    recipe = re.search(r"^run: data\n\t\$\(BIN\)/groundup (.*)$",
-                       (ROOT / "Makefile").read_text(), re.M).group(1).split()
-    assert recipe == ["run", "--profile", "quick"]
-    out = tmp_path / "run"
-    assert main([*recipe[:-1], "smoke", "--out", str(out)]) == 0
-    df = pd.read_csv(out / "compare.csv")
-    assert sorted(zip(df["task"], df["impl"])) == smoke_compare_runs()
-    assert (df["status"] == "ok").all()
-    assert "compare: " in capsys.readouterr().out  # the summary's tables

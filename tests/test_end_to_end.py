@@ -1,10 +1,19 @@
 """`make results` in miniature, run once for this module: every experiment on the smoke
 profile (each experiment x implementation path once), the pytest-benchmark suite, the
-reports, environment.json and the README block. The tests below read what it wrote."""
+reports, environment.json and the README block. The tests below read what it wrote.
+
+Before it, the README's `make run` runs its recipe on the smoke profile, which runs
+compare's smoke profile: the publish's compare runs. The publish then finds them in its
+folder, as a publish interrupted after compare would, and resumes after them: they are
+measured once, and the publish's resume is tried end to end."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +28,39 @@ from benchmarks.implementations import IMPLEMENTATIONS, PEERS
 from benchmarks.reporting import bench_report, readme
 from tests.test_published import check_csv
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 @pytest.fixture(scope="module")
-def published(tmp_path_factory) -> tuple[Path, Path]:
+def readme_run(tmp_path_factory) -> tuple[int, Path, str]:
+    """The README's two commands: `make test` is this run; `make run` runs its Makefile
+    recipe, here as written but for the profile, smoke instead of quick. Its exit code,
+    folder and what it printed."""
+    commands = re.findall(r"^make (\w+)", (ROOT / "README.md").read_text(), re.M)
+    assert commands[:2] == ["test", "run"]
+    recipe = re.search(r"^run: data\n\t\$\(BIN\)/groundup (.*)$",
+                       (ROOT / "Makefile").read_text(), re.M).group(1).split()
+    assert recipe == ["run", "--profile", "quick"]
+    out = tmp_path_factory.mktemp("make-run") / "run"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main([*recipe[:-1], "smoke", "--out", str(out)])
+    return code, out, printed.getvalue()
+
+
+def test_the_readmes_commands_run_on_the_smoke_profile(readme_run):
+    code, out, printed = readme_run
+    assert code == 0
+    df = pd.read_csv(out / "compare.csv")
+    assert sorted(zip(df["task"], df["impl"])) == smoke_compare_runs()
+    assert (df["status"] == "ok").all()
+    assert "compare: " in printed  # the summary's tables
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory, readme_run) -> tuple[Path, Path]:
     """The smoke publish's folder and the README page it rewrote."""
+    from benchmarks.harness import folder
     from benchmarks.reporting import publish
 
     root = tmp_path_factory.mktemp("publish")
@@ -32,7 +70,22 @@ def published(tmp_path_factory) -> tuple[Path, Path]:
         path.write_text(
             f"# title\n\nbefore\n\n{readme.BEGIN}\nthe stale block\n{readme.END}\n\nafter\n")
     out = root / "published"
-    assert publish.publish(out, "smoke", page) == 0
+    # A publish interrupted after its compare phase: its folder, with what compare's runs
+    # wrote (rows, curves, logs and confusion matrices; the reports come after), which
+    # `make run`'s recipe measured on the same profile.
+    work = out.with_name("published.partial")
+    work.mkdir()
+    folder.create(work, publish.chosen_for("smoke"), [])
+    made = readme_run[1]
+    for name in ("compare.csv", "compare_curves.csv"):
+        shutil.copy(made / name, work)
+    for name in ("logs", "confusion"):
+        shutil.copytree(made / name, work / name)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert publish.publish(out, "smoke", page) == 0
+    kept = len(pd.read_csv(made / "compare.csv"))
+    assert f"compare.csv: {kept} rows kept, 0 to run" in " ".join(printed.getvalue().split())
     return out, page
 
 
@@ -41,7 +94,7 @@ def test_publish_writes_every_file_and_the_readme_block(published):
     assert not out.with_name("published.partial").exists()
     assert not (out / ".lock").exists()  # the lock was the run's, not a result
     env = json.loads((out / "environment.json").read_text())
-    assert env["profile"] == "smoke" and env["wall_time_s"] > 0
+    assert env["profile"] == "smoke" and env["wall_time_s"] > 0 and env["resumed"]
     assert env["accuracy_only_workers"] == 0  # smoke: its few accuracy-only runs here
     assert {"generalisation", "xor-atlas", "compare"} <= set(env["phase_wall_time_s"])
     results = page.with_name("docs") / "results.md"

@@ -48,6 +48,12 @@ def _again(out: Path, profile: str, readme_path: Path) -> str:
     return " ".join(["groundup publish", *filter(None, flags)])
 
 
+def chosen_for(profile: str) -> Selection:
+    """What a publish on ``profile`` runs: every experiment, every task, the variants."""
+    return Selection(tasks=PROFILES[profile].tasks, experiments=EXPERIMENTS, profile=profile,
+                     options={"variants": True}.items())
+
+
 def publish(out: Path = PUBLISHED, profile: str = "full",
             readme_path: Path = environment.ROOT / "README.md", wait: bool = False) -> int:
     work = out.with_name(out.name + ".partial")
@@ -56,8 +62,7 @@ def publish(out: Path = PUBLISHED, profile: str = "full",
     phases: dict[str, float] = {}
     chosen = [REGISTRY[name] for name in EXPERIMENTS]
     console = Console()
-    selection = Selection(tasks=PROFILES[profile].tasks, experiments=EXPERIMENTS,
-                          profile=profile, options={"variants": True}.items())
+    selection = chosen_for(profile)
     saved = folder.settings(work, OPTIONS).saved() if resumed else selection.saved()
     if saved != selection.saved():  # compared whole: a publish resumes only itself
         differ = [f"{k} {saved.get(k)!r}, not {v!r}" for k, v in selection.saved().items()
