@@ -1,4 +1,5 @@
-"""xor-atlas: its statistics, and a smoke run through the harness."""
+"""xor-atlas: its statistics and its plan (its smoke run is the smoke publish's, in
+tests/test_end_to_end.py)."""
 
 import json
 
@@ -6,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.cli import main
 from benchmarks.experiments import EXPERIMENTS, atlas
 from benchmarks.implementations import IMPLEMENTATIONS
 
@@ -22,31 +22,6 @@ def test_every_cell_is_swept_once():
     cells = atlas.cells("full")
     assert len(cells) == 36 == len(set(cells))
     assert {c[2] for c in cells} == {"glorot_uniform", "uniform", "standard_normal"}
-
-
-def test_smoke_atlas_writes_rows_per_seed_and_a_row_per_cell(tmp_path, plots):
-    out = tmp_path / "atlas"
-    assert main(["run", "xor-atlas", "--profile", "smoke", "--out", str(out)]) == 0
-    runs = pd.read_csv(out / "atlas_runs.csv")
-    seeds = atlas.SEEDS["smoke"]
-    assert len(runs) == (atlas.SMOKE_CELLS + 1) * seeds  # the first cell in jax too
-    assert (runs["status"] == "ok").all()
-    # jax's vmap from the same initial weights: the same seeds converge, the same losses
-    cell = runs[runs["config"] == runs["config"].iloc[0]].set_index(["impl", "seed"])
-    ours, theirs = cell.loc[atlas.ENGINE], cell.loc["jax"]
-    assert (ours["converged"] == theirs["converged"]).all()
-    pd.testing.assert_series_equal(ours["final_loss"], theirs["final_loss"], rtol=1e-4)
-    assert {json.loads(s)["seed_batched"] for s in runs["settings"]} == {seeds}
-    assert set(runs["failure"].fillna("")) <= {"", "local minimum", "plateau", "stalled"}
-    assert (runs["converged"] == runs["failure"].isna()).all()
-    assert not (out / "atlas_runs_curves.csv").exists()  # 1000s of seeds: no curves
-    cells = pd.read_csv(out / "atlas.csv")
-    assert len(cells) == atlas.SMOKE_CELLS + 1
-    assert (cells["seeds"] == atlas.SEEDS["smoke"]).all()
-    assert (cells["converged"] + cells[["local_minimum", "plateau", "stalled"]].sum(axis=1)
-            == cells["seeds"]).all()
-    assert "## How often XOR converges" in (out / "xor-atlas.md").read_text()
-    assert (out / "xor-atlas_rates.png").stat().st_size > 0
 
 
 def test_the_full_atlas_cross_checks_jax_and_keras_tuned():

@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 
 from benchmarks.cli import main
+from benchmarks.experiments import atlas
 from benchmarks.experiments.compare import SMOKE_SKIP
 from benchmarks.harness.schema import COLUMNS
 from benchmarks.harness.worker import IDENTITY_RTOL
@@ -272,3 +273,27 @@ def test_scaling_writes_the_map(published):
         assert (out / name).exists(), name
     results = (page.parent / readme.RESULTS_PAGE).read_text()
     assert "### Where each implementation wins: batch size x width" in results
+
+
+def test_smoke_atlas_writes_rows_per_seed_and_a_row_per_cell(published):
+    out, _ = published
+    runs = pd.read_csv(out / "atlas_runs.csv")
+    seeds = atlas.SEEDS["smoke"]
+    assert len(runs) == (atlas.SMOKE_CELLS + 1) * seeds  # the first cell in jax too
+    assert (runs["status"] == "ok").all()
+    # jax's vmap from the same initial weights: the same seeds converge, the same losses
+    cell = runs[runs["config"] == runs["config"].iloc[0]].set_index(["impl", "seed"])
+    ours, theirs = cell.loc[atlas.ENGINE], cell.loc["jax"]
+    assert (ours["converged"] == theirs["converged"]).all()
+    pd.testing.assert_series_equal(ours["final_loss"], theirs["final_loss"], rtol=1e-4)
+    assert {json.loads(s)["seed_batched"] for s in runs["settings"]} == {seeds}
+    assert set(runs["failure"].fillna("")) <= {"", "local minimum", "plateau", "stalled"}
+    assert (runs["converged"] == runs["failure"].isna()).all()
+    assert not (out / "atlas_runs_curves.csv").exists()  # 1000s of seeds: no curves
+    cells = pd.read_csv(out / "atlas.csv")
+    assert len(cells) == atlas.SMOKE_CELLS + 1
+    assert (cells["seeds"] == atlas.SEEDS["smoke"]).all()
+    assert (cells["converged"] + cells[["local_minimum", "plateau", "stalled"]].sum(axis=1)
+            == cells["seeds"]).all()
+    assert "## How often XOR converges" in (out / "xor-atlas.md").read_text()
+    assert (out / "xor-atlas_rates.png").stat().st_size > 0
