@@ -46,15 +46,18 @@ def test_interrupted_run_keeps_its_rows_and_resume_completes_it(tmp_path):
            "signal.signal(signal.SIGINT, signal.default_int_handler); "
            "sys.argv = ['groundup', *sys.argv[1:]]; "
            "runpy.run_module('benchmarks.cli', run_name='__main__')", *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    printed = tmp_path / "printed.txt"
+    with printed.open("w") as sink:
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     csv = out / "compare.csv"
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and (
+    while time.monotonic() < deadline and proc.poll() is None and (
             not csv.exists() or len(csv.read_text().splitlines()) < 3):  # header + 2 rows
         time.sleep(0.05)
+    assert proc.poll() is None, printed.read_text()[-2000:]  # still running, interruptible
     os.killpg(proc.pid, signal.SIGINT)
-    assert proc.wait(timeout=60) == 130
+    assert proc.wait(timeout=60) == 130, printed.read_text()[-2000:]
     kept = read(out)
     assert 2 <= len(kept) < 12
     assert main(["run", "--resume", str(out)]) == 0
