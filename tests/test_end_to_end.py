@@ -77,14 +77,16 @@ def published(tmp_path_factory, readme_run) -> tuple[Path, Path]:
     work = out.with_name("published.partial")
     work.mkdir()
     folder.create(work, publish.chosen_for("smoke"), [])
-    made = readme_run[1]
+    code, made, said = readme_run
+    assert code == 0, said[-3000:]
     for name in ("compare.csv", "compare_curves.csv"):
         shutil.copy(made / name, work)
     for name in ("logs", "confusion"):
         shutil.copytree(made / name, work / name)
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        assert publish.publish(out, "smoke", page) == 0
+        code = publish.publish(out, "smoke", page)
+    assert code == 0, printed.getvalue()[-3000:]
     kept = len(pd.read_csv(made / "compare.csv"))
     assert f"compare.csv: {kept} rows kept, 0 to run" in " ".join(printed.getvalue().split())
     return out, page
