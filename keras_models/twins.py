@@ -47,9 +47,13 @@ FORMS = ("logits", "keras")  # the twin's own form; Keras' default form (a findi
 
 def build(arch: Architecture, optimizer: dict | None = None, dtype: str = "float32",
           dropout: float | None = None, form: str = "logits",
-          **compile_kwargs) -> keras.Sequential:
+          weights: list[np.ndarray] | None = None, **compile_kwargs) -> keras.Sequential:
     """A compiled ``keras.Sequential`` of ``arch``: Dense layers with a Dropout after
-    every hidden one when ``dropout`` (default ``arch.dropout``) is positive.
+    every hidden one when ``dropout`` (default ``arch.dropout``) is positive, starting
+    from ``weights`` ([W1, b1, W2, b2, ...], scratch's layout and Keras'), or from Keras'
+    own initializers. Given weights are the Dense layers' initializers, so that Keras draws
+    no random numbers it would replace (on JAX, its random uniform costs a compilation of
+    about 0.5 s for each kernel shape).
 
     ``form="logits"``: where the loss is the cross-entropy of the output activation, the
     last Dense is linear and the loss takes its logits (``from_logits=True``); the model
@@ -66,7 +70,11 @@ def build(arch: Architecture, optimizer: dict | None = None, dtype: str = "float
     last = len(arch.sizes) - 2
     for i, (n_out, act) in enumerate(zip(arch.sizes[1:], arch.activations)):
         act = "linear" if logits and i == last else act
-        layers.append(keras.layers.Dense(n_out, activation=keras_activation(act), dtype=dtype))
+        given = {} if weights is None else {
+            "kernel_initializer": _given(weights[2 * i], (arch.sizes[i], n_out)),
+            "bias_initializer": _given(weights[2 * i + 1], (n_out,))}
+        layers.append(keras.layers.Dense(n_out, activation=keras_activation(act), dtype=dtype,
+                                         **given))
         if dropout and i < last:
             layers.append(keras.layers.Dropout(dropout, dtype=dtype))
     model = keras.Sequential(layers, name=f"{arch.name}_twin")
@@ -79,6 +87,14 @@ def build(arch: Architecture, optimizer: dict | None = None, dtype: str = "float
     # fit and predict cast float inputs to floatx: a float64 model is fed float64 data.
     keras.config.set_floatx(dtype)
     return model
+
+
+def _given(value: np.ndarray, shape: tuple[int, ...]):
+    """An initializer that returns ``value``, which must have the layer's ``shape``."""
+    if np.shape(value) != shape:
+        raise ValueError(f"A weight of shape {np.shape(value)} given where the twin has "
+                         f"{shape}.")
+    return lambda shape, dtype=None: np.array(value, dtype=dtype)
 
 
 def probabilities(model: keras.Model) -> keras.Model:
@@ -99,9 +115,8 @@ def twin_of(mlp: MLP, form: str = "logits", **compile_kwargs) -> keras.Sequentia
     config = mlp.get_config()
     arch = Architecture("twin", tuple(config["sizes"]), tuple(config["activations"]),
                         config["loss"], config["dropout"])
-    model = build(arch, config["optimizer"], config["dtype"], form=form, **compile_kwargs)
-    model.set_weights(mlp.get_weights())
-    return model
+    return build(arch, config["optimizer"], config["dtype"], form=form,
+                 weights=mlp.get_weights(), **compile_kwargs)
 
 
 def gradients(model: keras.Model, x: np.ndarray, y: np.ndarray, training: bool = True
@@ -119,20 +134,8 @@ def gradients(model: keras.Model, x: np.ndarray, y: np.ndarray, training: bool =
         grads = tape.gradient(loss, model.trainable_weights)
         return float(loss), [g.numpy() for g in grads]
     if backend == "jax":
-        import jax
-
-        # jit-compiled once a model (kept in the model's own __dict__, outside Keras' tracking),
-        # where op by op JAX would compile every operation of every call
-        compiled = vars(model).setdefault("_groundup_value_and_grad", {})
-        if training not in compiled:
-
-            def value(trainable, fixed, x, y):
-                out, _ = model.stateless_call(trainable, fixed, x, training=training)
-                return jax.numpy.mean(loss_fn(y, out))
-
-            compiled[training] = jax.jit(jax.value_and_grad(value))
-        loss, grads = compiled[training]([v.value for v in model.trainable_variables],
-                                         [v.value for v in model.non_trainable_variables], x, y)
+        loss, grads = _jax_compiled(model, "value_and_grad", training)(
+            *_values(model.trainable_variables, model.non_trainable_variables), x, y)
         return float(loss), [np.asarray(g) for g in grads]
     if backend == "torch":
         import torch
@@ -145,12 +148,52 @@ def gradients(model: keras.Model, x: np.ndarray, y: np.ndarray, training: bool =
 
 
 def train_step(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
-    """One optimizer step from the tape's gradients, in the model's own dtype.
+    """One optimizer step from the autodiff's gradients, in the model's own dtype.
 
     ``model.train_on_batch`` would first cast float64 inputs to Keras' floatx
-    (float32); this keeps a float64 twin in float64 end to end.
+    (float32); this keeps a float64 twin in float64 end to end. On JAX the step is the
+    optimizer's ``stateless_apply`` in one compiled call, as Keras' own JAX trainer runs it.
     """
-    loss, grads = gradients(model, x, y)
-    model.optimizer.apply([keras.ops.convert_to_tensor(g) for g in grads],
-                          model.trainable_variables)
-    return loss
+    if keras.backend.backend() != "jax":
+        loss, grads = gradients(model, x, y)
+        model.optimizer.apply([keras.ops.convert_to_tensor(g) for g in grads],
+                              model.trainable_variables)
+        return loss
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    variables = (model.trainable_variables, model.non_trainable_variables,
+                 model.optimizer.variables)
+    loss, trainable, state = _jax_compiled(model, "step")(*_values(*variables), x, y)
+    for kept, new in ((variables[0], trainable), (variables[2], state)):
+        for variable, value in zip(kept, new, strict=True):
+            variable.assign(value)
+    return float(loss)
+
+
+def _values(*variables: list) -> list[list]:
+    return [[v.value for v in group] for group in variables]
+
+
+def _jax_compiled(model: keras.Model, kind: str, training: bool = True):
+    """The model's loss and gradients (``kind="value_and_grad"``) or its optimizer step
+    (``"step"``) as one jit-compiled function, compiled once a model and kept in its own
+    ``__dict__`` (outside Keras' tracking): op by op, JAX would compile every operation."""
+    import jax
+
+    compiled = vars(model).setdefault("_groundup_jax", {})
+    if (kind, training) in compiled:
+        return compiled[kind, training]
+    loss_fn = keras.losses.get(model.loss)
+
+    def value(trainable, fixed, x, y):  # the compiled loss: the mean over the batch
+        out, _ = model.stateless_call(trainable, fixed, x, training=training)
+        return jax.numpy.mean(loss_fn(y, out))
+
+    def step(trainable, fixed, state, x, y):
+        loss, grads = jax.value_and_grad(value)(trainable, fixed, x, y)
+        trainable, state = model.optimizer.stateless_apply(state, grads, trainable)
+        return loss, trainable, state
+
+    function = jax.value_and_grad(value) if kind == "value_and_grad" else step
+    compiled[kind, training] = jax.jit(function)
+    return compiled[kind, training]

@@ -102,14 +102,15 @@ class Keras(Implementation):
         built_for = repr((cfg, dtype))
         if self._last and self._last[0] == built_for:
             model = self._last[1]
+            model.set_weights(weights)
             _zero_optimizer(model)
         else:
-            model = keras_models.build(cfg.arch, cfg.optimizer, dtype, form=self.form)
+            model = keras_models.build(cfg.arch, cfg.optimizer, dtype, form=self.form,
+                                       weights=weights)
             self._warm.pop(id(model), None)  # a freed model's id, reused: not warmed up
             self._probabilities[id(model)] = keras_models.probabilities(model)
             self._last = (built_for, model)
         self._settings[id(model)] = dict(PLAIN)  # as built; warm_up calibrates (or recalls)
-        model.set_weights(weights)
         return model
 
     @staticmethod
