@@ -13,22 +13,23 @@ STAMP := $(VENV)/.installed
 # processes at once), or every worker process would compile TensorFlow again
 # (PYTHONDONTWRITEBYTECODE may be set). That is 3,700 of the 9,800 files that uv's
 # --compile-bytecode would compile: 17 s instead of 42 on the 2-core machine. Beside them,
-# the compiled engine (scratch/compiled.py) is compiled once into Numba's cache on disk: the
-# single network and the seed-batched one in two more processes, since Numba compiles on one
-# core (about 55 CPU-s each).
+# the compiled engine (scratch/compiled.py) is compiled once into Numba's cache on disk: its
+# float32 and float64 functions in two more processes, since Numba compiles on one core
+# (about 40 CPU-s each).
 WARM := env -u PYTHONDONTWRITEBYTECODE TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python -W ignore -c
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
 	$(BIN)/python -m uv pip install --quiet --python $(BIN)/python -c constraints.txt -e '.[test]'
 	$(WARM) 'import keras_models, benchmarks.cli, benchmarks.experiments' 2>$(VENV)/warm-tf.log & \
-	tf=$$!; $(WARM) 'import scratch.compiled; scratch.compiled.warm()' 2>$(VENV)/warm-numba.log & \
-	numba=$$!; $(WARM) 'import scratch.compiled; scratch.compiled.warm(seeds=True)' \
-		2>$(VENV)/warm-seeds.log & \
-	seeds=$$!; KERAS_BACKEND=jax $(WARM) 'import keras, jax, matplotlib.pyplot, \
+	tf=$$!; $(WARM) 'import scratch.compiled; scratch.compiled.warm("float32")' \
+		2>$(VENV)/warm-float32.log & \
+	f32=$$!; $(WARM) 'import scratch.compiled; scratch.compiled.warm("float64")' \
+		2>$(VENV)/warm-float64.log & \
+	f64=$$!; KERAS_BACKEND=jax $(WARM) 'import keras, jax, matplotlib.pyplot, \
 		distributed.cli.dask_worker, distributed.cli.dask_scheduler, xdist, pytest_benchmark' \
-		2>$(VENV)/warm-jax.log; ok=$$?; wait $$tf || ok=1; wait $$numba || ok=1; \
-		wait $$seeds || ok=1; \
+		2>$(VENV)/warm-jax.log; ok=$$?; wait $$tf || ok=1; wait $$f32 || ok=1; \
+		wait $$f64 || ok=1; \
 		[ $$ok = 0 ] || { cat $(VENV)/warm-*.log; exit 1; }
 	touch $@
 

@@ -27,7 +27,7 @@ from scratch import activations as activation_lib
 from scratch import losses as loss_lib
 from scratch import optimizers as optimizer_lib
 from scratch.architectures import Architecture
-from scratch.model import DTYPES, MLP, History, TrainingDiverged, _check_positive_int, epoch_order
+from scratch.model import MLP, History, TrainingDiverged, _check_positive_int, epoch_order
 
 # Activations and losses by number, as the compiled functions take them.
 LINEAR, SIGMOID, TANH, RELU, LEAKY_RELU, SOFTMAX = range(6)
@@ -40,6 +40,10 @@ SMALL = 4096  # multiply-adds below which a product is plain loops, not a BLAS c
 # error_model="numpy": a float division by zero gives inf or NaN, as NumPy's, instead of a
 # check that raises, which keeps a loop of divisions from being vectorised.
 jit = numba.njit(cache=True, error_model="numpy")
+# A function that only compiled code calls: without the wrappers that let Python call it,
+# which take a fifth of the compilation.
+inner = numba.njit(cache=True, error_model="numpy", no_cpython_wrapper=True,
+                   no_cfunc_wrapper=True)
 
 # tanh without libm (whose calls no loop can vectorise): cephes' rational form below 0.625,
 # and above it 1 - 2 / (e^2a + 1), e^2a from its Taylor series on a range reduced by ln 2.
@@ -146,7 +150,7 @@ _SGEMM, _DGEMM = (types.ExternalFunction(name, types.void(
 NUMPY_GEMM = _numpys_gemm()
 
 
-@jit
+@inner
 def _gemm(a, b, out) -> bool:
     """out = a @ b by NumPy's BLAS, for row-major arrays or transposed views of them (one
     of each stride equal to the itemsize); False, untouched, for any other layout."""
@@ -172,7 +176,7 @@ def _gemm(a, b, out) -> bool:
     return True
 
 
-@jit
+@inner
 def _matmul(a, b, out):
     """out = a @ b: loops for the tiny products (a BLAS call costs more than they do),
     NumPy's BLAS for the others (Numba's np.dot where NumPy has none of its own)."""
@@ -192,7 +196,7 @@ def _matmul(a, b, out):
             out[i, j] = total
 
 
-@jit
+@inner
 def _activate(kind, slope, z, a):
     """a = f(z), elementwise, or the row-wise softmax."""
     n, k = z.shape
@@ -224,9 +228,10 @@ def _activate(kind, slope, z, a):
                 a[i, j] = v
 
 
-@jit
+@inner
 def _vjp(kind, slope, z, a, grad):
-    """grad becomes dL/dZ from dL/dA, in place: the activation's closed-form derivative."""
+    """grad becomes dL/dZ from dL/dA, in place: the activation's closed-form derivative.
+    ``a`` is f(z) unmasked (dropout's mask is applied to grad before)."""
     n, k = z.shape
     one = z.dtype.type(1)
     for i in range(n):
@@ -240,16 +245,15 @@ def _vjp(kind, slope, z, a, grad):
         for j in range(k):
             if kind == SIGMOID:
                 grad[i, j] = (one - a[i, j]) * a[i, j] * grad[i, j]
-            elif kind == TANH:
-                t = _tanh_in(z, z[i, j])
-                grad[i, j] *= one - t * t
+            elif kind == TANH:  # 1 - tanh(z)^2, tanh(z) being a to the bit
+                grad[i, j] *= one - a[i, j] * a[i, j]
             elif kind == RELU:
                 grad[i, j] = grad[i, j] if z[i, j] > 0 else z.dtype.type(0)
             elif kind == LEAKY_RELU:
                 grad[i, j] = grad[i, j] if z[i, j] > 0 else grad[i, j] * z.dtype.type(slope)
 
 
-@jit
+@inner
 def _layers(flat, sizes):
     """Every layer's kernel and bias, as views into ``flat`` (scratch.MLP's layout)."""
     kernels = [flat[:sizes[0] * sizes[1]].reshape((sizes[0], sizes[1]))]
@@ -263,7 +267,7 @@ def _layers(flat, sizes):
     return kernels, biases
 
 
-@jit
+@inner
 def _buffers(sizes, n, like):
     """For ``n`` samples: the activations (the input's first, then every layer's), every
     layer's z, dropout mask and dL/dZ, and the targets."""
@@ -275,7 +279,7 @@ def _buffers(sizes, n, like):
     return acts, zs, masks, deltas, np.empty((n, sizes[-1]), like.dtype)
 
 
-@jit
+@inner
 def _forward(kernels, biases, kinds, slopes, acts, zs, masks, rate):
     """From the input in acts[0], every layer's z and a into zs[l] and acts[l + 1].
     Inverted dropout after every hidden layer where ``rate`` > 0 (training; inference
@@ -299,7 +303,7 @@ def _forward(kernels, biases, kinds, slopes, acts, zs, masks, rate):
                     a[i, j] *= mask[i, j]
 
 
-@jit
+@inner
 def _loss(loss, y, z, s):
     """The batch loss as scratch (and Keras) reports it: a cross-entropy from the logits."""
     n, k = s.shape
@@ -324,7 +328,7 @@ def _loss(loss, y, z, s):
     return total / n if loss == FUSED_CCE else total / (n * k)
 
 
-@jit
+@inner
 def _backward(kernels, d_kernels, d_biases, kinds, slopes, loss, y, acts, zs, masks, deltas,
               rate, scale):
     """The shortcut's backward pass into the gradients' views (scaled by ``scale``: SGD's
@@ -360,7 +364,7 @@ def _backward(kernels, d_kernels, d_biases, kinds, slopes, loss, y, acts, zs, ma
     return value
 
 
-@jit
+@inner
 def _update(flat, grads, opt, velocity, moments, step):
     """One optimizer step on every parameter, Keras' rules as scratch.optimizers has them.
     ``opt``: kind, learning rate, momentum, nesterov, beta_1, beta_2, epsilon, and the
@@ -427,18 +431,6 @@ def _train(flat, grads, sizes, kinds, slopes, loss, opt, velocity, moments, step
 
 
 @jit
-def _gradients(flat, grads, sizes, kinds, slopes, loss, x, y):
-    kernels, biases = _layers(flat, sizes)
-    d_kernels, d_biases = _layers(grads, sizes)
-    acts, zs, masks, deltas, yb = _buffers(sizes, x.shape[0], x)
-    acts[0][:] = x
-    yb[:] = y
-    _forward(kernels, biases, kinds, slopes, acts, zs, masks, 0.0)
-    return _backward(kernels, d_kernels, d_biases, kinds, slopes, loss, yb, acts, zs, masks,
-                     deltas, 0.0, 1.0)
-
-
-@jit
 def _inference(flat, sizes, kinds, slopes, loss, x, y, batch, out):
     """Outputs into ``out`` batch by batch (inference: no dropout); and where ``loss`` >= 0,
     the mean loss over (x, y), computed batch by batch as Keras does."""
@@ -464,7 +456,7 @@ def _inference(flat, sizes, kinds, slopes, loss, x, y, batch, out):
 # loops (no BLAS call, at any size): each seed's numbers are its network's to rounding.
 
 
-@jit
+@inner
 def _seed_layers(flat, sizes, seeds):
     """Every layer's kernel (n_in, n_out, S) and bias (n_out, S), as views into ``flat``:
     scratch.MLP's layout, each parameter's seeds side by side."""
@@ -481,7 +473,7 @@ def _seed_layers(flat, sizes, seeds):
     return kernels, biases
 
 
-@jit
+@inner
 def _seed_buffers(sizes, n, seeds, like, train):
     """For ``n`` samples of every seed: the activations (the input's first), every layer's
     z and dL/dZ, and the targets (shared by the seeds); dL/dZ and the targets empty where
@@ -493,7 +485,7 @@ def _seed_buffers(sizes, n, seeds, like, train):
     return acts, zs, deltas, np.empty((n if train else 0, sizes[-1]), like.dtype)
 
 
-@jit
+@inner
 def _seed_activate(kind, slope, z, a):
     n, k, seeds = z.shape
     if kind != SOFTMAX:  # element by element: the single network's function
@@ -512,7 +504,7 @@ def _seed_activate(kind, slope, z, a):
                 a[i, j, t] /= total
 
 
-@jit
+@inner
 def _seed_vjp(kind, slope, z, a, grad):
     n, k, seeds = z.shape
     if kind != SOFTMAX:
@@ -528,7 +520,7 @@ def _seed_vjp(kind, slope, z, a, grad):
                 grad[i, j, t] = a[i, j, t] * (grad[i, j, t] - dot)
 
 
-@jit
+@inner
 def _seed_loss(loss, y, z, s, out):
     """Each seed's batch loss into ``out``, as ``_loss`` computes one network's."""
     n, k, seeds = s.shape
@@ -557,7 +549,7 @@ def _seed_loss(loss, y, z, s, out):
     out /= n if loss == FUSED_CCE else n * k
 
 
-@jit
+@inner
 def _seed_product(a, b, out, ta, tb):
     """out = a @ b for every seed (the last axis), with a or b transposed where ta or tb;
     each sum in the order of its inner index, from zero, as _matmul's."""
@@ -572,7 +564,7 @@ def _seed_product(a, b, out, ta, tb):
                                      * (b[j, p, t] if tb else b[p, j, t]))
 
 
-@jit
+@inner
 def _seed_forward(kernels, biases, kinds, slopes, acts, zs):
     for layer in range(len(kernels)):
         z, b = zs[layer], biases[layer]
@@ -584,7 +576,7 @@ def _seed_forward(kernels, biases, kinds, slopes, acts, zs):
         _seed_activate(kinds[layer], slopes[layer], z, acts[layer + 1])
 
 
-@jit
+@inner
 def _seed_backward(kernels, d_kernels, d_biases, kinds, slopes, loss, y, acts, zs, deltas,
                    scale, values):
     """``_backward`` for every seed; each seed's loss into ``values``."""
@@ -616,7 +608,7 @@ def _seed_backward(kernels, d_kernels, d_biases, kinds, slopes, loss, y, acts, z
         _seed_vjp(kinds[layer - 1], slopes[layer - 1], zs[layer - 1], acts[layer], below)
 
 
-@jit
+@inner
 def _seed_rows(x, start, xb):
     """Rows start... of x into xb, (n, k, S), for every seed."""
     for i in range(xb.shape[0]):
@@ -716,8 +708,8 @@ class CompiledMLP:
         loss is not finite, training stops there and the losses end with it."""
         seed = self._mask_seed(self.seed) if self.dropout else 0
         return _train(self.flat, self.grads, self.layer_sizes, self.kinds, self.slopes,
-                      self.loss_kind, self.opt, self.velocity, self.moments, self.step, x, y,
-                      orders, batch, self.dropout, seed)
+                      self.loss_kind, self.opt, self.velocity, self.moments, self.step,
+                      *_as_compiled(x, y), orders, batch, self.dropout, seed)
 
     def fit(self, x, y, epochs: int = 1, batch_size: int | None = 32, shuffle: bool = True,
             seed: int | None = None, orders: np.ndarray | None = None) -> History:
@@ -756,19 +748,27 @@ class CompiledMLP:
 
     def gradients(self, x, y) -> tuple[float, list[np.ndarray]]:
         """The batch loss and its gradients [dW1, db1, ...], unscaled; no update. Without
-        dropout, where MLP.gradients draws a mask (the masks are each network's own)."""
+        dropout, where MLP.gradients draws a mask (the masks are each network's own).
+
+        ``_train``'s step on a copy of the weights, as SGD with learning rate 1 (whose
+        gradients come unscaled), its one batch the whole of x: no function of its own to
+        compile."""
         x, y = self.reference._check(x, y)
-        loss = _gradients(self.flat, self.grads, *self._args()[1:], self.loss_kind, x, y)
-        return float(loss), [g.copy() for g in _views(self.grads, self.sizes)]
+        state = (np.zeros_like(self.velocity), np.zeros_like(self.moments),
+                 np.zeros_like(self.step))
+        losses, _ = _train(self.flat.copy(), self.grads, *self._args()[1:], self.loss_kind,
+                           UNSCALED, *state, *_as_compiled(x, y),
+                           np.arange(len(x), dtype=np.int64)[None], len(x), 0.0, 0)
+        return float(losses[0]), [g.copy() for g in _views(self.grads, self.sizes)]
 
     def predict(self, x, batch_size: int | None = None) -> np.ndarray:
-        x = self.reference._check(x)
+        (x,) = _as_compiled(self.reference._check(x))
         out = np.empty((len(x), self.sizes[-1]), self.dtype)
         _inference(*self._args(), -1, x, out, _batch(batch_size, len(x)), out)
         return out
 
     def evaluate(self, x, y, batch_size: int | None = None) -> float:
-        x, y = self.reference._check(x, y)
+        x, y = _as_compiled(*self.reference._check(x, y))
         out = np.empty((len(x), self.sizes[-1]), self.dtype)
         return float(_inference(*self._args(), self.loss_kind, x, y, _batch(batch_size, len(x)),
                                 out))
@@ -834,8 +834,8 @@ class CompiledSeedBatchedMLP:
         _check_positive_int("epochs", epochs, allow_zero=True)
         m = self.single
         return _train_seeds(self.flat, self.grads, m.layer_sizes, m.kinds, m.slopes,
-                            m.loss_kind, m.opt, self.velocity, self.moments, self.step, x, y,
-                            epochs, min(batch, len(x)), len(self.seeds))
+                            m.loss_kind, m.opt, self.velocity, self.moments, self.step,
+                            *_as_compiled(x, y), epochs, min(batch, len(x)), len(self.seeds))
 
     def predict(self, x: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """Every seed's predictions, (S, n, K): all of x in one pass, as SeedBatchedMLP's
@@ -851,11 +851,9 @@ class CompiledSeedBatchedMLP:
         return self._inference(x, y, self.single.loss_kind, batch_size)[1].astype(self.flat.dtype)
 
     def _inference(self, x, y, loss: int, batch_size) -> tuple[np.ndarray, np.ndarray]:
-        """Every seed's outputs (S, n, K), and with a ``loss`` (>= 0) its mean loss (S,).
-        x and y go in C-contiguous and writable, as ``warm`` compiled them: another layout
-        or a read-only array would be another compilation."""
+        """Every seed's outputs (S, n, K), and with a ``loss`` (>= 0) its mean loss (S,)."""
         _batch(batch_size, len(x))
-        x, y = (np.require(a, requirements="CW") for a in (x, y))
+        x, y = _as_compiled(x, y)
         m, values = self.single, np.zeros(len(self.seeds))
         out = _seed_inference(self.flat, m.layer_sizes, m.kinds, m.slopes, loss, x, y,
                               len(self.seeds), values)
@@ -889,6 +887,13 @@ def _batch(batch_size: int | None, n: int) -> int:
     return max(1, min(n if batch_size is None else batch_size, n))
 
 
+def _as_compiled(*arrays: np.ndarray) -> list[np.ndarray]:
+    """The arrays C-contiguous and writable (copies where they are not), as ``warm``
+    compiled the functions for them: another layout, or a read-only array, would compile
+    them again (about 20 s)."""
+    return [np.require(a, requirements="CW") for a in arrays]
+
+
 def _loss_kind(loss: loss_lib.Loss, output: activation_lib.Activation) -> int:
     if loss.name == "mean_squared_error":
         return MSE
@@ -898,6 +903,10 @@ def _loss_kind(loss: loss_lib.Loss, output: activation_lib.Activation) -> int:
         return FUSED_BCE
     raise ValueError(f"The compiled network has no {loss.name} on a {output.name} output "
                      "(a cross-entropy fuses with its own output activation); scratch.MLP has.")
+
+
+# SGD with learning rate 1: its gradients are not scaled (CompiledMLP.gradients).
+UNSCALED = np.array([SGD, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0], np.float64)
 
 
 def _optimizer_vector(opt: optimizer_lib.Optimizer) -> np.ndarray:
@@ -924,23 +933,22 @@ def _views(flat: np.ndarray, sizes, seeds: int | None = None) -> list[np.ndarray
     return out
 
 
-def warm(seeds: bool = False) -> None:
-    """Compile every function for both dtypes, or load them from Numba's cache on disk: of
-    CompiledMLP, or with ``seeds`` of CompiledSeedBatchedMLP. `make` runs both once as it
-    installs, in two processes, so that no test or run pays for compilation."""
-    for dtype in DTYPES:
-        x, y = np.zeros((4, 2), dtype), np.zeros((4, 1), dtype)
-        if seeds:
-            stack = CompiledSeedBatchedMLP((2, 2, 1), ("sigmoid", "sigmoid"),
-                                           "mean_squared_error", seeds=[0, 1], dtype=dtype)
-            stack.fit(x, y)
-            stack.evaluate(x, y)  # predict's function too
-            continue
-        model = CompiledMLP((2, 2, 1), ("sigmoid", "sigmoid"), "mean_squared_error", dtype=dtype)
-        model.fit(x, y, batch_size=2)
-        model.train_step(x, y)
-        model.gradients(x, y)
-        model.predict(x)
-        model.evaluate(x, y)
+def warm(dtype: str) -> None:
+    """Compile every function of CompiledMLP and CompiledSeedBatchedMLP for ``dtype``, or
+    load them from Numba's cache on disk. `make` runs it once for each dtype as it
+    installs, in a process each (Numba compiles on one core), so that no test or run pays
+    for compilation; the two networks share their activations' functions, compiled once a
+    dtype."""
+    x, y = np.zeros((4, 2), dtype), np.zeros((4, 1), dtype)
+    model = CompiledMLP((2, 2, 1), ("sigmoid", "sigmoid"), "mean_squared_error", dtype=dtype)
+    model.fit(x, y, batch_size=2)
+    model.train_step(x, y)
+    model.gradients(x, y)
+    model.predict(x)
+    model.evaluate(x, y)
+    stack = CompiledSeedBatchedMLP((2, 2, 1), ("sigmoid", "sigmoid"), "mean_squared_error",
+                                   seeds=[0, 1], dtype=dtype)
+    stack.fit(x, y)
+    stack.evaluate(x, y)  # predict's function too
 
 __all__ = ["CompiledMLP", "CompiledSeedBatchedMLP", "warm"]

@@ -130,6 +130,26 @@ def test_the_stacks_inference_compiles_once_a_dtype_whatever_the_inputs_layout()
     assert len(_seed_inference.signatures) == 2
 
 
+def test_the_single_networks_verbs_share_two_compiled_functions_a_dtype():
+    """fit, train_step and gradients run ``_train``, predict and evaluate ``_inference``:
+    make's warm-up compiles each once a dtype, and no verb compiles a function of its own,
+    nor a read-only or transposed input another signature."""
+    from scratch.compiled import _inference, _train
+
+    for dtype in ("float32", "float64"):
+        model = CompiledMLP((5, 4, 3), ["tanh", "softmax"], "categorical_crossentropy",
+                            dtype=dtype)
+        x, y = X.astype(dtype), targets("categorical_crossentropy").astype(dtype)
+        frozen = y.copy()
+        frozen.flags.writeable = False
+        model.fit(np.asfortranarray(x), frozen, epochs=2, batch_size=3)
+        model.train_step(x, y)
+        model.gradients(x[:3], y[:3])
+        model.evaluate(x, y)
+        assert model.predict(x).dtype == dtype
+    assert len(_train.signatures) == 2 and len(_inference.signatures) == 2
+
+
 def test_a_subset_of_the_compiled_stack_trains_on_as_each_seed_would_have():
     y = targets("mean_squared_error")
     whole = CompiledSeedBatchedMLP((5, 4, 3), ["sigmoid", "sigmoid"], "mean_squared_error",
@@ -202,6 +222,10 @@ def test_the_engines_products_call_numpys_own_blas(dtype):
 
     from scratch import compiled
 
+    @compiled.jit
+    def matmul(a, b, out):  # the engine's inner functions are called from compiled code only
+        compiled._matmul(a, b, out)
+
     assert compiled.NUMPY_GEMM, "NumPy's wheel bundles scipy-openblas64 (constraints.txt)"
     numpys = next(p["filepath"] for p in threadpool_info() if "numpy" in p["filepath"])
     lib = ctypes.CDLL(numpys)
@@ -213,7 +237,7 @@ def test_the_engines_products_call_numpys_own_blas(dtype):
         a, b = rng.random((n, k)).astype(dtype), rng.random((k, m)).astype(dtype)
         for x, y in [(a, b), (a.T.copy().T, b), (a, b.T.copy().T)]:
             out = np.full((n, m), np.nan, dtype)
-            compiled._matmul(x, y, out)
+            matmul(x, y, out)
             # NumPy multiplies one row by gemv, in another order: rounding apart
             np.testing.assert_allclose(out, x @ y, rtol=0 if n > 1 else 1e-5 if dtype ==
                                        "float32" else 1e-13)
