@@ -36,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "`groundup list` shows them")
     run.add_argument("--profile", choices=["quick", "full", "smoke"],
                      help="quick (default, minutes), full (the reference epochs) or smoke "
-                          "(tiny, for tests)")
+                          "(tiny, for tests: its times say nothing, and its runs share a "
+                          "process per Keras backend)")
     run.add_argument("--task", action="append", metavar="TASK[/CONFIG]",
                      help="a task or task/config of the chosen experiments; repeat for several "
                           "(default: the profile's tasks)")

@@ -171,7 +171,10 @@ def test_a_full_disk_names_the_file_and_the_bar_counts_the_rows_written(tmp_path
     assert main([*RUN, "--out", str(out)]) == 1
     captured = capsys.readouterr()
     assert f"cannot write {out / 'compare_curves.csv'}: No space left on device" in captured.err
-    assert len(keys(out)) == 1 and "1/4" in captured.out
+    # the rows that ended together were written in one go (the smoke profile's runs share a
+    # process): the bar counts them, every one
+    written = len(keys(out))
+    assert written >= 1 and f"{written}/4" in captured.out
 
 
 def test_a_torn_row_is_cut_off_kept_aside_and_run_again(tmp_path, capsys):

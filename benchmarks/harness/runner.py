@@ -29,7 +29,7 @@ from benchmarks.harness import cluster, environment, processes
 from benchmarks.harness.experiment import Experiment
 from benchmarks.harness.interleaved import run_rounds
 from benchmarks.harness.schema import COLUMNS, KEY, NOT_NUMBERS
-from benchmarks.harness.specs import RunSpec
+from benchmarks.harness.specs import PROFILES, RunSpec
 from benchmarks.harness.worker import PROGRESS
 from benchmarks.implementations import IMPLEMENTATIONS, missing_packages
 
@@ -295,14 +295,14 @@ def log_name(specs: list[RunSpec]) -> str:
     return "{}-{}-{}-{}-".format(*specs[0].key[:4]) + f"seed{seeds}.log"
 
 
-def groups(experiment: Experiment, specs: list[RunSpec],
-           shared: bool = False) -> list[list[RunSpec]]:
+def groups(experiment: Experiment, specs: list[RunSpec]) -> list[list[RunSpec]]:
     """One run a process for a timed experiment. An accuracy-only experiment's runs of one
     task, configuration and implementation share one, ``group_size`` at a time, in order;
-    so do the runs that the experiment's ``same_process`` keys alike. ``shared``: the runs
-    share a process per Keras backend (Implementation.process_backend), for a smoke publish
-    whose times say nothing: it saves a framework import a run. Those of an implementation
-    with a seed-batched trainer stay in their groups, which it trains at once."""
+    so do the runs that the experiment's ``same_process`` keys alike. On a ``shared``
+    profile (the smoke profile, whose times say nothing) the runs share a process per Keras
+    backend (Implementation.process_backend): it saves a framework import a run. Those of
+    an implementation with a seed-batched trainer stay in their groups, which it trains at
+    once."""
     if experiment.rounds:  # each group of rounds whole, the others as the rules say
         together = [s for s in specs if experiment.rounds(s) is not None]
         alone = replace(experiment, rounds=None)
@@ -310,8 +310,9 @@ def groups(experiment: Experiment, specs: list[RunSpec],
         for spec in together:
             by_rounds.setdefault(experiment.rounds(spec), []).append(spec)
         return [*by_rounds.values(),
-                *groups(alone, [s for s in specs if s not in together], shared)]
+                *groups(alone, [s for s in specs if s not in together])]
     key = experiment.same_process or (None if experiment.timed else lambda s: s.key[:4])
+    shared = any(PROFILES[s.profile].shared for s in specs)
     if shared and not experiment.same_process:
         batched = not experiment.timed  # an accuracy-only experiment's seeds train at once
         key = lambda s: (IMPLEMENTATIONS[s.impl].process_backend,  # noqa: E731
@@ -361,7 +362,7 @@ def check_data(specs: list[RunSpec], console: Console) -> None:
 
 def run_experiments(experiments: list[Experiment], specs: list[RunSpec], out_dir: Path,
                     worker: str, console: Console, retry_failed: bool = False,
-                    client=None, resume: str = "", shared: bool = False) -> int:
+                    client=None, resume: str = "") -> int:
     """Every spec not yet in its experiment's CSV, in order, with progress bars: 0 when all
     ran, 130 when interrupted (the finished rows stay, and the command ``resume``, by
     default ``groundup run --resume``, completes the rest).
@@ -398,7 +399,7 @@ def run_experiments(experiments: list[Experiment], specs: list[RunSpec], out_dir
                     if len(group) > SUMMARY_LINES:
                         bars.console.print(group_line(group, results.path), soft_wrap=True)
 
-                chunks = groups(experiment, todo, shared)
+                chunks = groups(experiment, todo)
                 if client is not None:
                     futures = submit(client, experiment, chunks, worker)
                     source = _from_cluster(futures, chunks, out_dir)

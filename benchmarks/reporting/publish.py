@@ -86,8 +86,7 @@ def publish(out: Path = PUBLISHED, profile: str = "full",
                 for experiment in (e for e in chosen if e.timed == timed):
                     mark = time.perf_counter()
                     code = run_experiments([experiment], specs, work, WORKER, console,
-                                           client=client, resume=_again(out, profile, readme_path),
-                                           shared=smoke)
+                                           client=client, resume=_again(out, profile, readme_path))
                     if code:
                         return code
                     phases[experiment.name] = time.perf_counter() - mark
