@@ -28,9 +28,13 @@ from benchmarks.harness.worker import PARENT
 from scratch import MLP
 from scratch.model import TrainingDiverged
 
-# Four cheap runs: XOR and reversal, scratch-shortcut, two seeds each.
+# Four cheap runs: XOR and reversal, scratch-shortcut, two seeds each (in one worker: the
+# smoke profile's runs share one).
 RUN = ["run", "--profile", "smoke", "--task", "xor", "--task", "reverse4",
        "--impl", "scratch-shortcut", "--seeds", "2"]
+# A worker still running after its first row: XOR, then MNIST's smoke run (seconds).
+BUSY = ["run", "--profile", "smoke", "--task", "xor", "--task", "mnist",
+        "--impl", "scratch-shortcut", "--seeds", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -54,15 +58,15 @@ def keys(out: Path) -> list[tuple]:
     return [tuple(r) for r in pd.read_csv(out / "compare.csv")[KEY].itertuples(index=False)]
 
 
-def complete(out: Path) -> None:
-    """Four rows, each key once."""
+def complete(out: Path, rows: int = 4) -> None:
+    """Every row, each key once."""
     found = keys(out)
-    assert len(found) == 4 and len(set(found)) == 4, found
+    assert len(found) == rows and len(set(found)) == rows, found
 
 
-def start(out: Path, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "benchmarks.cli", *RUN, "--out", str(out),
-                             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def start(out: Path, run: list[str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "benchmarks.cli", *run, "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def wait_for_rows(out: Path, rows: int, timeout: float = 120) -> None:
@@ -388,8 +392,8 @@ def test_an_interrupted_publish_says_how_to_resume_the_publish(tmp_path, monkeyp
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "kill -9"])
 def test_a_killed_run_leaves_no_worker_and_resumes(tmp_path, sig):
     out = tmp_path / "run"
-    proc = start(out)
-    wait_for_rows(out, 2)
+    proc = start(out, BUSY)
+    wait_for_rows(out, 1)
     workers = workers_of(proc.pid)
     assert workers, "no worker was running"
     kept = (out / "compare.csv").read_bytes()
@@ -404,7 +408,7 @@ def test_a_killed_run_leaves_no_worker_and_resumes(tmp_path, sig):
         assert code == 130 and "Interrupted" in stdout + stderr
     assert (out / "compare.csv").read_bytes().startswith(kept[: kept.rindex(b"\n") + 1])
     assert main(["run", "--resume", str(out)]) == 0
-    complete(out)
+    complete(out, 2)
     # the killed run's temporary folder: removed at its exit, or (kill -9) by the resume
     assert not list(Path(tempfile.gettempdir()).glob(f"{runner.TEMP_PREFIX}{proc.pid}-*"))
 
