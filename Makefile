@@ -19,7 +19,7 @@ STAMP := $(VENV)/.installed
 WARM := env -u PYTHONDONTWRITEBYTECODE TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python -W ignore -c
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip uv
+	$(BIN)/python -m pip install --quiet uv
 	$(BIN)/python -m uv pip install --quiet --python $(BIN)/python -c constraints.txt -e '.[test]'
 	$(WARM) 'import keras_models, benchmarks.cli, benchmarks.experiments' 2>$(VENV)/warm-tf.log & \
 	tf=$$!; $(WARM) 'import scratch.compiled; scratch.compiled.warm("float32")' \
