@@ -11,8 +11,9 @@ STAMP := $(VENV)/.installed
 # as pip, from PyPI, in a third of the time. Then the modules the suite imports are compiled
 # to bytecode, by importing them once with bytecode writing on (each Keras backend's, in two
 # processes at once), or every worker process would compile TensorFlow again
-# (PYTHONDONTWRITEBYTECODE may be set). That is 3,700 of the 9,800 files that uv's
-# --compile-bytecode would compile: 17 s instead of 42 on the 2-core machine. Beside them,
+# (PYTHONDONTWRITEBYTECODE may be set), and every run and CLI process this project's own
+# modules and the progress bars' (0.2 s a process). That is 3,700 of the 9,800 files that
+# uv's --compile-bytecode would compile: 17 s instead of 42 on the 2-core machine. Beside them,
 # the compiled engine (scratch/compiled.py) is compiled once into Numba's cache on disk: its
 # float32 and float64 functions in two more processes, since Numba compiles on one core
 # (about 40 CPU-s each).
@@ -21,7 +22,10 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet uv
 	$(BIN)/python -m uv pip install --quiet --python $(BIN)/python -c constraints.txt -e '.[test]'
-	$(WARM) 'import keras_models, benchmarks.cli, benchmarks.experiments' 2>$(VENV)/warm-tf.log & \
+	$(WARM) 'import compileall, keras_models, benchmarks.cli, benchmarks.experiments, \
+		rich.live, rich.progress, matplotlib.backends.backend_agg, PIL.features; \
+		[compileall.compile_dir(d, quiet=1) for d in ("benchmarks", "scratch", "tests")]' \
+		2>$(VENV)/warm-tf.log & \
 	tf=$$!; $(WARM) 'import scratch.compiled; scratch.compiled.warm("float32")' \
 		2>$(VENV)/warm-float32.log & \
 	f32=$$!; $(WARM) 'import scratch.compiled; scratch.compiled.warm("float64")' \
