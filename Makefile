@@ -22,9 +22,10 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet uv
 	$(BIN)/python -m uv pip install --quiet --python $(BIN)/python -c constraints.txt -e '.[test]'
+	rm -f $(VENV)/warm-*.log
 	$(WARM) 'import compileall, keras_models, benchmarks.cli, benchmarks.experiments, \
 		rich.live, rich.progress, matplotlib.backends.backend_agg, PIL.features; \
-		[compileall.compile_dir(d, quiet=1) for d in ("benchmarks", "scratch", "tests")]' \
+		assert all([compileall.compile_dir(d, quiet=1) for d in ("benchmarks", "scratch", "tests")])' \
 		2>$(VENV)/warm-tf.log & \
 	tf=$$!; $(WARM) 'import scratch.compiled; scratch.compiled.warm("float32")' \
 		2>$(VENV)/warm-float32.log & \

@@ -66,8 +66,11 @@ def build(arch: Architecture, optimizer: dict | None = None, dtype: str = "float
     dropout = arch.dropout if dropout is None else dropout
     output = activations.get(arch.activations[-1]).name
     logits = LOGIT_LOSSES.get((arch.loss, output)) if form == "logits" else None
-    layers: list = [keras.Input(shape=(arch.sizes[0],), dtype=dtype)]
     last = len(arch.sizes) - 2
+    if weights is not None and len(weights) != 2 * (last + 1):
+        raise ValueError(f"{len(weights)} weights given for a twin of {last + 1} layers: "
+                         f"it takes {2 * (last + 1)}, [W1, b1, W2, b2, ...].")
+    layers: list = [keras.Input(shape=(arch.sizes[0],), dtype=dtype)]
     for i, (n_out, act) in enumerate(zip(arch.sizes[1:], arch.activations)):
         act = "linear" if logits and i == last else act
         given = {} if weights is None else {

@@ -751,11 +751,11 @@ class CompiledMLP:
         dropout, where MLP.gradients draws a mask (the masks are each network's own).
 
         ``_train``'s step on a copy of the weights, as SGD with learning rate 1 (whose
-        gradients come unscaled), its one batch the whole of x: no function of its own to
-        compile."""
+        gradients come unscaled and which reads no velocity or moments), its one batch the
+        whole of x: no function of its own to compile. The loss is that epoch's mean,
+        loss * n / n, as train_step's: within an ulp of the batch loss."""
         x, y = self.reference._check(x, y)
-        state = (np.zeros_like(self.velocity), np.zeros_like(self.moments),
-                 np.zeros_like(self.step))
+        state = (np.zeros(0, self.dtype), np.zeros((2, 0), self.dtype), np.zeros(1, np.int64))
         losses, _ = _train(self.flat.copy(), self.grads, *self._args()[1:], self.loss_kind,
                            UNSCALED, *state, *_as_compiled(x, y),
                            np.arange(len(x), dtype=np.int64)[None], len(x), 0.0, 0)

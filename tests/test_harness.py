@@ -360,6 +360,23 @@ def test_quick_profile_covers_every_implementation_on_every_task():
     assert jac[0].train_samples == PROFILES["quick"].jacobian_mnist_samples
 
 
+def test_a_timed_run_has_a_process_of_its_own_but_where_the_times_say_nothing():
+    """compare on the quick profile: a process a run. On the smoke profile, one a Keras
+    backend (Implementation.process_backend): keras-jax's runs apart from the others'."""
+    from benchmarks.harness.runner import groups
+
+    impls = ["scratch-shortcut", "scratch-jacobian", "keras", "jax", "keras-jax"]
+    chosen = Selection(["xor", "mnist"], impls, 1)
+    quick = compare.specs(PROFILES["quick"], chosen)
+    assert groups(EXPERIMENTS["compare"], quick) == [[s] for s in quick]
+    smoke = compare.specs(PROFILES["smoke"], chosen)
+    shared = groups(EXPERIMENTS["compare"], smoke)
+    assert [{IMPLEMENTATIONS[s.impl].process_backend for s in group} for group in shared] == [
+        {"tensorflow"}, {"jax"}]
+    assert sorted(s.key for group in shared for s in group) == sorted(s.key for s in smoke)
+    assert {s.impl for s in shared[1]} == {"keras-jax"} and len(smoke) == 2 * len(impls)
+
+
 def test_fastest_published_reads_the_speed_runs_and_without_them_adds_none(tmp_path):
     runs = tmp_path / "speed_runs.csv"
     runs.write_text("config,impl,status,epoch_time_s\n"

@@ -111,6 +111,11 @@ def test_a_cross_entropy_twin_gives_logits_and_its_loss_takes_them(twins):
     assert xor.layers[-1].activation.__name__ == "sigmoid" and xor.output_activation is None
     with pytest.raises(ValueError, match="No twin form"):
         twins.twin_of(model, form="softmax")
+    weights = model.get_weights()
+    with pytest.raises(ValueError, match=r"3 weights given for a twin of 2 layers: it takes 4"):
+        twins.build(ARCHITECTURES["mnist"], weights=weights[:3])
+    with pytest.raises(ValueError, match=r"shape \(10,\) given where the twin has \(512,\)"):
+        twins.build(ARCHITECTURES["mnist"], weights=[weights[0], weights[3], *weights[2:]])
 
 
 class Replay:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from benchmarks.data.tasks import CONFIGS, load_task, score
 from benchmarks.harness import environment
-from benchmarks.harness.specs import Profile, RunSpec, Selection
+from benchmarks.harness.specs import PROFILES, Profile, RunSpec, Selection
 from benchmarks.implementations import IMPLEMENTATIONS, PEERS, SCRATCH, Trained
 
 SMOKE_EPOCHS = {"xor": 50, "reverse4": 50, "mnist": 1}
@@ -137,11 +137,11 @@ def measure(t: Trained) -> dict:
     """Inference time (the median of three calls after a warm-up; one call on the smoke
     profile, whose times say nothing), the task's metrics and NumPy's traced peak."""
     data, impl, model = t.data, t.impl, t.model
-    smoke = t.spec.profile == "smoke"
-    if not smoke:
+    once = PROFILES[t.spec.profile].times_say_nothing
+    if not once:
         impl.predict(model, data.x_test)
     times = []
-    for _ in range(1 if smoke else 3):
+    for _ in range(1 if once else 3):
         start = time.perf_counter()
         predictions = impl.predict(model, data.x_test)
         times.append(time.perf_counter() - start)

@@ -46,10 +46,11 @@ class Experiment:
     between_epochs: Callable | None = None
     tasks: tuple[str, ...] = ()             # what --task may name: tasks and task/config keys
     # Whether the experiment's verdicts rest on its times. A timed run has a process to
-    # itself (unless same_process groups it); the runs of an accuracy-only experiment that
-    # share a task, configuration and implementation train in one process (group_size at
-    # most): as one seed-batched network where the implementation has one, else one after
-    # another, paying the framework's import and calibration once.
+    # itself (unless same_process groups it, or its profile's times say nothing: the smoke
+    # profile's runs share a process per Keras backend); the runs of an accuracy-only
+    # experiment that share a task, configuration and implementation train in one process
+    # (group_size at most): as one seed-batched network where the implementation has one,
+    # else one after another, paying the framework's import and calibration once.
     timed: bool = True
     group_size: int = 20                    # an accuracy-only experiment's runs a process
     # spec -> key: runs with the same key share a process (group_size at a time, in order),

@@ -298,8 +298,8 @@ def log_name(specs: list[RunSpec]) -> str:
 def groups(experiment: Experiment, specs: list[RunSpec]) -> list[list[RunSpec]]:
     """One run a process for a timed experiment. An accuracy-only experiment's runs of one
     task, configuration and implementation share one, ``group_size`` at a time, in order;
-    so do the runs that the experiment's ``same_process`` keys alike. On a ``shared``
-    profile (the smoke profile, whose times say nothing) the runs share a process per Keras
+    so do the runs that the experiment's ``same_process`` keys alike. On a profile whose
+    times say nothing (the smoke profile's) the runs share a process per Keras
     backend (Implementation.process_backend): it saves a framework import a run. Those of
     an implementation with a seed-batched trainer stay in their groups, which it trains at
     once."""
@@ -312,7 +312,7 @@ def groups(experiment: Experiment, specs: list[RunSpec]) -> list[list[RunSpec]]:
         return [*by_rounds.values(),
                 *groups(alone, [s for s in specs if s not in together])]
     key = experiment.same_process or (None if experiment.timed else lambda s: s.key[:4])
-    shared = any(PROFILES[s.profile].shared for s in specs)
+    shared = any(PROFILES[s.profile].times_say_nothing for s in specs)
     if shared and not experiment.same_process:
         batched = not experiment.timed  # an accuracy-only experiment's seeds train at once
         key = lambda s: (IMPLEMENTATIONS[s.impl].process_backend,  # noqa: E731

@@ -15,9 +15,10 @@ class Profile:
     all_configs: bool   # every configuration of a task, or only its first
     jacobian_mnist_samples: int  # scratch-jacobian trains MNIST on this many samples
     tasks: tuple[str, ...] = ("mnist", "reverse4", "xor")  # the tasks run when --task is not
-    # Its times say nothing: a timed experiment's runs share a process per Keras backend
-    # (runner.groups), which saves a framework's import, and its warm-up, a run.
-    shared: bool = False
+    # Its times say nothing (a profile to try every path): runs share a process per Keras
+    # backend (runner.groups), which saves a framework's import and warm-up a run, and
+    # compare times inference with one call.
+    times_say_nothing: bool = False
 
 
 PROFILES = {
@@ -28,7 +29,8 @@ PROFILES = {
     # Tiny runs for the harness's own tests: every experiment's paths once.
     # reverse4 takes xor's paths (a full batch, sigmoid, MSE), so it is left out.
     "smoke": Profile("smoke", budget_s=3, timeout_s=120, seeds=1, all_configs=False,
-                     jacobian_mnist_samples=2, tasks=("mnist", "xor"), shared=True),
+                     jacobian_mnist_samples=2, tasks=("mnist", "xor"),
+                     times_say_nothing=True),
 }
 
 
