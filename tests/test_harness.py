@@ -377,6 +377,30 @@ def test_a_timed_run_has_a_process_of_its_own_but_where_the_times_say_nothing():
     assert {s.impl for s in shared[1]} == {"keras-jax"} and len(smoke) == 2 * len(impls)
 
 
+def test_a_progress_line_read_after_its_runs_row_is_dropped(monkeypatch, tmp_path):
+    """run_group's reader thread may pass a run's last progress line on after the row
+    came in and its bar went: the update is dropped, not a KeyError in that thread."""
+    import io
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from benchmarks.harness import runner
+
+    spec = RunSpec("compare", "xor", "blog", "scratch-shortcut", 0, "smoke", epochs=5,
+                   budget_s=1, timeout_s=10)
+
+    def late(experiment, group, out_dir, on_progress, memory, worker):
+        yield [(group[0], {"status": "ok"})]
+        on_progress(5, 5)  # read after the row
+
+    monkeypatch.setattr(runner, "run_group", late)
+    with Progress(console=Console(file=io.StringIO())) as bars:
+        [(group, batches)] = runner._from_here(EXPERIMENTS["compare"], [[spec]], tmp_path,
+                                               bars, 1e9, WORKER)
+        assert list(batches) == [[(spec, {"status": "ok"})]] and not bars.tasks
+
+
 def test_fastest_published_reads_the_speed_runs_and_without_them_adds_none(tmp_path):
     runs = tmp_path / "speed_runs.csv"
     runs.write_text("config,impl,status,epoch_time_s\n"

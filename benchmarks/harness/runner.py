@@ -472,9 +472,14 @@ def _from_here(experiment: Experiment, chunks: list[list[RunSpec]], out_dir: Pat
     for group in chunks:
         bar = [bars.add_task(f"  {group[0].label()}", total=group[0].epochs)]
 
-        def batches_of(group=group, bar=bar):
-            batches = run_group(experiment, group, out_dir, lambda d, t: bars.update(
-                bar[0], completed=d, total=t), memory, worker)
+        def progress(done: int, total: int, bar=bar) -> None:  # from run_group's reader
+            try:
+                bars.update(bar[0], completed=done, total=total)
+            except KeyError:  # that run's bar just went, as its row came in: the next's comes
+                pass
+
+        def batches_of(group=group, progress=progress, bar=bar):
+            batches = run_group(experiment, group, out_dir, progress, memory, worker)
             with closing(batches):
                 done = 0
                 for batch in batches:
