@@ -123,7 +123,10 @@ def test_an_accuracy_only_experiment_trains_a_group_of_seeds_in_one_process(tmp_
     grouped = pd.read_csv(out / "generalisation.csv")
     assert grouped["seed"].tolist() == [0, 1, 2] and (grouped["status"] == "ok").all()
     assert [json.loads(s).get("seed_batched") for s in grouped["settings"]] == [3, 3, 3]
-    alone = [run_one(EXPERIMENTS["generalisation"], spec, tmp_path, lambda *a: None, 1e9, WORKER)
+    from benchmarks.harness import worker
+
+    # each seed alone, as its own process would train it (here: the framework is loaded)
+    alone = [worker.execute(EXPERIMENTS["generalisation"], spec)
              for spec in EXPERIMENTS["generalisation"].specs(
                  PROFILES["smoke"], Selection(["reverse4"], [impl], 3))]
     # float32: the stacked matrix products may round differently from one network's
