@@ -12,7 +12,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from contextlib import closing
+from contextlib import closing, suppress
 from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
@@ -473,10 +473,9 @@ def _from_here(experiment: Experiment, chunks: list[list[RunSpec]], out_dir: Pat
         bar = [bars.add_task(f"  {group[0].label()}", total=group[0].epochs)]
 
         def progress(done: int, total: int, bar=bar) -> None:  # from run_group's reader
-            try:
+            # a line read after its run's row came in finds that run's bar gone: dropped
+            with suppress(KeyError):
                 bars.update(bar[0], completed=done, total=total)
-            except KeyError:  # that run's bar just went, as its row came in: the next's comes
-                pass
 
         def batches_of(group=group, progress=progress, bar=bar):
             batches = run_group(experiment, group, out_dir, progress, memory, worker)
