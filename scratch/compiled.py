@@ -430,6 +430,16 @@ def _train(flat, grads, sizes, kinds, slopes, loss, opt, velocity, moments, step
     return losses, epochs
 
 
+@inner
+def _copy_rows(src, start, dst, at, rows):
+    """dst[at:at + rows] = src[start:start + rows] (2-D), element by element: Numba
+    compiles a slice assignment's machinery again in every function that has one, seconds
+    each."""
+    for i in range(rows):
+        for j in range(src.shape[1]):
+            dst[at + i, j] = src[start + i, j]
+
+
 @jit
 def _inference(flat, sizes, kinds, slopes, loss, x, y, batch, out):
     """Outputs into ``out`` batch by batch (inference: no dropout); and where ``loss`` >= 0,
@@ -441,11 +451,11 @@ def _inference(flat, sizes, kinds, slopes, loss, x, y, batch, out):
     for start in range(0, n, batch):
         acts, zs, masks, _, yb = full if n - start >= batch else rest
         size = yb.shape[0]
-        acts[0][:] = x[start:start + size]
+        _copy_rows(x, start, acts[0], 0, size)
         _forward(kernels, biases, kinds, slopes, acts, zs, masks, 0.0)
-        out[start:start + size] = acts[-1]
+        _copy_rows(acts[-1], 0, out, start, size)
         if loss >= 0:
-            yb[:] = y[start:start + size]
+            _copy_rows(y, start, yb, 0, size)
             total += _loss(loss, yb, zs[-1], acts[-1]) * size
     return total / n
 
@@ -636,7 +646,7 @@ def _train_seeds(flat, grads, sizes, kinds, slopes, loss, opt, velocity, moments
             size = yb.shape[0]
             if n > batch or epoch == 0:  # one full batch stays in place from the first
                 _seed_rows(x, start, acts[0])
-                yb[:] = y[start:start + size]
+                _copy_rows(y, start, yb, 0, size)
             _seed_forward(kernels, biases, kinds, slopes, acts, zs)
             _seed_backward(kernels, d_kernels, d_biases, kinds, slopes, loss, yb, acts, zs,
                            deltas, scale, values)
