@@ -55,6 +55,8 @@ def build(impl: str, cfg, data, epochs: int = 1):
     """The implementation's model from the seeded initial weights, warmed up (untimed)."""
     implementation = IMPLEMENTATIONS[impl]
     model = implementation.build(cfg, scratch_model(cfg, "float32", 0).get_weights(), "float32", 0)
+    if TINY:  # tried, not timed: no calibration
+        implementation.untimed(cfg, data.x, epochs)
     implementation.warm_up(model, data.x, data.y, cfg, epochs)
     return implementation, model
 

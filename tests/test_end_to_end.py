@@ -156,12 +156,11 @@ def test_compare_runs_every_implementation(published):
     pools = df.set_index(["task", "impl"])["thread_pools"]
     assert pools.str.contains(r"openblas libscipy_openblas64_\S*: \d+ threads").all()
     assert pools.loc[("mnist", "scratch-numba")].count("openblas ") == 2
-    for _, row in df[df["impl"].str.endswith("-tuned")].iterrows():  # a recorded calibration
+    # The smoke profile's times say nothing: a tuned run takes its settings untimed
+    # (test_harness times a calibration)
+    for _, row in df[df["impl"].str.endswith("-tuned")].iterrows():
         settings = json.loads(row["settings"])
-        timed = settings.pop("calibration")
-        assert len(timed) >= 2 and timed[0]["steps_per_execution"] == 1  # plain fit's first
-        fastest = min(timed, key=lambda c: c["ms_per_step"])
-        assert settings == {k: v for k, v in fastest.items() if k != "ms_per_step"}
+        assert "calibration" not in settings and settings["steps_per_execution"] != 1
     jac = mnist[mnist["impl"] == "scratch-jacobian"].iloc[0]
     assert jac["train_samples"] == 2 and jac["extrapolated"]
     for name in ("compare.md", "compare_curves.csv", "compare_curves.png", "compare_time.png",

@@ -273,6 +273,33 @@ def test_scratch_and_keras_see_identical_batches(cfg, impl, epochs):
     assert max(np.abs(a - b).max() for a, b in zip(other, expected, strict=True)) > 1e-3
 
 
+def test_keras_tuned_times_each_candidate_and_takes_the_fastest_unless_told_untimed():
+    """Its warm-up times every candidate (plain fit's first) and records the times with
+    its choice, the fastest. A run whose times say nothing (``untimed``) takes the first
+    candidate beyond plain fit's, and records no times."""
+    impl, cfg, (x, y) = IMPLEMENTATIONS["keras-tuned"], get_config("xor"), xor_data()
+    candidates = impl.candidates(cfg, len(x))
+
+    def warmed_settings() -> dict:
+        model = impl.build(cfg, scratch_model(cfg, "float32", 0).get_weights(), "float32", 0)
+        impl.warm_up(model, x, y, cfg, 30)
+        return dict(impl.settings(model))
+
+    try:
+        impl.settle(cfg, x, 30, None)  # calibrated afresh, whatever this process did before
+        settings = warmed_settings()
+        timed = settings.pop("calibration")
+        assert [{k: v for k, v in c.items() if k != "ms_per_step"} for c in timed] == candidates
+        assert len(timed) >= 2 and timed[0]["steps_per_execution"] == 1
+        fastest = min(timed, key=lambda c: c["ms_per_step"])
+        assert settings == {k: v for k, v in fastest.items() if k != "ms_per_step"}
+        impl.settle(cfg, x, 30, None)
+        impl.untimed(cfg, x, 30)
+        assert warmed_settings() == candidates[1]
+    finally:
+        impl.settle(cfg, x, 30, None)
+
+
 def test_keras_gives_the_next_seed_of_a_group_its_model_back_as_new():
     """A process that trains seed after seed (an accuracy-only group: keras-tuned's, on
     each backend) compiles Keras' model once: the next seed's run gets it back with its

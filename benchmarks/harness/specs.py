@@ -16,8 +16,8 @@ class Profile:
     jacobian_mnist_samples: int  # scratch-jacobian trains MNIST on this many samples
     tasks: tuple[str, ...] = ("mnist", "reverse4", "xor")  # the tasks run when --task is not
     # Its times say nothing (a profile to try every path): runs share a process per Keras
-    # backend (runner.groups), which saves a framework's import and warm-up a run, and
-    # compare times inference with one call.
+    # backend (runner.groups), which saves a framework's import and warm-up a run, compare
+    # times inference with one call, and nothing calibrates by timing (Implementation.untimed).
     times_say_nothing: bool = False
 
 

@@ -26,7 +26,7 @@ from benchmarks.data.tasks import target_reached
 from benchmarks.harness import environment
 from benchmarks.harness.experiment import Experiment
 from benchmarks.harness.schema import PREFIX_SCORES
-from benchmarks.harness.specs import RunSpec
+from benchmarks.harness.specs import PROFILES, RunSpec
 from benchmarks.implementations import (
     IMPLEMENTATIONS,
     Monitor,
@@ -159,6 +159,8 @@ def prepare(experiment: Experiment, spec: RunSpec) -> Prepared:
     initial = scratch_model(cfg, spec.dtype, spec.seed).get_weights()
     same = identity(impl, cfg, spec.dtype, spec.seed, initial, data.x, data.y)
     model = impl.build(cfg, initial, spec.dtype, spec.seed)
+    if PROFILES[spec.profile].times_say_nothing:  # no calibration: its times say nothing
+        impl.untimed(cfg, data.x, spec.epochs)
     started = time.perf_counter()
     impl.warm_up(model, data.x, data.y, cfg, spec.epochs)
     return Prepared(experiment, spec, cfg, impl, data, initial, same, model,

@@ -142,6 +142,11 @@ class Implementation(ABC):
         """tracemalloc's peak over one training step, where tracemalloc sees the memory."""
         return None
 
+    def untimed(self, cfg: TaskConfig, x: np.ndarray, epochs: int) -> None:
+        """Before the warm-up of a run whose times say nothing (the smoke profile's, a tiny
+        benchmark suite's): an implementation that calibrates its settings by timing them
+        takes one untimed instead, for training on ``x`` for ``epochs``."""
+
     # The operation benchmarks (benchmarks/bench_ops.py) ask these.
     def bench_skip(self, operation: str, task: str) -> str:
         """Why the operation benchmark ``operation`` ("forward", "step", "epoch") on

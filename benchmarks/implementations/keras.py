@@ -271,6 +271,12 @@ class Keras(Implementation):
 
         return keras_models.train_step(model, x, y)
 
+    def untimed(self, cfg, x, epochs):
+        """keras-tuned: its first candidate beyond plain fit's, uncalibrated."""
+        candidates = self.candidates(cfg, len(x))
+        if len(candidates) > 1:
+            self.settle(cfg, x, epochs, candidates[1])
+
     def bench_step(self, model):
         return model.train_on_batch  # Keras' own float32 path
 

@@ -42,7 +42,7 @@ def run_suite(storage: Path, tiny: bool = False) -> int:
     ``tiny``: small inputs and short rounds (GROUNDUP_BENCH_TINY), and TensorFlow's process
     alone, to try the suite (the smoke publish), not to time it: the other backends' runs
     are the same code on other implementations."""
-    options = ["--benchmark-max-time=0.05"] if tiny else []
+    options = ["--benchmark-max-time=0.05", "--benchmark-min-rounds=1"] if tiny else []
     # Outside the tests' xdist (its addopts, and a worker's environment when a test runs
     # this): pytest-benchmark times nothing under xdist.
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}

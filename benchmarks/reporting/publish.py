@@ -5,8 +5,8 @@ docs/results.md.
 Timed experiments run one run at a time, with the machine to themselves; accuracy-only
 ones (generalisation, xor-atlas) run on a local Dask cluster of ``ACCURACY_WORKERS``. A
 smoke publish tries every path once, and its times say nothing: its runs share a process
-per Keras backend, and its few accuracy-only runs, which a cluster would cost more to
-start than to run, run here.
+per Keras backend and calibrate nothing, its benchmark suite is tiny, and its few
+accuracy-only runs, which a cluster would cost more to start than to run, run here.
 
 It works in ``results/published.partial/`` and moves that into place only when every
 part has finished, so the published results are never half replaced. Run again
