@@ -24,10 +24,17 @@ def pytest_configure(config):
     xdist workers and every process they start inherit it, so that an XLA program that
     one process compiled, another loads (JAX's and Keras-on-JAX's train steps recur across
     the probes, the benchmarks' smoke and the smoke publish). Compiled code is the same;
-    only the warm-up is shorter. Set once, in the controller; gone when the run ends."""
+    only the warm-up is shorter. Set once, in the controller; gone when the run ends.
+
+    XLA (JAX's, and TensorFlow's where a Keras setting compiles with it) compiles at LLVM's
+    lowest optimisation level: the same arithmetic (XLA emits no fast-math), a quarter less
+    compile time (the JAX peers' probe: 17.9 -> 13.6 s), and the tests time nothing."""
     os.environ.setdefault(PLOTS, "0")
     if os.environ.get("PYTEST_XDIST_WORKER") or "JAX_COMPILATION_CACHE_DIR" in os.environ:
         return
+    config._groundup_xla_flags = os.environ.get("XLA_FLAGS")
+    os.environ["XLA_FLAGS"] = " ".join(filter(None, [config._groundup_xla_flags,
+                                                      "--xla_backend_optimization_level=0"]))
     config._groundup_jax_cache = tempfile.mkdtemp(prefix="groundup-tests-xla-")
     os.environ.update(JAX_COMPILATION_CACHE_DIR=config._groundup_jax_cache,
                       JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
@@ -41,6 +48,9 @@ def pytest_unconfigure(config):
                      "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"):
             os.environ.pop(name, None)
         shutil.rmtree(cache, ignore_errors=True)
+        os.environ.pop("XLA_FLAGS")
+        if config._groundup_xla_flags is not None:
+            os.environ["XLA_FLAGS"] = config._groundup_xla_flags
 
 
 @pytest.fixture
