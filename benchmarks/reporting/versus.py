@@ -96,18 +96,18 @@ def environment(frames: dict[str, pd.DataFrame]) -> dict[str, str]:
 def _interval(old: np.ndarray, new: np.ndarray, statistic, rng) -> tuple[float, float] | None:
     if min(len(old), len(new)) < MIN_SAMPLES:
         return None
-    draws = [statistic(rng.choice(old, len(old)), rng.choice(new, len(new)))
-             for _ in range(RESAMPLES)]
+    draws = statistic(rng.choice(old, (RESAMPLES, len(old))),  # a resample a row
+                      rng.choice(new, (RESAMPLES, len(new))))
     low, high = np.percentile(draws, [2.5, 97.5])
     return float(low), float(high)
 
 
 def _ratio(old, new):
-    return np.median(new) / np.median(old)
+    return np.median(new, axis=-1) / np.median(old, axis=-1)
 
 
 def _difference(old, new):
-    return np.mean(new) - np.mean(old)
+    return np.mean(new, axis=-1) - np.mean(old, axis=-1)
 
 
 def changes(old: pd.DataFrame, new: pd.DataFrame, seed: int = 0) -> tuple[list[Change], list]:
