@@ -131,8 +131,27 @@ def relative_error(a: np.ndarray, b: np.ndarray) -> float:
 LONGEST = ("test_end_to_end.py", "test_harness.py", "test_faults.py", "test_peers.py",
            "test_cluster.py", "test_identity.py", "test_extend.py", "test_bench_smoke.py",
            "test_minimal_loops.py", "test_keras_twins.py")
+# The files that run Keras on TensorFlow in the worker's own process (found by blocking
+# TensorFlow's import there): xdist hands them out as one unit, so that one worker imports
+# TensorFlow (about 8 CPU-s) where each would.
+KERAS_IN_PROCESS = ("test_harness.py", "test_keras_twins.py", "test_identity.py",
+                    "test_minimal_loops.py", "test_docs.py", "test_activations_losses.py")
 
 
 def pytest_collection_modifyitems(items):
     rank = {name: i for i, name in enumerate(LONGEST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(LONGEST)))
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """--dist loadfile's scheduler, with KERAS_IN_PROCESS's files one unit. (loadgroup's
+    xdist_group marks would say so, but xdist 3.8 loses them under pytest 9.2:
+    pytest-dev/pytest-xdist#1386.)"""
+    from xdist.scheduler import LoadFileScheduling
+
+    class KerasTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = super()._split_scope(nodeid)
+            return "keras" if path.rsplit("/", 1)[-1] in KERAS_IN_PROCESS else path
+
+    return KerasTogether(config, log)
