@@ -8,7 +8,9 @@ STAMP := $(VENV)/.installed
 
 # The editable install, at the versions in constraints.txt (what the published run used);
 # redone only when pyproject.toml or constraints.txt changes. uv installs the same packages
-# as pip, from PyPI, in a third of the time. Then the modules the suite imports are compiled
+# as pip, from PyPI, in a third of the time; pip installs uv alone, run from the wheel that
+# Python's ensurepip bundles (the venv without a pip of its own: 5 s less), or, where Python
+# bundles none (Debian), from the venv's own. Then the modules the suite imports are compiled
 # to bytecode, by importing them once with bytecode writing on (each Keras backend's, in two
 # processes at once), or every worker process would compile TensorFlow again
 # (PYTHONDONTWRITEBYTECODE may be set), and every run and CLI process this project's own
@@ -19,8 +21,11 @@ STAMP := $(VENV)/.installed
 # (about 40 CPU-s each).
 WARM := env -u PYTHONDONTWRITEBYTECODE TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python -W ignore -c
 $(STAMP): pyproject.toml constraints.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet uv
+	test -x $(BIN)/python || $(PYTHON) -m venv --without-pip $(VENV)
+	pip=$$($(BIN)/python -c 'import ensurepip, glob, os; print(*glob.glob(os.path.join( \
+		os.path.dirname(ensurepip.__file__), "_bundled", "pip-*.whl"))[:1])'); \
+	if [ -n "$$pip" ]; then $(BIN)/python "$$pip/pip" install --quiet uv; \
+	else $(BIN)/python -m ensurepip && $(BIN)/python -m pip install --quiet uv; fi
 	$(BIN)/python -m uv pip install --quiet --python $(BIN)/python -c constraints.txt -e '.[test]'
 	rm -f $(VENV)/warm-*.log
 	$(WARM) 'import compileall, keras_models, benchmarks.cli, benchmarks.experiments, \
