@@ -124,13 +124,14 @@ def relative_error(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-12))
 
 
-# The longest test files, longest first (--durations=0 on the 2-core machine): xdist hands
-# out whole files in this order (pyproject's --dist loadfile --no-loadscope-reorder), the
-# end-to-end publish first, so the files left at the end are short ones and neither worker
-# waits long for the other.
-LONGEST = ("test_end_to_end.py", "test_harness.py", "test_faults.py", "test_peers.py",
-           "test_cluster.py", "test_identity.py", "test_extend.py", "test_bench_smoke.py",
-           "test_minimal_loops.py", "test_keras_twins.py")
+# The longest units of work, longest first (--durations=0 on the 2-core machine): xdist
+# hands out whole files in this order (pyproject's --dist loadfile --no-loadscope-reorder),
+# the end-to-end publish first, each to the worker that is about to run out, so the units
+# left at the end are short ones and neither worker waits long for the other. test_harness
+# leads KERAS_IN_PROCESS's unit (105 s in all).
+LONGEST = ("test_end_to_end.py", "test_harness.py", "test_peers.py", "test_cluster.py",
+           "test_faults.py", "test_speed.py", "test_extend.py", "test_bench_smoke.py",
+           "test_backprop.py", "test_seeds.py", "test_published.py")
 # The files that run Keras on TensorFlow in the worker's own process (found by blocking
 # TensorFlow's import there): xdist hands them out as one unit, so that one worker imports
 # TensorFlow (about 8 CPU-s) where each would.
