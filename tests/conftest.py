@@ -144,6 +144,7 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: rank.get(item.path.name, len(LONGEST)))
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest -p no:xdist has no such hook
 def pytest_xdist_make_scheduler(config, log):
     """--dist loadfile's scheduler, with KERAS_IN_PROCESS's files one unit. (loadgroup's
     xdist_group marks would say so, but xdist 3.8 loses them under pytest 9.2:
