@@ -4,6 +4,7 @@ and after --resume no key is missing or doubled."""
 
 from __future__ import annotations
 
+import base64
 import errno
 import fcntl
 import json
@@ -497,6 +498,9 @@ def test_a_worker_killed_by_a_signal_is_killed_not_oom_and_retry_reruns_it(finis
      "compare.csv, line 1: no status column"),
     (lambda df, out: (out / "compare.csv").write_bytes(np.random.default_rng(0).bytes(4000)),
      "is not UTF-8 text"),
+    (lambda df, out: (out / "compare.csv").write_bytes(  # text, and no last newline
+        base64.encodebytes(np.random.default_rng(0).bytes(3000)).rstrip()),
+     "compare.csv, line 1: no experiment column; not a groundup results CSV"),
     (lambda df, out: (out / "compare.csv").write_text(
         df.to_csv(index=False).replace("\n", ",extra\n", 2).replace(",extra\n", "\n", 1)),
      "compare.csv, line 2: a malformed row"),

@@ -92,6 +92,11 @@ def read_rows(path: Path, whole_rows: bool = False) -> pd.DataFrame:
     text = _utf8(path)
     if not text:
         raise UsageError(f"{path} is empty: no header and no rows.")
+    # The header first: a file without the reports' columns is no results CSV, torn or not
+    header = next(csv.reader([text.split("\n", 1)[0]]))
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        raise UsageError(f"{path}, line 1: no {missing[0]} column; not a groundup results CSV.")
     torn, malformed = _scan(text)
     if torn is not None and whole_rows:
         text, torn = text[:torn], None
@@ -104,10 +109,6 @@ def read_rows(path: Path, whole_rows: bool = False) -> pd.DataFrame:
         raise UsageError(f"{path}, line {line}: a malformed row ({wrong}). Only a short last "
                          "row is a torn one, which --resume cuts off; mend or remove this "
                          "line.")
-    header = next(csv.reader([text.split("\n", 1)[0]]))
-    missing = [c for c in REQUIRED if c not in header]
-    if missing:
-        raise UsageError(f"{path}, line 1: no {missing[0]} column; not a groundup results CSV.")
     try:
         df = pd.read_csv(io.StringIO(text))
     except pd.errors.ParserError as err:  # what the check of widths lets by: a stray quote
