@@ -149,6 +149,8 @@ def pytest_xdist_make_scheduler(config, log):
     """--dist loadfile's scheduler, with KERAS_IN_PROCESS's files one unit. (loadgroup's
     xdist_group marks would say so, but xdist 3.8 loses them under pytest 9.2:
     pytest-dev/pytest-xdist#1386.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None  # another --dist, as asked
     from xdist.scheduler import LoadFileScheduling
 
     class KerasTogether(LoadFileScheduling):
