@@ -501,6 +501,8 @@ def test_a_worker_killed_by_a_signal_is_killed_not_oom_and_retry_reruns_it(finis
     (lambda df, out: (out / "compare.csv").write_bytes(  # text, and no last newline
         base64.encodebytes(np.random.default_rng(0).bytes(3000)).rstrip()),
      "compare.csv, line 1: no experiment column; not a groundup results CSV"),
+    (lambda df, out: (out / "compare.csv").write_bytes(b"abc\rdef\n" + df.to_csv(
+        index=False).encode()), "compare.csv, line 1: a malformed row (new-line character"),
     (lambda df, out: (out / "compare.csv").write_text(
         df.to_csv(index=False).replace("\n", ",extra\n", 2).replace(",extra\n", "\n", 1)),
      "compare.csv, line 2: a malformed row"),

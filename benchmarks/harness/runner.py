@@ -93,7 +93,10 @@ def read_rows(path: Path, whole_rows: bool = False) -> pd.DataFrame:
     if not text:
         raise UsageError(f"{path} is empty: no header and no rows.")
     # The header first: a file without the reports' columns is no results CSV, torn or not
-    header = next(csv.reader([text.split("\n", 1)[0]]))
+    try:
+        header = next(csv.reader([text.split("\n", 1)[0]]))
+    except csv.Error as err:  # e.g. a carriage return inside a field
+        raise UsageError(_malformed(path, 1, str(err))) from None
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise UsageError(f"{path}, line 1: no {missing[0]} column; not a groundup results CSV.")
@@ -105,10 +108,7 @@ def read_rows(path: Path, whole_rows: bool = False) -> pd.DataFrame:
                          f"mid-row). `groundup run --resume {path.parent}` cuts it off and runs "
                          "it again.")
     if malformed:
-        line, wrong = malformed
-        raise UsageError(f"{path}, line {line}: a malformed row ({wrong}). Only a short last "
-                         "row is a torn one, which --resume cuts off; mend or remove this "
-                         "line.")
+        raise UsageError(_malformed(path, *malformed))
     try:
         df = pd.read_csv(io.StringIO(text))
     except pd.errors.ParserError as err:  # what the check of widths lets by: a stray quote
@@ -125,6 +125,11 @@ def read_rows(path: Path, whole_rows: bool = False) -> pd.DataFrame:
                                  "not a number.")
             df[name] = numbers
     return df
+
+
+def _malformed(path: Path, line: int, wrong: str) -> str:
+    return (f"{path}, line {line}: a malformed row ({wrong}). Only a short last row is a torn "
+            "one, which --resume cuts off; mend or remove this line.")
 
 
 def _utf8(path: Path) -> str:
