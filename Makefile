@@ -24,11 +24,11 @@ $(STAMP): pyproject.toml constraints.txt
 	pip=$$($(PYTHON) -c 'import ensurepip, glob, os; print(*glob.glob(os.path.join( \
 		os.path.dirname(ensurepip.__file__), "_bundled", "pip-*.whl"))[:1])' 2>/dev/null); \
 	if [ -n "$$pip" ]; then test -x $(BIN)/python || $(PYTHON) -m venv --without-pip $(VENV) && \
-		$(BIN)/python "$$pip/pip" install --quiet uv && \
-		$(BIN)/python -m uv pip install --quiet --python $(BIN)/python "$$pip"; \
+		$(BIN)/python "$$pip/pip" install --quiet uv; \
 	else test -x $(BIN)/pip || $(PYTHON) -m venv $(VENV) && \
-		$(BIN)/python -m pip install --quiet uv; fi
-	$(BIN)/python -m uv pip install --quiet --python $(BIN)/python -c constraints.txt -e '.[test]'
+		$(BIN)/python -m pip install --quiet uv; fi && \
+	$(BIN)/python -m uv pip install --quiet --python $(BIN)/python -c constraints.txt \
+		-e '.[test]' $$pip
 	rm -f $(VENV)/warm-*.log
 	$(WARM) 'import compileall, keras_models, benchmarks.cli, benchmarks.experiments, \
 		rich.live, rich.progress, matplotlib.backends.backend_agg, PIL.features; \
