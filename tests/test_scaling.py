@@ -2,6 +2,7 @@
 throughputs; each cell is a run of its own, and the map names the winner."""
 
 import json
+import math
 
 import numpy as np
 import pandas as pd
@@ -39,17 +40,18 @@ def test_the_profiles_cover_their_grids_a_run_a_cell():
 
     full = scaling.specs(PROFILES["full"], Selection(["mnist"], None, None))
     assert len(full) == len(scaling.IMPLS) * 4 * 6 and len({s.key for s in full}) == len(full)
-    assert list(dict.fromkeys(s.impl for s in full)) == list(scaling.IMPLS)
+    assert [s.impl for s in full[:len(scaling.IMPLS)]] == list(scaling.IMPLS)  # a cell's lanes
     quick = scaling.specs(PROFILES["quick"], Selection(["mnist"], None, None))
     assert len(quick) == len(scaling.QUICK_IMPLS) * 3 * 3
     chosen = scaling.specs(PROFILES["quick"], Selection(["mnist"], ["keras"], None))
     assert {s.impl for s in chosen} == {"keras"}  # --impl names any
-    cfg = scaling.configure(full[1])
-    assert cfg.arch.sizes == (784, 32, 10) and cfg.batch_size == 8 and full[1].config == "h32-b8"
-    # An implementation's cells share a process: its framework is imported once.
-    processes = groups(EXPERIMENTS["scaling"], full)
-    assert all({s.impl for s in g} == {g[0].impl} for g in processes)
-    assert len(processes) == len(scaling.IMPLS)
+    second = full[len(scaling.IMPLS)]
+    cfg = scaling.configure(second)
+    assert cfg.arch.sizes == (784, 32, 10) and cfg.batch_size == 8 and second.config == "h32-b8"
+    assert second.train_samples == 91 * 8  # 256 / sqrt(8) steps a unit
+    assert [scaling.unit_steps(b) for b in scaling.BATCHES["full"]] == [256, 91, 45, 23, 8, 2]
+    # The map is one run of rounds: each implementation's cells a lane, one process.
+    assert groups(EXPERIMENTS["scaling"], full) == [full]
 
 
 def test_keras_torch_tuned_left_out_would_repeat_keras_torch_in_every_cell():
@@ -57,13 +59,14 @@ def test_keras_torch_tuned_left_out_would_repeat_keras_torch_in_every_cell():
     for hidden in scaling.WIDTHS["full"]:
         for batch in scaling.BATCHES["full"]:
             cfg = scaling.cell_config(hidden, batch)
-            assert tuned.candidates(cfg, scaling.EPOCH_SAMPLES) == [PLAIN]
-            assert tuned.runs_as(cfg, scaling.EPOCH_SAMPLES) == "keras-torch"
+            samples = scaling.unit_steps(batch) * batch
+            assert tuned.candidates(cfg, samples) == [PLAIN]
+            assert tuned.runs_as(cfg, samples) == "keras-torch"
     # It is left out for that alone: on a full batch it has a setting of its own to try.
     xor = get_config("xor")
     assert tuned.runs_as(xor, 4) == "keras-torch-tuned"
     assert IMPLEMENTATIONS["keras-tuned"].runs_as(scaling.cell_config(32, 8),
-                                                  scaling.EPOCH_SAMPLES) == "keras-tuned"
+                                                  91 * 8) == "keras-tuned"
 
 
 def test_an_older_folders_cells_read_as_a_row_each_and_the_winner_is_the_fastest():
@@ -130,3 +133,39 @@ def test_a_crossing_inside_the_grid_is_quoted_where_the_fit_calls_every_cell():
     assert "jax is faster than scratch in 3 of 4 cells: it pays 45 µs more a step, and is " \
         "faster above 1.5e+06 FLOPs a step" in said
     assert "scratch-shortcut is the fastest in 1 of 4 cells" in said
+
+
+def test_a_cell_whose_interval_reaches_1_is_a_tie_in_the_grid_and_the_verdict():
+    """Rounds written as the harness writes them: at batch 1 jax's per-round ratio to
+    scratch swings around 1 (a tie), at batch 32 it is 2 every round (scratch wins). Every
+    row of a cell gets the peak its reference measured."""
+    rounds = 12
+    swing = [0.9, 1.12] * (rounds // 2)
+    rows = []
+    for batch, ratios in ((1, swing), (32, [2.0] * rounds)):
+        group, ours = f"g{batch}", [0.01 * batch] * rounds
+        for impl, unit in (("scratch-shortcut", ours),
+                           ("jax", [t * r for t, r in zip(ours, ratios, strict=True)])):
+            step_ms = 1e3 * sorted(unit)[rounds // 2] / 10
+            rows.append({**dict.fromkeys(scaling.schema.SCALING), "status": "ok", "impl": impl,
+                         "hidden": 32, "batch": batch, "step_time_ms": step_ms, "gflops": 1.0,
+                         "peak_gflops": 50.0 if impl == "scratch-shortcut" else math.nan,
+                         "round_times_s": json.dumps({"group": group, "epoch": unit})})
+    cells = scaling.cells(pd.DataFrame(rows))
+    assert cells["peak_gflops"].tolist() == [50.0] * 4
+    assert cells["fraction_of_peak"].tolist() == pytest.approx([0.02] * 4)
+    assert cells["rounds"].tolist() == [rounds] * 4
+    assert cells["place"].tolist() == ["fastest", "tied", "fastest", ""]
+    jax_b32 = cells.iloc[3]
+    assert jax_b32["over_fastest"] == jax_b32["over_scratch"] == pytest.approx(2.0)
+    assert jax_b32["over_fastest_low"] == jax_b32["over_fastest_high"] == pytest.approx(2.0)
+    best = scaling.winners(cells)
+    assert best["tied"].tolist() == [["jax"], []]
+    grid = scaling.winners_grid(cells)
+    assert "tie: scratch-shortcut = jax (jax " in grid
+    assert "scratch-shortcut (jax 2.00x [2.00, 2.00])" in grid
+    said = scaling.verdict(cells)
+    assert "scratch-shortcut is the fastest in 1 of 2 cells, and tied for the fastest in 1 more" \
+        in said
+    assert "H 32: scratch is the fastest at batch 32; tied at batch 1" in said
+    assert "jax is faster than scratch in 0 of 2 cells, slower in 1, tied in 1" in said

@@ -51,8 +51,8 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                scaling.specs, scaling.measure, scaling.configure, columns=scaling.COLUMNS,
                report=scaling.report, plots=(scaling.plot_throughput, scaling.plot_winners),
                summary=scaling.write_summary, runs_name="scaling_runs", tasks=scaling.TASKS,
-               same_process=scaling.same_process, group_size=len(scaling.WIDTHS["full"])
-               * len(scaling.BATCHES["full"]), curves=False, time_plots=False),
+               rounds=scaling.rounds, between_epochs=scaling.between_epochs,
+               unit_seconds=scaling.unit_seconds, curves=False, time_plots=False),
 ]}
 
 

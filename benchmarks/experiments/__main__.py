@@ -1,6 +1,6 @@
 """The worker process of a run or a group of runs:
-``python -m benchmarks.experiments SPECS.json RESULTS_DIR``; of a run in interleaved
-rounds: ``python -m benchmarks.experiments --serve SPEC.json RESULT.json``."""
+``python -m benchmarks.experiments SPECS.json RESULTS_DIR``; of runs in interleaved
+rounds: ``python -m benchmarks.experiments --serve SPECS.json RESULTS_DIR``."""
 
 import sys
 

@@ -59,6 +59,8 @@ class Experiment:
     # spec -> key, or None: the runs with the same key train side by side in interleaved
     # rounds (interleaved.run_rounds), each in a process of its own; the first the reference
     rounds: Callable[[RunSpec], tuple | None] | None = None
+    # a unit's seconds in those rounds, from its Monitor; None: its training time (elapsed)
+    unit_seconds: Callable | None = None
     curves: bool = True                     # write each run's loss curve to *_curves.csv
     time_plots: bool = True                 # plot time and memory per task and config
     options: tuple[Option, ...] = ()        # its own options (Selection.option reads them)

@@ -1,13 +1,16 @@
-"""Runs trained side by side in interleaved rounds, each in a long-lived process of its own.
+"""Runs trained side by side in interleaved rounds, each lane in a long-lived process.
 
-Each run's worker (``python -m WORKER --serve``) is started and prepared (its identity
-check, build and warm-up) one after another, so that no warm-up, and no calibration that
-times itself, shares the machine with another. Then, round after round, every run trains
-one unit (an epoch; the reference's matmul limit too, where it has one) in a freshly
-shuffled order, while the others wait idle (``rounds.interleave``). Each process keeps its
-framework's default threads. At the end each worker writes its row, whose
-``round_times_s`` holds its units' times, round by round, and the group's id: the
-reports pair two rows' times round by round only within one group.
+A stage is the runs of one task and configuration: speed's MNIST configurations, each a
+stage alone, or scaling's cells, one after another. A lane is an implementation's runs:
+its worker (``python -m WORKER --serve``) serves them stage by stage, its framework
+imported once. In each stage the runs are prepared (identity check, build and warm-up)
+one after another, so that no warm-up, and no calibration that times itself, shares the
+machine with another. Then, round after round, every run trains one unit (an epoch; the
+reference's work between epochs too, where it has one: the matmul limit, the peak GEMM)
+in a freshly shuffled order, while the others wait idle (``rounds.interleave``). Each
+process keeps its framework's default threads. At the end of the stage each run's row is
+written, whose ``round_times_s`` holds its units' times, round by round, and the stage's
+group id: the reports pair two rows' times round by round only within one group.
 """
 
 from __future__ import annotations
@@ -38,20 +41,30 @@ LIMIT = " limit"  # the unit name of a run's work between epochs (the matmul lim
 
 
 class Server:
-    """One run's worker process, and its replies read as they come."""
+    """One lane's worker process (its runs, one after another), and its replies read as
+    they come."""
 
-    def __init__(self, spec: RunSpec, folder: Path, log: Path, stderr, worker: str, i: int,
-                 memory_mib: float):
-        self.spec, self.log, self.memory_mib = spec, log, memory_mib
-        self.result = folder / f"result-{i}.json"
-        path = folder / f"spec-{i}.json"
-        path.write_text(json.dumps(asdict(spec)))
-        self.proc = processes.start(worker, ["--serve", str(path), str(self.result)], stderr,
+    def __init__(self, specs: list[RunSpec], folder: Path, log: Path, stderr, worker: str,
+                 name: str, memory_mib: float):
+        self.specs, self.k, self.log, self.memory_mib = specs, 0, log, memory_mib
+        self.results = folder / name
+        self.results.mkdir()
+        path = folder / f"{name}.json"
+        path.write_text(json.dumps([asdict(spec) for spec in specs]))
+        self.proc = processes.start(worker, ["--serve", str(path), str(self.results)], stderr,
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.replies: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
         self.failed = ""  # why it stopped answering: timeout or oom (killed by us), or error
-        self.reached = False
+
+    @property
+    def spec(self) -> RunSpec:
+        """The run it is on."""
+        return self.specs[self.k]
+
+    @property
+    def result(self) -> Path:
+        return self.results / f"result-{self.k}.json"
 
     def _read(self) -> None:
         for line in self.proc.stdout:
@@ -78,8 +91,9 @@ class Server:
             return line
 
     def ready(self) -> None:
-        """Wait until the worker is prepared (or failed): its reply says whether it has a
-        limit unit."""
+        """Wait until the worker has prepared its run (or failed): its reply says whether
+        it has a limit unit."""
+        self.reached = False
         line = self.reply()
         self.limit = bool(line) and line[0] == READY and line[1:] == ["limit"]
 
@@ -100,61 +114,90 @@ class Server:
         return float(line[1])
 
     def end(self, group: str, rounds: int, experiment: Experiment) -> dict:
-        """Its row, of the group's ``rounds`` whole rounds: the worker's own, or why there is
-        none."""
+        """Its run's row, of the group's ``rounds`` whole rounds: the worker's own, or why
+        there is none. The worker then prepares its next run, or exits after its last (or
+        a failure: a lane goes on in a fresh process)."""
         if not self.failed:
             with contextlib.suppress(BrokenPipeError):
                 self.proc.stdin.write(f"end {group} {rounds}\n")
                 self.proc.stdin.flush()
             status, start = "", time.monotonic()
-            while not status:  # its row written, or a limit passed
+            while not status and not self.result.exists():  # its row written, or a limit
                 Interrupted.check()
                 status = processes.check(self.proc, start, self.spec.timeout_s, self.memory_mib)
-                time.sleep(0.05)
+                time.sleep(0.02)
             self.failed = status
-        processes.kill(self.proc)
+        spec, last = self.spec, self.k + 1 == len(self.specs)
         if self.result.exists():
-            return {**experiment.base_row(self.spec), **json.loads(self.result.read_text())}
-        return processes.stopped(experiment, self.spec, self.failed, self.proc, self.log,
-                                 self.memory_mib)
+            row = {**experiment.base_row(spec), **json.loads(self.result.read_text())}
+            if last or row["status"] != "ok":  # its worker is done (a failure ends it)
+                processes.kill(self.proc)
+                self.failed = self.failed or row["status"]
+        else:
+            processes.kill(self.proc)
+            row = processes.stopped(experiment, spec, self.failed, self.proc, self.log,
+                                    self.memory_mib)
+        self.k += 1
+        return row
 
 
 def run_rounds(experiment: Experiment, specs: list[RunSpec], log_dir: Path,
                on_progress: Callable[[int, int], None], memory_mib: float, worker: str
                ) -> Iterator[list[tuple[RunSpec, dict]]]:
-    """Train ``specs`` side by side in interleaved rounds; yield their rows, in order, once.
-    The first spec is the reference: the rounds end once every ratio to it is narrow
-    enough (or, where the runs stop at their target, once every run has reached it), at
-    MIN_ROUNDS at the least, at the specs' epochs at the most, or when the first spec's
-    budget_s is spent. A run whose worker fails ends the rounds for all, which keep the
-    whole rounds before it."""
-    group, first = uuid.uuid4().hex[:12], specs[0]
-    logs = [log_dir / "logs" / f"{'-'.join(map(str, s.key[:4]))}-seed{s.seed}.log"
-            for s in specs]
-    logs[0].parent.mkdir(parents=True, exist_ok=True)
+    """Train ``specs`` in interleaved rounds; yield their rows, a stage at a time, in order.
+    A stage is the runs of one task and configuration (a scaling cell), trained side by
+    side; a lane, the runs of one implementation and seed, trained one stage after another
+    in one long-lived process (its framework imported once). In each stage the first spec
+    is the reference: the rounds end once every ratio to it is narrow enough (or, where
+    the runs stop at their target, once every run has reached it), at MIN_ROUNDS at the
+    least, at its epochs at the most, or when its budget_s is spent. A run whose worker
+    fails ends its stage's rounds for all, which keep the whole rounds before it; its lane
+    goes on in a fresh process."""
+    stages: dict[tuple, list[RunSpec]] = {}
+    lanes: dict[tuple, list[RunSpec]] = {}
+    for spec in specs:
+        stages.setdefault((spec.task, spec.config), []).append(spec)
+        lanes.setdefault((spec.impl, spec.seed), []).append(spec)
+    (log_dir / "logs").mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"groundup-run-{os.getpid()}-") as tmp, \
             contextlib.ExitStack() as stack:
-        servers = []
-        for i, (spec, log) in enumerate(zip(specs, logs)):  # prepared one at a time
-            server = Server(spec, Path(tmp), log, stack.enter_context(open(log, "w")), worker,
-                            i, memory_mib)
-            stack.callback(processes.kill, server.proc)
-            servers.append(server)
-            server.ready()
-        live = [s for s in servers if not s.failed]
-        units = {s.spec.label(): (lambda s=s: s.unit("epoch")) for s in live}
-        units.update({s.spec.label() + LIMIT: (lambda s=s: s.unit("limit"))
-                      for s in servers[:1] if s in live and s.limit})  # the reference's
-        names = list(units)
-        done = (lambda: all(s.reached for s in live)) if first.stop_at_target else None
-        rounds = 0
-        if live:
-            times = interleave(units, [(names[0], other) for other in names[1:]],
-                       np.random.default_rng(first.seed),
-                       min_rounds=min(MIN_ROUNDS, first.epochs), max_rounds=first.epochs,
-                       time_limit_s=first.budget_s, done=done,
-                       on_round=lambda done: on_progress(done, first.epochs))
-            rounds = len(next(iter(times.values())))
-        rows = [s.end(group, rounds, experiment) for s in servers]
-    yield list(zip(specs, rows))
+        servers: dict[tuple, Server] = {}
 
+        def server(spec: RunSpec) -> Server:
+            """The lane's process, on ``spec``: a fresh one where it has none running."""
+            lane = (spec.impl, spec.seed)
+            if lane not in servers or servers[lane].failed:
+                rest = lanes[lane][lanes[lane].index(spec):]
+                log = log_dir / "logs" / f"{'-'.join(map(str, spec.key[:4]))}-seed{spec.seed}.log"
+                servers[lane] = Server(rest, Path(tmp), log, stack.enter_context(open(log, "w")),
+                                       worker, uuid.uuid4().hex[:8], memory_mib)
+                stack.callback(processes.kill, servers[lane].proc)
+            return servers[lane]
+
+        for stage in stages.values():
+            on_progress(0, stage[0].epochs)
+            yield list(zip(stage, run_stage(experiment, [server(s) for s in stage], on_progress)))
+
+
+def run_stage(experiment: Experiment, servers: list[Server],
+              on_progress: Callable[[int, int], None]) -> list[dict]:
+    """One stage's rounds, its servers' runs prepared one at a time (so that no warm-up,
+    and no calibration that times itself, shares the machine with another); their rows."""
+    group, first = uuid.uuid4().hex[:12], servers[0].spec
+    for s in servers:
+        s.ready()
+    live = [s for s in servers if not s.failed]
+    units = {s.spec.label(): (lambda s=s: s.unit("epoch")) for s in live}
+    units.update({s.spec.label() + LIMIT: (lambda s=s: s.unit("limit"))
+                  for s in servers[:1] if s in live and s.limit})  # the reference's
+    names = list(units)
+    done = (lambda: all(s.reached for s in live)) if first.stop_at_target else None
+    rounds = 0
+    if live:
+        times = interleave(units, [(names[0], other) for other in names[1:]],
+                           np.random.default_rng(first.seed),
+                           min_rounds=min(MIN_ROUNDS, first.epochs), max_rounds=first.epochs,
+                           time_limit_s=first.budget_s, done=done,
+                           on_round=lambda done: on_progress(done, first.epochs))
+        rounds = len(next(iter(times.values())))
+    return [s.end(group, rounds, experiment) for s in servers]

@@ -109,6 +109,8 @@ NEWER_THAN_PUBLISHED = frozenset({"framework", "framework_version", "backend", "
                                   "identity_steps", "identity_rel_diff",
                                   "trained_in_full", "round_times_s", "ratio_low",
                                   "ratio_high", "rounds", "verdict", "numba", "thread_pools",
+                                  "place", *(f"over_{c}{end}" for c in ("fastest", "scratch")
+                                             for end in ("", "_low", "_high")),
                                   *(f"measured_{c}" for c in PREFIX_SCORES)})
 NOT_NUMBERS = {"", "JSON", "bool", "s or ms"}  # the units of columns that hold no number
 
@@ -191,13 +193,30 @@ SCALING_RUNS = {
     "samples_per_s": ("1/s", "training samples per second"),
     "gflops": ("GFLOP/s", "the step's matrix-product FLOPs (scratch.cost) per second"),
     "fraction_of_peak": ("fraction", "gflops / peak_gflops"),
-    "peak_gflops": ("GFLOP/s", "the machine's peak: a 2048^3 float32 GEMM through NumPy's BLAS, "
-                               "median of 5, measured once in the run's process"),
+    "peak_gflops": ("GFLOP/s", "the machine's peak: a 1024^3 float32 GEMM through NumPy's BLAS, "
+                               "a unit of the cell's rounds in the reference's process, "
+                               "its median (empty in the others' rows; scaling.csv has it "
+                               "in every row)"),
+    "round_times_s": ("JSON", "the cell's interleaved rounds: the group's id, each round's unit "
+                              "time (s; the unit's median step times its steps), and the "
+                              "peak GEMM's (the reference's row: scratch)"),
 }
 SCALING = {  # the runs' columns that make the map, one row per cell
     **{k: COLUMNS[k] for k in ("impl", "framework", "backend")},
     **{k: SCALING_RUNS[k] for k in ("hidden", "batch", "steps")},
-    "step_time_ms": ("ms", "median time of one training step"),
+    "step_time_ms": ("ms", "median time of one training step: of the cell's rounds, each "
+                           "unit's median step"),
+    "rounds": ("count", "the cell's interleaved rounds (empty: a run from before the rounds)"),
+    "over_fastest": ("1", "step time over the cell's fastest: the median of the rounds' "
+                          "ratios (the step times' quotient where not interleaved)"),
+    "over_fastest_low": ("1", "its 95% interval, low end (order statistics of the rounds' "
+                              "ratios); empty: not interleaved"),
+    "over_fastest_high": ("1", "its high end"),
+    "over_scratch": ("1", "step time over the from-scratch reference's in the same cell, likewise"),
+    "over_scratch_low": ("1", "its 95% interval, low end"),
+    "over_scratch_high": ("1", "its high end"),
+    "place": ("", "fastest: the cell's lowest step time; tied: its interval over the "
+                  "fastest reaches 1; empty: slower"),
     **{k: SCALING_RUNS[k] for k in ("us_per_sample", "samples_per_s", "gflops",
                                     "fraction_of_peak")},
     "peak_rss_mib": COLUMNS["peak_rss_mib"],

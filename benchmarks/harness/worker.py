@@ -366,8 +366,10 @@ class Served:
     """A run trained in interleaved rounds (``interleaved.run_rounds``): one unit at a time, at
     the runner's command, each timed alone. A unit is the next epoch, in its own order
     (reordered here, outside the timer) and trained by the implementation's own loop, or
-    the experiment's work between epochs (the matmul limit). The target is checked after
-    each epoch, untimed; the time to it is the sum of the epochs up to it."""
+    the experiment's work between epochs (the matmul limit). A unit's time is its training
+    time, or what the experiment's ``unit_seconds`` makes of its Monitor (scaling's: its
+    median step, times its steps). The target is checked after each epoch, untimed; the
+    time to it is the sum of the epochs up to it."""
 
     def __init__(self, run: Prepared):
         self.run, self.limit = run, run.between()
@@ -384,7 +386,7 @@ class Served:
             x, y = x[order], y[order]
         unit = Monitor(math.inf, lambda predict: False, 1)
         run.impl.train(run.model, x, y, replace(run.cfg, shuffle=False), 1, run.spec.seed, unit)
-        seconds = unit.elapsed()
+        seconds = (run.experiment.unit_seconds or Monitor.elapsed)(unit)
         self.epochs.append(seconds)
         monitor.epoch_times.append(seconds)
         monitor.step_times.extend(unit.step_times)
@@ -430,16 +432,21 @@ class Served:
                         round_times_s=json.dumps(rounds_s))
 
 
-def serve(experiments: dict[str, Experiment], spec_path: str, result_path: str) -> int:
-    """The worker of one run in interleaved rounds: ``@@ready`` once it is prepared (with
-    `` limit`` where it has the experiment's work between epochs), then one line a command
-    read from stdin: ``epoch`` and ``limit`` run a unit and reply ``@@unit SECONDS`` (with
-    `` target`` once the target is reached); ``end GROUP ROUNDS`` writes its row, of the
-    group's ROUNDS whole rounds, and exits."""
+def serve(experiments: dict[str, Experiment], specs_path: str, results_dir: str) -> int:
+    """The worker of runs in interleaved rounds, the specs listed in ``specs_path`` one
+    after another (a scaling implementation's cells): for each, ``@@ready`` once it is
+    prepared (with `` limit`` where it has the experiment's work between epochs), then one
+    line a command read from stdin: ``epoch`` and ``limit`` run a unit and reply ``@@unit
+    SECONDS`` (with `` target`` once the target is reached); ``end GROUP ROUNDS`` writes
+    spec k's row, of the group's ROUNDS whole rounds, to ``results_dir``/result-k.json,
+    and goes on to the next. A run that fails writes its row and ends the process."""
     die_with_parent()
-    spec = RunSpec(**json.loads(Path(spec_path).read_text()))
-    write_row(Path(result_path), guarded(spec, lambda: _serve(experiments[spec.experiment],
-                                                               spec)))
+    specs = [RunSpec(**fields) for fields in json.loads(Path(specs_path).read_text())]
+    for k, spec in enumerate(specs):
+        row = guarded(spec, lambda s=spec: _serve(experiments[s.experiment], s))
+        write_row(Path(results_dir) / f"result-{k}.json", row)
+        if row["status"] != "ok":
+            break
     return 0
 
 

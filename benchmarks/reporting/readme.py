@@ -184,8 +184,10 @@ def scaling_block(folder: Path, link: str) -> list[str]:
         return []
     cells = scaling.cells(_read(folder, "scaling_runs.csv"))
     return ["### Where each implementation wins: batch size x width (`groundup run scaling`)",
-            "", scaling.verdict(cells), "", "The fastest per cell (H in rows), and scratch's "
-            "step time over the fastest's:", "", scaling.winners_grid(cells), "",
+            "", scaling.verdict(cells), "", "The fastest per cell (H in rows), and the "
+            "runner-up's step time over the fastest's with its 95% interval (a tie where it "
+            "reaches 1):", "", scaling.winners_grid(cells), "", "Scratch's step time over the "
+            "fastest's:", "", scaling.winners_grid(cells, scratch=True), "",
             scaling.fits(cells).to_markdown(index=False, floatfmt=".4g"), "",
             f"The machine's peak: {cells['peak_gflops'].median():.1f} GFLOP/s (a float32 GEMM "
             "through NumPy's BLAS, measured in the same run).", "",
