@@ -168,3 +168,23 @@ def test_a_worker_killed_mid_rounds_ends_them_and_the_others_keep_their_rows(tmp
     assert scratch["status"] == "ok" and scratch["measured_epochs"] in (1, 2)
     assert len(json.loads(scratch["round_times_s"])["epoch"]) == scratch["measured_epochs"]
     assert jax["status"] == "killed" and jax["error"] == "killed (signal 9)"
+
+
+def test_a_served_run_is_compiled_for_its_units_in_warm_up_not_in_its_first_round():
+    """jax's executable is compiled per (epochs a call, shapes): a served run trains an
+    epoch a call, so its warm-up compiles that one, and its units compile nothing (its
+    first round once held 1.7 s of compilation)."""
+    from dataclasses import replace
+
+    from benchmarks.experiments import EXPERIMENTS
+    from benchmarks.harness.worker import Served, prepare
+    from benchmarks.harness.specs import PROFILES, Selection
+    from tests.conftest import needs
+
+    needs("jax")
+    spec, = speed.specs(PROFILES["quick"], Selection(["mnist/b32"], ["jax"], None))
+    served = Served(prepare(EXPERIMENTS["speed"], replace(spec, epochs=3, train_samples=256),
+                            epochs=1))
+    compiled = dict(served.run.model._compiled)
+    served.epoch(), served.warm(), served.epoch()
+    assert served.run.model._compiled == compiled and len(compiled) == 1

@@ -52,7 +52,8 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                report=scaling.report, plots=(scaling.plot_throughput, scaling.plot_winners),
                summary=scaling.write_summary, runs_name="scaling_runs", tasks=scaling.TASKS,
                rounds=scaling.rounds, between_epochs=scaling.between_epochs,
-               unit_seconds=scaling.unit_seconds, curves=False, time_plots=False),
+               unit_seconds=scaling.unit_seconds, warm_rounds=1, curves=False,
+               time_plots=False),
 ]}
 
 

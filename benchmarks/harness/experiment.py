@@ -61,6 +61,10 @@ class Experiment:
     rounds: Callable[[RunSpec], tuple | None] | None = None
     # a unit's seconds in those rounds, from its Monitor; None: its training time (elapsed)
     unit_seconds: Callable | None = None
+    # rounds of a stage run before its timed ones and discarded: first-touch costs (caches,
+    # allocators, the first call of a cell's new shapes) that no later round pays. They
+    # train too, so only an experiment that scores no accuracy has them.
+    warm_rounds: int = 0
     curves: bool = True                     # write each run's loss curve to *_curves.csv
     time_plots: bool = True                 # plot time and memory per task and config
     options: tuple[Option, ...] = ()        # its own options (Selection.option reads them)

@@ -191,11 +191,14 @@ def run_stage(experiment: Experiment, servers: list[Server],
     units.update({s.spec.label() + LIMIT: (lambda s=s: s.unit("limit"))
                   for s in servers[:1] if s in live and s.limit})  # the reference's
     names = list(units)
+    rng = np.random.default_rng(first.seed)
+    for _ in range(experiment.warm_rounds):  # their times discarded
+        for i in rng.permutation(len(live)):
+            live[i].unit("warm")
     done = (lambda: all(s.reached for s in live)) if first.stop_at_target else None
     rounds = 0
-    if live:
-        times = interleave(units, [(names[0], other) for other in names[1:]],
-                           np.random.default_rng(first.seed),
+    if live and not any(s.failed for s in live):
+        times = interleave(units, [(names[0], other) for other in names[1:]], rng,
                            min_rounds=min(MIN_ROUNDS, first.epochs), max_rounds=first.epochs,
                            time_limit_s=first.budget_s, done=done,
                            on_round=lambda done: on_progress(done, first.epochs))

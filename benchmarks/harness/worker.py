@@ -150,8 +150,11 @@ class Prepared:
         return e.between_epochs and e.between_epochs(self.spec, self.cfg, self.data, self.initial)
 
 
-def prepare(experiment: Experiment, spec: RunSpec) -> Prepared:
+def prepare(experiment: Experiment, spec: RunSpec, epochs: int | None = None) -> Prepared:
+    """``spec``'s run up to its training, compiled and calibrated for calls of ``epochs``
+    epochs (default: the run's, in one go)."""
     cfg = experiment.configure(spec)
+    epochs = epochs or spec.epochs
     impl = IMPLEMENTATIONS[spec.impl]
     check_refused(impl, spec, cfg)
     impl.activate()
@@ -160,9 +163,9 @@ def prepare(experiment: Experiment, spec: RunSpec) -> Prepared:
     same = identity(impl, cfg, spec.dtype, spec.seed, initial, data.x, data.y)
     model = impl.build(cfg, initial, spec.dtype, spec.seed)
     if PROFILES[spec.profile].times_say_nothing:  # no calibration: its times say nothing
-        impl.untimed(cfg, data.x, spec.epochs)
+        impl.untimed(cfg, data.x, epochs)
     started = time.perf_counter()
-    impl.warm_up(model, data.x, data.y, cfg, spec.epochs)
+    impl.warm_up(model, data.x, data.y, cfg, epochs)
     return Prepared(experiment, spec, cfg, impl, data, initial, same, model,
                     time.perf_counter() - started)
 
@@ -380,13 +383,7 @@ class Served:
 
     def epoch(self) -> str:
         run, k, monitor = self.run, len(self.epochs), self.monitor
-        x, y = run.data.x, run.data.y
-        if run.cfg.shuffle:
-            order = epoch_order(len(x), k, run.spec.seed)
-            x, y = x[order], y[order]
-        unit = Monitor(math.inf, lambda predict: False, 1)
-        run.impl.train(run.model, x, y, replace(run.cfg, shuffle=False), 1, run.spec.seed, unit)
-        seconds = (run.experiment.unit_seconds or Monitor.elapsed)(unit)
+        unit, seconds = self.unit(k)
         self.epochs.append(seconds)
         monitor.epoch_times.append(seconds)
         monitor.step_times.extend(unit.step_times)
@@ -396,6 +393,21 @@ class Served:
                 lambda inputs: run.impl.predict(run.model, inputs)):
             monitor.time_to_target, monitor.epochs_to_target = sum(self.epochs), k + 1
         return f"{seconds!r}" + (" target" if monitor.time_to_target is not None else "")
+
+    def unit(self, k: int) -> tuple[Monitor, float]:
+        """Train epoch ``k`` (in its order): its Monitor, and its time as a unit."""
+        run = self.run
+        x, y = run.data.x, run.data.y
+        if run.cfg.shuffle:
+            order = epoch_order(len(x), k, run.spec.seed)
+            x, y = x[order], y[order]
+        unit = Monitor(math.inf, lambda predict: False, 1)
+        run.impl.train(run.model, x, y, replace(run.cfg, shuffle=False), 1, run.spec.seed, unit)
+        return unit, (run.experiment.unit_seconds or Monitor.elapsed)(unit)
+
+    def warm(self) -> str:
+        """A unit whose time is discarded (a warm round): epoch 0's batches again."""
+        return f"{self.unit(0)[1]!r}"
 
     def between(self) -> str:
         self.limit()
@@ -451,14 +463,14 @@ def serve(experiments: dict[str, Experiment], specs_path: str, results_dir: str)
 
 
 def _serve(experiment: Experiment, spec: RunSpec) -> dict:
-    served = Served(prepare(experiment, spec))
+    served = Served(prepare(experiment, spec, epochs=1))  # a unit: an epoch a call
     print(READY + (" limit" if served.limit else ""), flush=True)
     for line in sys.stdin:
         command, *rest = line.split()
         if command == "end":
             return served.finish(rest[0], int(rest[1]))
-        print(f"{UNIT} {served.epoch() if command == 'epoch' else served.between()}",
-              flush=True)
+        reply = {"epoch": served.epoch, "warm": served.warm, "limit": served.between}[command]
+        print(f"{UNIT} {reply()}", flush=True)
     raise RuntimeError("the runner closed the rounds without ending them")
 
 
