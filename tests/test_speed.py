@@ -177,8 +177,8 @@ def test_a_served_run_is_compiled_for_its_units_in_warm_up_not_in_its_first_roun
     from dataclasses import replace
 
     from benchmarks.experiments import EXPERIMENTS
-    from benchmarks.harness.worker import Served, prepare
     from benchmarks.harness.specs import PROFILES, Selection
+    from benchmarks.harness.worker import Served, prepare
     from tests.conftest import needs
 
     needs("jax")
