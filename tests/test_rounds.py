@@ -138,11 +138,16 @@ def test_a_failed_unit_ends_the_rounds_with_the_last_whole_one():
     assert {len(t) for t in times.values()} == {3} and seen == [1, 2, 3]
 
 
-def test_done_says_when_the_rounds_end():
-    """Runs that stop at their target end the rounds once every one has reached it, not
-    when the ratios are narrow."""
+def test_done_says_when_the_rounds_may_end():
+    """Runs that stop at their target end the rounds once every one has reached it and
+    the ratios are narrow: not before the first, nor before the second."""
     rounds = []
     times = interleave({"a": lambda: 2.0, "b": lambda: 1.0}, [("a", "b")],
                        np.random.default_rng(0), min_rounds=2, max_rounds=20,
-                       done=lambda: len(rounds) >= 5, on_round=rounds.append)
-    assert len(times["a"]) == 5 and rounds == [1, 2, 3, 4, 5]
+                       done=lambda: len(rounds) >= 7, on_round=rounds.append)
+    assert len(times["a"]) == 7 and rounds == [1, 2, 3, 4, 5, 6, 7]  # narrow from 6 on
+    noisy = iter([1.0, 3.0] * 4 + [1.0] * 40)  # wide for 8 rounds, then narrow
+    times = interleave({"a": lambda: next(noisy), "b": lambda: 1.0}, [("a", "b")],
+                       np.random.default_rng(0), min_rounds=2, max_rounds=40,
+                       done=lambda: True)
+    assert 8 < len(times["a"]) < 40

@@ -117,9 +117,10 @@ def test_mnist_runs_train_in_interleaved_rounds_each_in_its_own_process(tmp_path
     needs("jax")
     planned = speed.specs(PROFILES["quick"], Selection(["mnist/b128"], ["scratch-shortcut",
                                                                          "jax"], None))
-    specs = [replace(s, epochs=3, train_samples=256) for s in planned]
+    specs = [replace(s, epochs=1, train_samples=3 * 128) for s in planned]  # 3 steps
     experiment = EXPERIMENTS["speed"]
     assert groups(experiment, specs) == [specs]  # one group of rounds
+    assert experiment.parts(specs[0]) == 3  # a round's unit a third of an epoch: a step
     progress = []
     rows = [row for batch in run_group(experiment, specs, tmp_path,
                                        lambda d, t: progress.append(d), 1e9, WORKER)
@@ -129,8 +130,9 @@ def test_mnist_runs_train_in_interleaved_rounds_each_in_its_own_process(tmp_path
     scratch, jax = (json.loads(r["round_times_s"]) for r in rows)
     assert scratch["group"] == jax["group"] and progress == [0, 1, 2, 3]
     assert len(scratch["epoch"]) == len(jax["epoch"]) == len(scratch["limit"]) == 3
+    assert scratch["parts"] == jax["parts"] == 3
     assert "limit" not in jax  # the reference's alone
-    assert all(r["measured_epochs"] == 3 and r["epoch_time_s"] > 0 for r in rows)
+    assert all(r["measured_epochs"] == 1 and r["epoch_time_s"] > 0 for r in rows)
     assert rows[0]["matmul_epoch_s"] > 0
 
 
@@ -165,8 +167,9 @@ def test_a_worker_killed_mid_rounds_ends_them_and_the_others_keep_their_rows(tmp
     rows = [row for batch in run_group(EXPERIMENTS["speed"], specs, tmp_path, kill_jax, 1e9,
                                        WORKER) for _, row in batch]
     scratch, jax = rows
-    assert scratch["status"] == "ok" and scratch["measured_epochs"] in (1, 2)
-    assert len(json.loads(scratch["round_times_s"])["epoch"]) == scratch["measured_epochs"]
+    units = json.loads(scratch["round_times_s"])["epoch"]  # a quarter epoch each
+    assert scratch["status"] == "ok" and len(units) in (1, 2)
+    assert scratch["measured_epochs"] == len(units) / 4
     assert jax["status"] == "killed" and jax["error"] == "killed (signal 9)"
 
 
@@ -183,8 +186,11 @@ def test_a_served_run_is_compiled_for_its_units_in_warm_up_not_in_its_first_roun
 
     needs("jax")
     spec, = speed.specs(PROFILES["quick"], Selection(["mnist/b32"], ["jax"], None))
-    served = Served(prepare(EXPERIMENTS["speed"], replace(spec, epochs=3, train_samples=256),
-                            epochs=1))
+    experiment = EXPERIMENTS["speed"]
+    spec = replace(spec, epochs=3, train_samples=100 * 32)  # parts of 25 steps
+    served = Served(prepare(experiment, spec, epochs=1, parts=experiment.parts(spec)))
     compiled = dict(served.run.model._compiled)
-    served.epoch(), served.warm(), served.epoch()
+    for _ in range(experiment.parts(spec)):
+        served.epoch()
+    served.warm()
     assert served.run.model._compiled == compiled and len(compiled) == 1

@@ -29,7 +29,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                generalisation.specs, generalisation.measure, generalisation.configure,
                generalisation.load, generalisation.COLUMNS, generalisation.report,
                (generalisation.plot,), tasks=generalisation.TASKS, timed=False,
-               group_size=10,  # keras-torch-tuned's 20 seeds (15 min) over 2 workers
+               group_size=10,  # scratch's 20 seeds (seed-batched) in 2 groups, a peer's 5 in 1
                options=(generalisation.VARIANTS_OPTION,)),
     Experiment("jacobian", "explicit Jacobians against the shortcut, MNIST 784-H-10",
                jacobian.specs, jacobian.measure, jacobian.configure, columns=jacobian.COLUMNS,
@@ -38,7 +38,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                speed.specs, speed.measure, speed.configure,
                columns=speed.COLUMNS, report=speed.report, summary=speed.write_summary,
                runs_name="speed_runs", between_epochs=speed.between_epochs,
-               tasks=speed.TASKS, rounds=speed.rounds),
+               tasks=speed.TASKS, rounds=speed.rounds, parts=speed.parts),
     Experiment("xor-atlas", "how often a 2-H-1 XOR net converges: 1000 seeds a cell",
                atlas.specs, atlas.measure, atlas.configure, columns=atlas.COLUMNS,
                report=atlas.report, plots=(atlas.plot,), summary=atlas.write_summary,
@@ -52,8 +52,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                report=scaling.report, plots=(scaling.plot_throughput, scaling.plot_winners),
                summary=scaling.write_summary, runs_name="scaling_runs", tasks=scaling.TASKS,
                rounds=scaling.rounds, between_epochs=scaling.between_epochs,
-               unit_seconds=scaling.unit_seconds, warm_rounds=1, curves=False,
-               time_plots=False),
+               warm_rounds=1, curves=False, time_plots=False),
 ]}
 
 

@@ -7,9 +7,7 @@ identity-checked and warmed up (compiled, calibrated) outside the timer, trains 
 a round (``unit_steps``: 256 steps at batch 1, 2 at batch 2048), in a freshly shuffled
 order, after a warm round whose times are discarded; the reference's process times the
 machine's peak (a float32 GEMM through NumPy's BLAS) as a unit of the same rounds. A
-unit's time is its median step times its steps, so a framework's per-call setup (Keras
-fit's) is not counted as training; an implementation that trains the unit in one
-compiled call (jax, scratch-numba) has one step time, the call's mean. The
+unit's time is its steps' own, without a framework's per-call setup (Keras fit's). The
 rounds end once every implementation's ratio to scratch's is within 10% of its median
 (at 6 rounds at the least), or the cell's time is spent. An implementation's cells are
 one lane: one process, its framework imported once.
@@ -103,11 +101,6 @@ def configure(spec: RunSpec) -> TaskConfig:
 def rounds(spec: RunSpec) -> tuple:
     """The whole map is one run of rounds: each cell a stage, each implementation a lane."""
     return ("map",)
-
-
-def unit_seconds(unit) -> float:
-    """A unit's time: its median step, times its steps (Keras fit's setup left out)."""
-    return statistics.median(unit.step_times) * unit.steps_done
 
 
 class PeakGemm:

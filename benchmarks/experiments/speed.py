@@ -37,7 +37,7 @@ import numpy as np
 from benchmarks.data.tasks import TaskConfig, get_config
 from benchmarks.files import write_atomic
 from benchmarks.harness import schema
-from benchmarks.harness.rounds import MIN_ROUNDS, Ratio
+from benchmarks.harness.rounds import Ratio, epoch_part
 from benchmarks.harness.specs import Profile, RunSpec, Selection
 from scratch import MNIST
 
@@ -51,18 +51,25 @@ EPOCHS = {"b32": 3, "b128": 5, "to98": 15}
 # ends at 97.98%, and the two sides crossed an epoch apart.
 TO98 = {"name": "sgd", "learning_rate": 0.2}
 TO98_BATCH = 32
-TINY_BUDGET_S = {"quick": 5, "full": 5, "smoke": 2}  # thousands of steps for the median
+TINY_BUDGET_S = {"quick": 3, "full": 3, "smoke": 2}  # thousands of steps for the median
 # The sides of the tiny tasks' targets (PAIRED: scratch and keras-tuned, scratch-numba and
-# jax): 6 pairs, the fewest whose median has a 95% interval; the other step peers run the
-# first 3
+# jax): 6 pairs, the fewest whose median has a 95% interval; the other step peers,
+# reported with no target and no interval, run the first (a run is a process of its own:
+# 3 seeds of each took 3 of the publish's minutes)
 TINY_SEEDS = 6
-PEER_TINY_SEEDS = 3
+PEER_TINY_SEEDS = 1
 SMOKE_SAMPLES = 2048
-# The MNIST configurations' rounds: at most this many (epochs), and the seconds after
-# which no new one starts (MIN_ROUNDS at the least)
-ROUNDS = {"smoke": 1, "quick": MIN_ROUNDS, "full": 20}
+# The MNIST configurations' rounds: at most this many epochs, each PARTS units (a round's
+# unit a part of an epoch: rounds a quarter as long pair the sides closer in time, and
+# four times as many narrow the intervals: scratch / torch at batch 32 measured +-33% in 7
+# epoch rounds, +-5% in 21 quarter rounds of the same 4 minutes), and the seconds after
+# which no new round starts (MIN_ROUNDS at the least)
+PARTS = {"smoke": 1, "quick": 4, "full": 4}
+ROUNDS = {"smoke": 1, "quick": 2, "full": 20}
 ROUNDS_LIMIT_S = {"smoke": 2.0, "quick": 120.0, "full": 600.0}
-TO98_EPOCHS = 15  # the most rounds to the target; every run of the configuration crosses
+# The most epochs to the target (every run of the configuration crosses by epoch 5); the
+# time limit counts only once every run has reached it
+TO98_EPOCHS = 15
 TASKS = ("mnist", *(f"mnist/{c}" for c in EPOCHS), "xor", "xor/blog", "reverse4", "reverse4/blog")
 # The peers of the MNIST metrics (each as the reference examples run it), and the compiled
 # ones of the tiny tasks' step time; a peer whose framework is missing is skipped.
@@ -107,7 +114,7 @@ def specs(profile: Profile, chosen: Selection) -> list[RunSpec]:
     runs = [RunSpec("speed", "mnist", config, impl, 0, profile.name, rounds, **mnist)
             for config in ("b32", "b128") for impl in ("scratch-shortcut", *peers)]
     runs += [RunSpec("speed", "mnist", "to98", impl, 0, profile.name,
-                     1 if smoke else TO98_EPOCHS, **{**mnist, "budget_s": math.inf},
+                     1 if smoke else TO98_EPOCHS, **mnist,
                      stop_at_target=True)
              for impl in ("scratch-shortcut", *to98)]
     for task in ("xor", "reverse4"):
@@ -133,10 +140,17 @@ def rounds(spec: RunSpec) -> tuple | None:
     return (spec.task, spec.config) if spec.task == "mnist" else None
 
 
+def parts(spec: RunSpec) -> int:
+    """The units of an MNIST epoch in those rounds (at most its steps)."""
+    steps = -(-(spec.train_samples or 60_000) // configure(spec).batch_size)
+    return min(PARTS[spec.profile], steps)
+
+
 def between_epochs(spec: RunSpec, cfg: TaskConfig, data, weights: list[np.ndarray]):
     """For batch 128: the matmul limit, each call one pass. In interleaved rounds it is a
     unit of its own (scratch's); a run outside them measures it after each epoch, untimed."""
-    return MatmulLimit(data.x, cfg.batch_size, weights) if spec.config == "b128" else None
+    return (MatmulLimit(data.x, cfg.batch_size, weights, parts(spec)) if spec.config == "b128"
+            else None)
 
 
 def measure(t) -> dict:
@@ -152,29 +166,33 @@ def measure(t) -> dict:
 class MatmulLimit:
     """The epoch's matrix products alone, in the shapes, layouts and calls the library
     uses: Z1 = X W1, Z2 = A1 W2, dW1 = X^T dZ1, dW2 = A1^T dZ2, dA1 = dZ2 W2^T.
-    Each call times one pass over ``x``; ``result`` is the median pass, scaled to an
-    epoch of ``n_full`` samples."""
+    Each call times one part of a pass over ``x`` (of ``parts``, in turn, as the rounds'
+    units are); ``result`` is the median step, scaled to an epoch of ``n_full`` samples."""
 
-    def __init__(self, x: np.ndarray, batch: int, weights: list[np.ndarray]):
-        self.x, self.batch, self.w1, self.w2 = x, batch, weights[0], weights[2]
+    def __init__(self, x: np.ndarray, batch: int, weights: list[np.ndarray], parts: int = 1):
+        self.x, self.batch, self.w1, self.w2, self.parts = x, batch, weights[0], weights[2], parts
         rng = np.random.default_rng(0)
         self.a1 = rng.random((batch, self.w1.shape[1]), dtype=np.float32)
         self.dz1, self.dz2 = self.a1.copy(), rng.random((batch, self.w2.shape[1]), dtype=np.float32)
-        self.steps = len(x) // batch
+        self.steps = len(x) // batch  # whole batches: the products' shapes are fixed
         self.times: list[float] = []
+        self.per_step: list[float] = []
 
     def __call__(self) -> None:
         w1, w2, a1, dz1, dz2 = self.w1, self.w2, self.a1, self.dz1, self.dz2
+        lo, hi = epoch_part(len(self.x), self.batch, len(self.times) % self.parts, self.parts)
+        steps = range(lo // self.batch, min(-(-hi // self.batch), self.steps))
         start = time.perf_counter()
-        for i in range(self.steps):
+        for i in steps:
             xb = self.x[i * self.batch:(i + 1) * self.batch]
             np.dot(xb, w1), np.dot(a1, w2), np.dot(xb.T, dz1), np.dot(a1.T, dz2), np.dot(dz2, w2.T)
         self.times.append(time.perf_counter() - start)
+        self.per_step.append(self.times[-1] / max(len(steps), 1))
 
     def result(self, n_full: int) -> dict:
         if not self.times:  # trained for no whole epoch
             self()
-        per_step = statistics.median(self.times) / self.steps
+        per_step = statistics.median(self.per_step[:len(self.times)])
         flops = 2 * self.batch * (2 * self.w1.size + 3 * self.w2.size)
         return {"matmul_epoch_s": per_step * n_full / self.batch,
                 "matmul_gflops": flops / per_step / 1e9}

@@ -59,8 +59,9 @@ class Experiment:
     # spec -> key, or None: the runs with the same key train side by side in interleaved
     # rounds (interleaved.run_rounds), each in a process of its own; the first the reference
     rounds: Callable[[RunSpec], tuple | None] | None = None
-    # a unit's seconds in those rounds, from its Monitor; None: its training time (elapsed)
-    unit_seconds: Callable | None = None
+    # spec -> how many units an epoch is in those rounds (its parts, a round's unit each;
+    # shorter rounds pair the sides closer in time); None: 1, a unit an epoch
+    parts: Callable[[RunSpec], int] | None = None
     # rounds of a stage run before its timed ones and discarded: first-touch costs (caches,
     # allocators, the first call of a cell's new shapes) that no later round pays. They
     # train too, so only an experiment that scores no accuracy has them.

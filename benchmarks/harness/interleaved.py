@@ -175,7 +175,6 @@ def run_rounds(experiment: Experiment, specs: list[RunSpec], log_dir: Path,
             return servers[lane]
 
         for stage in stages.values():
-            on_progress(0, stage[0].epochs)
             yield list(zip(stage, run_stage(experiment, [server(s) for s in stage], on_progress)))
 
 
@@ -184,6 +183,8 @@ def run_stage(experiment: Experiment, servers: list[Server],
     """One stage's rounds, its servers' runs prepared one at a time (so that no warm-up,
     and no calibration that times itself, shares the machine with another); their rows."""
     group, first = uuid.uuid4().hex[:12], servers[0].spec
+    most = first.epochs * (experiment.parts(first) if experiment.parts else 1)  # rounds
+    on_progress(0, most)
     for s in servers:
         s.ready()
     live = [s for s in servers if not s.failed]
@@ -199,8 +200,8 @@ def run_stage(experiment: Experiment, servers: list[Server],
     rounds = 0
     if live and not any(s.failed for s in live):
         times = interleave(units, [(names[0], other) for other in names[1:]], rng,
-                           min_rounds=min(MIN_ROUNDS, first.epochs), max_rounds=first.epochs,
+                           min_rounds=min(MIN_ROUNDS, most), max_rounds=most,
                            time_limit_s=first.budget_s, done=done,
-                           on_round=lambda done: on_progress(done, first.epochs))
+                           on_round=lambda done: on_progress(done, most))
         rounds = len(next(iter(times.values())))
     return [s.end(group, rounds, experiment) for s in servers]

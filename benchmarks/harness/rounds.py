@@ -50,6 +50,13 @@ def median_interval(values: Sequence[float],
     return (median, float(x[k - 1]), float(x[n - k])) if k else (median, math.nan, math.nan)
 
 
+def epoch_part(n: int, batch: int, p: int, parts: int) -> tuple[int, int]:
+    """The samples [lo, hi) of part ``p`` of ``parts`` of an epoch of ``n`` samples: whole
+    batches, as even as they divide (the epoch's last batch may be short)."""
+    steps = -(-n // batch)
+    return p * steps // parts * batch, min(n, (p + 1) * steps // parts * batch)
+
+
 @dataclass(frozen=True)
 class Ratio:
     """The median of per-round ratios, its interval (NaN: too few rounds) and the rounds."""
@@ -101,10 +108,10 @@ def interleave(units: Mapping[str, Callable[[], float | None]], pairs: Sequence[
     """Run every unit once a round, in a freshly shuffled order, nothing between them; a
     unit returns the seconds its work took (measured where it ran), or None where it
     failed: the rounds then end with the last whole one. Once ``min_rounds`` have run,
-    stop as soon as ``done()`` says so (by default: every ratio of ``pairs`` (numerator,
-    denominator) is within ``narrow`` of its median) or ``time_limit_s`` is spent; or at
-    ``max_rounds``. ``on_round`` is told each round's number as it ends. Returns each
-    unit's times, round by round.
+    stop as soon as ``done()`` (if given: every run at its target) says so and either
+    every ratio of ``pairs`` (numerator, denominator) is within ``narrow`` of its median
+    or ``time_limit_s`` is spent; or at ``max_rounds``. ``on_round`` is told each round's
+    number as it ends. Returns each unit's times, round by round.
 
     Within a round the order still matters where the machine drifts: each round's ratio
     leans with the side that ran first, so the median of many is within the drift of one
@@ -122,7 +129,7 @@ def interleave(units: Mapping[str, Callable[[], float | None]], pairs: Sequence[
                 return {name: t[:rounds - 1] for name, t in times.items()}
             times[names[i]].append(float(seconds))
         on_round(rounds)
-        if rounds >= min_rounds and (clock() - start >= time_limit_s
-                                     or (done or narrow_enough)()):
+        if rounds >= min_rounds and (done is None or done()) and (
+                clock() - start >= time_limit_s or narrow_enough()):
             break
     return times

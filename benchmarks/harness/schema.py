@@ -163,8 +163,10 @@ SPEED_RUNS = {
     "matmul_gflops": ("GFLOP/s", "the rate of those products"),
     "round_times_s": ("JSON", "MNIST: the interleaved rounds the run trained in, with the "
                               "others of its task and configuration: the group's id, each "
-                              "round's epoch time (s), the matmul limit's (batch 128's "
-                              "scratch), and the epoch that reached the target"),
+                              "round's unit time (s: its steps' own, without a framework's "
+                              "per-call setup) under epoch, the parts of an epoch a unit is "
+                              "(parts; absent: 1), the matmul limit's (batch 128's scratch), "
+                              "and the epoch that reached the target"),
 }
 SPEED = {
     "metric": ("", "what is divided by what"),
@@ -198,14 +200,14 @@ SCALING_RUNS = {
                                "its median (empty in the others' rows; scaling.csv has it "
                                "in every row)"),
     "round_times_s": ("JSON", "the cell's interleaved rounds: the group's id, each round's unit "
-                              "time (s; the unit's median step times its steps), and the "
-                              "peak GEMM's (the reference's row: scratch)"),
+                              "time (s: its steps' own, without a framework's per-call setup), "
+                              "and the peak GEMM's (the reference's row: scratch)"),
 }
 SCALING = {  # the runs' columns that make the map, one row per cell
     **{k: COLUMNS[k] for k in ("impl", "framework", "backend")},
     **{k: SCALING_RUNS[k] for k in ("hidden", "batch", "steps")},
-    "step_time_ms": ("ms", "median time of one training step: of the cell's rounds, each "
-                           "unit's median step"),
+    "step_time_ms": ("ms", "time of one training step: the cell's median unit over its "
+                           "steps"),
     "rounds": ("count", "the cell's interleaved rounds (empty: a run from before the rounds)"),
     "over_fastest": ("1", "step time over the cell's fastest: the median of the rounds' "
                           "ratios (the step times' quotient where not interleaved)"),

@@ -25,6 +25,7 @@ import numpy as np
 from benchmarks.data.tasks import target_reached
 from benchmarks.harness import environment
 from benchmarks.harness.experiment import Experiment
+from benchmarks.harness.rounds import epoch_part
 from benchmarks.harness.schema import PREFIX_SCORES
 from benchmarks.harness.specs import PROFILES, RunSpec
 from benchmarks.implementations import (
@@ -150,9 +151,11 @@ class Prepared:
         return e.between_epochs and e.between_epochs(self.spec, self.cfg, self.data, self.initial)
 
 
-def prepare(experiment: Experiment, spec: RunSpec, epochs: int | None = None) -> Prepared:
+def prepare(experiment: Experiment, spec: RunSpec, epochs: int | None = None,
+            parts: int = 1) -> Prepared:
     """``spec``'s run up to its training, compiled and calibrated for calls of ``epochs``
-    epochs (default: the run's, in one go)."""
+    epochs (default: the run's, in one go), each of a part of an epoch (of ``parts``:
+    each length they come in)."""
     cfg = experiment.configure(spec)
     epochs = epochs or spec.epochs
     impl = IMPLEMENTATIONS[spec.impl]
@@ -165,7 +168,9 @@ def prepare(experiment: Experiment, spec: RunSpec, epochs: int | None = None) ->
     if PROFILES[spec.profile].times_say_nothing:  # no calibration: its times say nothing
         impl.untimed(cfg, data.x, epochs)
     started = time.perf_counter()
-    impl.warm_up(model, data.x, data.y, cfg, epochs)
+    bounds = (epoch_part(len(data.x), cfg.batch_size, p, parts) for p in range(parts))
+    for lo, hi in {hi - lo: (lo, hi) for lo, hi in bounds}.values():
+        impl.warm_up(model, data.x[lo:hi], data.y[lo:hi], cfg, epochs)
     return Prepared(experiment, spec, cfg, impl, data, initial, same, model,
                     time.perf_counter() - started)
 
@@ -367,47 +372,59 @@ READY, UNIT = "@@ready", "@@unit"  # a served run's replies to the runner
 
 class Served:
     """A run trained in interleaved rounds (``interleaved.run_rounds``): one unit at a time, at
-    the runner's command, each timed alone. A unit is the next epoch, in its own order
+    the runner's command, each timed alone. A unit is the next part of an epoch (the
+    experiment's ``parts`` of it; by default the whole), in the epoch's own order
     (reordered here, outside the timer) and trained by the implementation's own loop, or
-    the experiment's work between epochs (the matmul limit). A unit's time is its training
-    time, or what the experiment's ``unit_seconds`` makes of its Monitor (scaling's: its
-    median step, times its steps). The target is checked after each epoch, untimed; the
-    time to it is the sum of the epochs up to it."""
+    the experiment's work between epochs (the matmul limit, the peak GEMM). A unit's time
+    is its steps' own (``Monitor.steps_time``: no framework's per-call setup). The target
+    is checked after each epoch, untimed; the time to it is the sum of the units up to it."""
 
     def __init__(self, run: Prepared):
         self.run, self.limit = run, run.between()
+        experiment = run.experiment
+        self.parts = experiment.parts(run.spec) if experiment.parts else 1
         self.monitor = Monitor(math.inf, run.target, run.spec.epochs)  # the run's record
         self.monitor.between_epochs = self.limit
-        self.epochs: list[float] = []
+        self.units: list[float] = []
+        self.ordered: tuple = (None, None, None)  # (epoch, x, y) in its order
         self.before = reset_peak_rss()
 
     def epoch(self) -> str:
-        run, k, monitor = self.run, len(self.epochs), self.monitor
-        unit, seconds = self.unit(k)
-        self.epochs.append(seconds)
-        monitor.epoch_times.append(seconds)
+        """The next unit: part p of epoch e."""
+        run, monitor = self.run, self.monitor
+        e, p = divmod(len(self.units), self.parts)
+        unit, seconds = self.unit(e, p)
+        self.units.append(seconds)
         monitor.step_times.extend(unit.step_times)
-        monitor.epochs_done, monitor.steps_done = k + 1, monitor.steps_done + unit.steps_done
-        monitor.curve.append((k + 1, unit.curve[-1][1]))
-        if monitor.time_to_target is None and run.target(
-                lambda inputs: run.impl.predict(run.model, inputs)):
-            monitor.time_to_target, monitor.epochs_to_target = sum(self.epochs), k + 1
+        monitor.steps_done += unit.steps_done
+        if p == self.parts - 1:  # the epoch ends: its loss, and the target checked
+            monitor.epoch_times.append(sum(self.units[-self.parts:]))
+            monitor.epochs_done = e + 1
+            monitor.curve.append((e + 1, unit.curve[-1][1]))
+            if monitor.time_to_target is None and run.target(
+                    lambda inputs: run.impl.predict(run.model, inputs)):
+                monitor.time_to_target, monitor.epochs_to_target = sum(self.units), e + 1
         return f"{seconds!r}" + (" target" if monitor.time_to_target is not None else "")
 
-    def unit(self, k: int) -> tuple[Monitor, float]:
-        """Train epoch ``k`` (in its order): its Monitor, and its time as a unit."""
+    def unit(self, e: int, p: int) -> tuple[Monitor, float]:
+        """Train part ``p`` of epoch ``e`` (in its order): its Monitor, and its time."""
         run = self.run
-        x, y = run.data.x, run.data.y
-        if run.cfg.shuffle:
-            order = epoch_order(len(x), k, run.spec.seed)
-            x, y = x[order], y[order]
+        if self.ordered[0] != e:
+            x, y = run.data.x, run.data.y
+            if run.cfg.shuffle:
+                order = epoch_order(len(x), e, run.spec.seed)
+                x, y = x[order], y[order]
+            self.ordered = (e, x, y)
+        _, x, y = self.ordered
+        lo, hi = epoch_part(len(x), run.cfg.batch_size, p, self.parts)
         unit = Monitor(math.inf, lambda predict: False, 1)
-        run.impl.train(run.model, x, y, replace(run.cfg, shuffle=False), 1, run.spec.seed, unit)
-        return unit, (run.experiment.unit_seconds or Monitor.elapsed)(unit)
+        run.impl.train(run.model, x[lo:hi], y[lo:hi], replace(run.cfg, shuffle=False), 1,
+                       run.spec.seed, unit)
+        return unit, unit.steps_time()
 
     def warm(self) -> str:
-        """A unit whose time is discarded (a warm round): epoch 0's batches again."""
-        return f"{self.unit(0)[1]!r}"
+        """A unit whose time is discarded (a warm round): epoch 0's first part again."""
+        return f"{self.unit(0, 0)[1]!r}"
 
     def between(self) -> str:
         self.limit()
@@ -415,26 +432,30 @@ class Served:
 
     def finish(self, group: str, rounds: int) -> dict:
         """The row, of the ``rounds`` whole rounds the group trained (a unit of a round that
-        a failure cut short is left out). Its times are the rounds' median epoch; the
-        configuration's epochs (cfg.epochs) scale the training time."""
+        a failure cut short is left out). Its epoch time is the rounds' median unit times the
+        parts of an epoch; the configuration's epochs (cfg.epochs) scale the training time."""
         run, monitor, spec, cfg = self.run, self.monitor, self.run.spec, self.run.cfg
-        del self.epochs[rounds:], monitor.epoch_times[rounds:], monitor.curve[rounds:]
+        del self.units[rounds:]
+        epochs = rounds // self.parts  # whole epochs
+        del monitor.epoch_times[epochs:], monitor.curve[epochs:]
         if self.limit:
             del self.limit.times[rounds:]
-        if (monitor.epochs_to_target or 0) > rounds:
+        if (monitor.epochs_to_target or 0) > epochs:
             monitor.time_to_target = monitor.epochs_to_target = None
-        data, n = run.data, len(self.epochs)
+        data = run.data
         peak = environment.rss_mib(field="VmHWM") - self.before
         scale = data.n_full / len(data.x)  # a prefix of the data: the full epoch, per sample
-        epoch = statistics.median(self.epochs)
+        epoch = statistics.median(self.units) * self.parts
         steps = -(-len(data.x) // min(cfg.batch_size, len(data.x)))
         reached = spec.stop_at_target and monitor.time_to_target is not None
+        n = rounds / self.parts
         monitor.over_budget = n < cfg.epochs and not reached  # ended before the configuration
         timed = {"train_time_s": epoch * scale * cfg.epochs, "epoch_time_s": epoch * scale,
-                 "step_time_ms": 1e3 * epoch / steps, "measured_train_time_s": sum(self.epochs),
+                 "step_time_ms": 1e3 * epoch / steps, "measured_train_time_s": sum(self.units),
                  "measured_epochs": n,
                  "extrapolated": scale != 1 or (n < cfg.epochs and not reached)}
-        rounds_s = {"group": group, "epoch": self.epochs,
+        rounds_s = {"group": group, "epoch": self.units,
+                    **({"parts": self.parts} if self.parts > 1 else {}),
                     **({"limit": self.limit.times} if self.limit and self.limit.times else {}),
                     **({"target_epoch": monitor.epochs_to_target}
                        if monitor.epochs_to_target else {})}
@@ -463,7 +484,8 @@ def serve(experiments: dict[str, Experiment], specs_path: str, results_dir: str)
 
 
 def _serve(experiment: Experiment, spec: RunSpec) -> dict:
-    served = Served(prepare(experiment, spec, epochs=1))  # a unit: an epoch a call
+    parts = experiment.parts(spec) if experiment.parts else 1
+    served = Served(prepare(experiment, spec, epochs=1, parts=parts))  # a unit a call
     print(READY + (" limit" if served.limit else ""), flush=True)
     for line in sys.stdin:
         command, *rest = line.split()
