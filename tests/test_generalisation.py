@@ -88,3 +88,16 @@ def test_variants_verdict_is_drawn_from_the_numbers():
     assert verdict == "Variants that generalised in some runs: width-8 (50%)."
     table = generalisation.variants_table(fake_runs([6, 0, 0]))
     assert table.set_index("variant").loc["width-8", "fails to generalise"] == "50%"
+
+
+def test_the_full_profile_runs_20_seeds_of_scratch_and_5_of_each_other():
+    from collections import Counter
+
+    from benchmarks.harness.specs import PROFILES, Selection
+
+    specs = generalisation.specs(PROFILES["full"], Selection(["reverse4"], None, None))
+    seeds = Counter(s.impl for s in specs)
+    assert seeds.pop("scratch-shortcut") == generalisation.SEEDS == 20
+    assert set(seeds.values()) == {generalisation.PEER_SEEDS} and len(seeds) >= 2
+    chosen = generalisation.specs(PROFILES["full"], Selection(["reverse4"], ["torch"], 3))
+    assert len(chosen) == 3  # --seeds names the count for all

@@ -151,3 +151,32 @@ def test_done_says_when_the_rounds_may_end():
                        np.random.default_rng(0), min_rounds=2, max_rounds=40,
                        done=lambda: True)
     assert 8 < len(times["a"]) < 40
+
+
+def test_a_stage_narrows_every_pair_it_reports_not_only_those_with_the_reference():
+    """Three runs: b and c each steady against the reference a, within 10% of it, but
+    against each other wide for 8 rounds (speed reports the compiled engine against every
+    peer too): the stage's rounds go on until that pair is narrow as well."""
+    from benchmarks.experiments import EXPERIMENTS
+    from benchmarks.harness.interleaved import run_stage
+    from benchmarks.harness.specs import RunSpec
+
+    swings = {"b": iter([1.0, 1.12] * 4 + [1.0] * 60), "c": iter([1.12, 1.0] * 4 + [1.0] * 60)}
+
+    class Fake:  # a lane's worker, as run_stage drives it
+        def __init__(self, impl):
+            self.spec = RunSpec("speed", "mnist", "b32", impl, 0, "full", 60, 1e9, 100)
+            self.failed, self.limit, self.reached = "", False, False
+
+        def ready(self):
+            pass
+
+        def unit(self, command):
+            return 1.0 if self.spec.impl == "a" else next(swings[self.spec.impl])
+
+        def end(self, group, rounds, experiment):
+            return {"rounds": rounds}
+
+    rows = run_stage(EXPERIMENTS["speed"], [Fake("a"), Fake("b"), Fake("c")],
+                     lambda done, total: None)
+    assert rows[0]["rounds"] > 8  # 6 would do for a's ratios alone

@@ -15,11 +15,13 @@ and against the fastest peer, whose name the metric gives. ``speed.csv`` has one
 per metric: metric, scratch, reference, ratio, target, met, and the ratio's interval.
 
 The MNIST runs of a configuration train side by side in interleaved rounds, each in its
-own process (``harness.interleaved``): an epoch of each a round, in a shuffled order, and
-batch 128's matmul limit as a unit of its own. A ratio is then the median of the rounds'
-ratios, with its 95% interval, and its verdict reads the interval against the target
-(``harness.rounds``). Time to 98% is the crossing epochs' ratio (a property of the
-training, not of the clock) times the rounds' epoch-time ratio.
+own process (``harness.interleaved``): a quarter of an epoch of each a round (its steps'
+own time, without Keras fit's per-call setup), in a shuffled order, and batch 128's
+matmul limit over the same quarter as a unit of its own. A ratio is then the median of
+the rounds' ratios, with its 95% interval, and its verdict reads the interval against
+the target (``harness.rounds``). The rounds end once every interval is within 10% of its
+median, or the time limit is spent. Time to 98% is the crossing epochs' ratio (a property
+of the training, not of the clock) times the rounds' time ratio.
 """
 
 from __future__ import annotations

@@ -148,9 +148,11 @@ def run_rounds(experiment: Experiment, specs: list[RunSpec], log_dir: Path,
     A stage is the runs of one task and configuration (a scaling cell), trained side by
     side; a lane, the runs of one implementation and seed, trained one stage after another
     in one long-lived process (its framework imported once). In each stage the first spec
-    is the reference: the rounds end once every ratio to it is narrow enough (or, where
-    the runs stop at their target, once every run has reached it), at MIN_ROUNDS at the
-    least, at its epochs at the most, or when its budget_s is spent. A run whose worker
+    is the reference (with the limit unit, where it has one, and its rounds' settings):
+    the rounds end once the ratio of every two runs, and the reference's to its limit,
+    is narrow enough (and, where the runs stop at their target, every run has reached
+    it), at MIN_ROUNDS at the least, at its epochs (times its parts) at the most, or
+    once its budget_s is spent (and every run is at its target). A run whose worker
     fails ends its stage's rounds for all, which keep the whole rounds before it; its lane
     goes on in a fresh process."""
     stages: dict[tuple, list[RunSpec]] = {}
@@ -192,6 +194,9 @@ def run_stage(experiment: Experiment, servers: list[Server],
     units.update({s.spec.label() + LIMIT: (lambda s=s: s.unit("limit"))
                   for s in servers[:1] if s in live and s.limit})  # the reference's
     names = list(units)
+    runs = [s.spec.label() for s in live]  # every pair of runs is reported: each narrowed
+    pairs = [(a, b) for i, a in enumerate(runs) for b in runs[i + 1:]]
+    pairs += [(names[0], name) for name in names[len(runs):]]  # the reference's limit
     rng = np.random.default_rng(first.seed)
     for _ in range(experiment.warm_rounds):  # their times discarded
         for i in rng.permutation(len(live)):
@@ -199,7 +204,7 @@ def run_stage(experiment: Experiment, servers: list[Server],
     done = (lambda: all(s.reached for s in live)) if first.stop_at_target else None
     rounds = 0
     if live and not any(s.failed for s in live):
-        times = interleave(units, [(names[0], other) for other in names[1:]], rng,
+        times = interleave(units, pairs, rng,
                            min_rounds=min(MIN_ROUNDS, most), max_rounds=most,
                            time_limit_s=first.budget_s, done=done,
                            on_round=lambda done: on_progress(done, most))
