@@ -180,3 +180,15 @@ def test_a_stage_narrows_every_pair_it_reports_not_only_those_with_the_reference
     rows = run_stage(EXPERIMENTS["speed"], [Fake("a"), Fake("b"), Fake("c")],
                      lambda done, total: None)
     assert rows[0]["rounds"] > 8  # 6 would do for a's ratios alone
+
+
+def test_the_pause_between_units_is_slept_outside_them(monkeypatch):
+    """Each unit waits ``pause_s`` before it runs (the last unit's process's threads
+    settle), and a unit's time is its own: the pause is in no time returned."""
+    import benchmarks.harness.rounds as rounds_module
+
+    slept = []
+    monkeypatch.setattr(rounds_module.time, "sleep", slept.append)
+    times = interleave({"a": lambda: 2.0, "b": lambda: 1.0}, [("a", "b")],
+                       np.random.default_rng(0), min_rounds=3, max_rounds=3, pause_s=0.05)
+    assert slept == [0.05] * 6 and times == {"a": [2.0] * 3, "b": [1.0] * 3}

@@ -38,6 +38,13 @@ from benchmarks.harness.specs import RunSpec
 from benchmarks.harness.worker import READY, UNIT
 
 LIMIT = " limit"  # the unit name of a run's work between epochs (the matmul limit)
+# Between two units of a round, untimed: the last unit's process leaves its threads
+# spinning (PyTorch's OpenMP, OpenBLAS) for a while. Measured in 29 rounds of MNIST
+# batch 32 quarter epochs: with no pause, scratch-numba's unit took 1.24x its median
+# right after keras-torch's and scratch's 0.88x after scratch-numba's, and scratch-numba
+# / keras-torch came out 0.197 where it is 0.236; with 50 ms, every unit after any other
+# was within 0.91-1.04x of its median (/tmp/pauseexp.py, session 27).
+PAUSE_S = 0.05
 
 
 class Server:
@@ -206,7 +213,7 @@ def run_stage(experiment: Experiment, servers: list[Server],
     if live and not any(s.failed for s in live):
         times = interleave(units, pairs, rng,
                            min_rounds=min(MIN_ROUNDS, most), max_rounds=most,
-                           time_limit_s=first.budget_s, done=done,
+                           time_limit_s=first.budget_s, done=done, pause_s=PAUSE_S,
                            on_round=lambda done: on_progress(done, most))
         rounds = len(next(iter(times.values())))
     return [s.end(group, rounds, experiment) for s in servers]

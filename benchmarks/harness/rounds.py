@@ -104,8 +104,10 @@ def interleave(units: Mapping[str, Callable[[], float | None]], pairs: Sequence[
                max_rounds: int = 200, time_limit_s: float = math.inf,
                narrow: float = NARROW, done: Callable[[], bool] | None = None,
                on_round: Callable[[int], None] = lambda rounds: None,
-               clock: Callable[[], float] = time.monotonic) -> dict[str, list[float]]:
-    """Run every unit once a round, in a freshly shuffled order, nothing between them; a
+               clock: Callable[[], float] = time.monotonic,
+               pause_s: float = 0.0) -> dict[str, list[float]]:
+    """Run every unit once a round, in a freshly shuffled order, nothing between them but
+    ``pause_s`` of sleep (untimed: the last unit's process's threads settle); a
     unit returns the seconds its work took (measured where it ran), or None where it
     failed: the rounds then end with the last whole one. Once ``min_rounds`` have run,
     stop as soon as ``done()`` (if given: every run at its target) says so and either
@@ -124,6 +126,7 @@ def interleave(units: Mapping[str, Callable[[], float | None]], pairs: Sequence[
 
     for rounds in range(1, max_rounds + 1):
         for i in rng.permutation(len(names)):
+            time.sleep(pause_s)
             seconds = units[names[i]]()
             if seconds is None:
                 return {name: t[:rounds - 1] for name, t in times.items()}
