@@ -43,7 +43,7 @@ LIMIT = " limit"  # the unit name of a run's work between epochs (the matmul lim
 # batch 32 quarter epochs: with no pause, scratch-numba's unit took 1.24x its median
 # right after keras-torch's and scratch's 0.88x after scratch-numba's, and scratch-numba
 # / keras-torch came out 0.197 where it is 0.236; with 50 ms, every unit after any other
-# was within 0.91-1.04x of its median (/tmp/pauseexp.py, session 27).
+# was within 0.91-1.04x of its median (session 27, five implementations, 200 s each way).
 PAUSE_S = 0.05
 
 
