@@ -30,9 +30,10 @@ SMOKE_SKIP = {("xor", "keras"), ("mnist", "keras-tuned")} | {
 REFERENCE = ("scratch-shortcut",)
 PEER_SEEDS = 1
 # XOR's and reverse4's budget-limited runs (Keras fit per epoch, PyTorch per step) are
-# extrapolated from this much training: tens of thousands of steps, or hundreds of fit
-# calls, for the per-step time. MNIST keeps the profile's budget, which lets most runs finish.
-TINY_BUDGET_S = 30
+# extrapolated from this much training: thousands of steps, or hundreds of fit calls, for
+# the per-step time (speed measures those steps in interleaved rounds). MNIST keeps the
+# profile's budget, which lets most runs finish.
+TINY_BUDGET_S = 10
 # The quick profile's MNIST epoch trains in full, so that `make run` answers with accuracies:
 # its slowest peers take 6-18 s an epoch here (Keras fit on TensorFlow and PyTorch).
 QUICK_MNIST_BUDGET_S = 30
