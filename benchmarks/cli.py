@@ -117,6 +117,18 @@ def build_parser() -> argparse.ArgumentParser:
                         help="exit 1 when a time grows by more than PCT%% beyond the noise")
     versus.add_argument("--md", metavar="FILE",
                         help="write the Markdown here (default: B/versus_<A's name>.md)")
+    again = commands.add_parser("repeat", help="speed runs side by side: do their verdicts, "
+                                "intervals and medians agree from run to run")
+    again.add_argument("dirs", metavar="DIR", nargs="+",
+                       help="two or more folders of `groundup run speed` (results/published "
+                            "is one), oldest first")
+    again.add_argument("--md", metavar="FILE", help="also write the Markdown here")
+    drift = commands.add_parser("drift", help="does this machine keep its speed: fixed NumPy "
+                                "and Python work timed over minutes, in windows")
+    drift.add_argument("--minutes", type=positive_float, default=10.0,
+                       help="how long to measure (default: 10)")
+    drift.add_argument("--out", metavar="DIR", default=".",
+                       help="where drift.csv (every turn) and drift.md go (default: here)")
     return parser
 
 
@@ -195,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
                     "jacobian-model": run.jacobian_model_command,
                     "bench-seeds": run.bench_seeds_command,
                     "bench-peers": run.bench_peers_command,
-                    "publish": run.publish_command, "compare": run.compare_command}
+                    "publish": run.publish_command, "compare": run.compare_command,
+                    "repeat": run.repeat_command, "drift": run.drift_command}
         return handlers[args.command](args)
     except UsageError as err:
         console.print(f"[bold red]groundup {args.command}:[/] {err}", soft_wrap=True)

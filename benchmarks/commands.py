@@ -380,6 +380,55 @@ def compare_command(args: argparse.Namespace) -> int:
     return 1 if grown or failed else 0
 
 
+def repeat_command(args: argparse.Namespace) -> int:
+    """Speed runs side by side: each check, holds or fails (exit 1 where one fails)."""
+    from benchmarks.files import write_atomic
+    from benchmarks.reporting import repeat
+
+    folders = [Path(d) for d in args.dirs]
+    frames, found = repeat.repeat(folders)
+    counts = repeat.failed(found)
+    for metric in (m for m in found if m.failing):  # the .md has the intervals and verdicts
+        out.print(f"{escape(metric.name)}: {' / '.join(f'{r[0]:.3g}' for r in metric.runs)} "
+                  f"(largest / smallest {metric.spread:.3f}); fails {', '.join(metric.failing)}",
+                  soft_wrap=True)
+    for check in repeat.CHECKS:
+        verdict = "[green]holds[/]" if not counts[check] else f"[red]fails ({counts[check]})[/]"
+        out.print(f"{check}: {repeat.RULES[check]}: {verdict}", soft_wrap=True)
+    if args.md:
+        text = repeat.markdown(folders, frames, found)
+        write_atomic(Path(args.md), lambda f: f.write(text.encode()))
+        out.print(f"wrote {args.md}", soft_wrap=True)
+    return 1 if any(counts.values()) else 0
+
+
+def drift_command(args: argparse.Namespace) -> int:
+    """Fixed work timed over ``--minutes``, the machine held as a timed run holds it."""
+    from rich.progress import BarColumn, Progress, TimeElapsedColumn
+
+    from benchmarks import drift
+    from benchmarks.harness import folder
+
+    out_dir, seconds = Path(args.out), args.minutes * 60
+    out_dir.mkdir(parents=True, exist_ok=True)
+    found = environment.context()
+    context = {**{k: found[k] for k in ("cpu", "cores", "blas", "numpy", "commit")},
+               "started": environment.utc_now(), "minutes": f"{args.minutes:g}"}
+    with folder.machine(timed=True), Progress("drift", BarColumn(), TimeElapsedColumn(),
+                                              console=out, transient=True) as bars:
+        task = bars.add_task("", total=seconds)
+        samples = drift.measure(seconds, lambda elapsed: bars.update(task, completed=elapsed))
+    drift.write(samples, out_dir / "drift.csv", out_dir / "drift.md", context)
+    table = _table("", "workload", "median ms", "fastest window", "slowest window", "spread")
+    for name, row in drift.summary(samples).iterrows():
+        table.add_row(name, f"{row.median_ms:.2f}", f"{row.fastest_window:.3f}",
+                      f"{row.slowest_window:.3f}", f"{row.spread:.3f}")
+    out.print(table)
+    out.print(f"windows of {drift.WINDOW_S:g} s, each over its workload's median; wrote "
+              f"{out_dir / 'drift.md'} and drift.csv", soft_wrap=True)
+    return 0
+
+
 def publish_command(args: argparse.Namespace) -> int:
     from benchmarks.reporting import publish
 
