@@ -16,7 +16,7 @@ PACKAGES = ("benchmarks", "scratch", "keras_models")
 LAYERS = [
     ("benchmarks.cli", "benchmarks.commands"),
     ("benchmarks.reporting", "benchmarks.bench_ops", "benchmarks.bench_seeds",
-     "benchmarks.bench_peers",
+     "benchmarks.bench_peers", "benchmarks.drift",
      "benchmarks.conftest"),
     ("benchmarks.experiments",),
     ("benchmarks.harness",),
