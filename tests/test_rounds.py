@@ -25,7 +25,16 @@ def test_too_few_rounds_give_no_interval_and_no_verdict():
     median, low, high = median_interval([1.0, 2, 3, 4, 5])  # 5 values bound it at 93.75%
     assert median == 3 and math.isnan(low) and math.isnan(high)
     assert Ratio.of([1.0] * 5, [2.0] * 5).verdict(target=1.0) == "undecided"
-    assert MIN_ROUNDS == 6 and not math.isnan(median_interval(range(MIN_ROUNDS))[1])
+
+
+def test_the_fewest_rounds_leave_one_slow_round_out_of_the_interval():
+    """At MIN_ROUNDS the interval is the second-smallest to the second-largest ratio, so
+    one round that a hiccup made ten times slower decides nothing; one round fewer, and
+    the interval is the smallest to the largest."""
+    one_slow = [1.0, 1.01, 0.99, 1.02, 0.98, 1.0, 1.01, 0.99, 10.0]
+    assert len(one_slow) == MIN_ROUNDS
+    assert median_interval(one_slow)[1:] == (0.99, 1.02)
+    assert median_interval(one_slow[1:])[1:] == (0.98, 10.0)  # 8 rounds: min to max
 
 
 def test_a_thousand_rounds_and_more_have_their_interval():

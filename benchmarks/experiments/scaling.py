@@ -9,8 +9,9 @@ order, after a warm round whose times are discarded; the reference's process tim
 machine's peak (a float32 GEMM through NumPy's BLAS) as a unit of the same rounds. A
 unit's time is its steps' own, without a framework's per-call setup (Keras fit's). The
 rounds end once every implementation's ratio to scratch's is within 10% of its median
-(at 6 rounds at the least), or the cell's time is spent. An implementation's cells are
-one lane: one process, its framework imported once.
+(at ``rounds.MIN_ROUNDS`` at the least, so that one slow round makes no tie), or the
+cell's time is spent. An implementation's cells are one lane: one process, its framework
+imported once.
 
 ``scaling_runs.csv`` has one row per implementation x width x batch, with its rounds'
 times; ``scaling.csv`` the map: each cell's step times, and each implementation's time
