@@ -82,10 +82,15 @@ class Metric:
                 and (hi < lo2 or hi2 < lo)]
 
     @property
+    def problems(self) -> dict[str, int]:
+        """How often it fails each check (a flip once; the others a run or pair each)."""
+        return {"verdicts": int(self.flips), "intervals": len(self.wide),
+                "medians": len(self.outside), "overlap": len(self.apart)}
+
+    @property
     def failing(self) -> list[str]:
         """The checks it fails."""
-        return [c for c, bad in zip(CHECKS, (self.flips, self.wide, self.outside, self.apart))
-                if bad]
+        return [c for c, n in self.problems.items() if n]
 
     @property
     def spread(self) -> float:
@@ -150,13 +155,10 @@ def unit_times(frames: list[pd.DataFrame]) -> pd.DataFrame:
 
 def failed(found: list[Metric]) -> dict[str, int]:
     """How many metrics (or run pairs) fail each check."""
-    return {"verdicts": sum(m.flips for m in found),
-            "intervals": sum(len(m.wide) for m in found),
-            "medians": sum(len(m.outside) for m in found),
-            "overlap": sum(len(m.apart) for m in found)}
+    return {c: sum(m.problems[c] for m in found) for c in CHECKS}
 
 
-def cell(run: tuple[float, float, float, str]) -> str:
+def _cell(run: tuple[float, float, float, str]) -> str:
     m, lo, hi, verdict = run
     interval = "" if math.isnan(lo) else f" [{lo:.3g}, {hi:.3g}]"
     return f"{m:.3g}{interval} {verdict}".strip()
@@ -184,7 +186,7 @@ def markdown(folders: list[Path], frames: list[pd.DataFrame], found: list[Metric
         lines += ["", f"Left out, not measured in every run ({len(left_out)}): "
                   + "; ".join(left_out) + "."]
     rows = [{"metric": m.name, "target": "" if math.isnan(m.target) else f"{m.target:.3g}",
-             **{n: cell(r) for n, r in zip(names, m.runs)},
+             **{n: _cell(r) for n, r in zip(names, m.runs)},
              "largest / smallest median": f"{m.spread:.3f}",
              "fails": ", ".join(m.failing)}
             for m in found]
